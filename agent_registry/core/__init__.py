@@ -1,0 +1,1 @@
+"""The domain core: plain Python over store ports and an injected clock."""

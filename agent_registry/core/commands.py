@@ -1,0 +1,206 @@
+"""Commands: fan-out to targets, delivery tracking, acknowledgement, expiry, retention."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..clock import Clock
+from ..errors import (
+    AgentNotFound,
+    AlreadyAcknowledged,
+    CommandExpired,
+    CommandNotFound,
+    NoLiveTargets,
+)
+from .ids import new_command_id
+from .models import (
+    AckResult,
+    Command,
+    CommandSnapshot,
+    CommandType,
+    Delivery,
+    DeliveryStatus,
+    Target,
+    TargetKind,
+)
+from .ports import AgentStore, Bus, CommandStore
+
+log = logging.getLogger(__name__)
+
+# A compare-and-set that keeps losing means another process keeps changing the same
+# delivery; a handful of rounds is plenty for the few writers one delivery can have.
+_CAS_ROUNDS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class CommandTiming:
+    expiry: float
+    retention: float
+
+
+class Commands:
+    def __init__(
+        self,
+        agents: AgentStore,
+        store: CommandStore,
+        bus: Bus,
+        clock: Clock,
+        timing: CommandTiming,
+    ) -> None:
+        self.store = store
+        self._agents = agents
+        self._bus = bus
+        self._clock = clock
+        self._timing = timing
+
+    def send(
+        self, target: Target, command_type: CommandType, payload: dict[str, Any]
+    ) -> CommandSnapshot:
+        """Create one command for all targets and push it to the open streams."""
+        agent_ids = self._resolve(target)
+        now = self._clock()
+        command = Command(
+            id=new_command_id(now),
+            type=command_type,
+            payload=payload,
+            target=target,
+            created_at=now,
+            expires_at=now + self._timing.expiry,
+        )
+        deliveries = [Delivery(agent_id) for agent_id in agent_ids]
+        self.store.add(command, deliveries)
+        log.info(
+            "command %s (%s) sent to %s %s: %d target(s)",
+            command.id,
+            command.type,
+            target.kind,
+            target.value or "*",
+            len(agent_ids),
+        )
+        self._bus.publish(command, agent_ids)
+        return CommandSnapshot(command, deliveries)
+
+    def _resolve(self, target: Target) -> list[str]:
+        if target.kind is TargetKind.AGENT:
+            assert target.value is not None
+            if self._agents.get(target.value) is None:
+                raise AgentNotFound(f"Agent '{target.value}' is not registered.")
+            return [target.value]
+        agent_ids = self._agents.live_ids(target.value)
+        if not agent_ids:
+            where = f"in group '{target.value}'" if target.value else "in the registry"
+            raise NoLiveTargets(f"No LIVE agents {where}; nothing was sent.")
+        return agent_ids
+
+    def get(self, command_id: str) -> CommandSnapshot:
+        snapshot = self.store.get(command_id)
+        if snapshot is None:
+            raise CommandNotFound(f"Command '{command_id}' does not exist (or was purged).")
+        return snapshot
+
+    def for_agent(
+        self, agent_id: str, statuses: Collection[DeliveryStatus] | None = None
+    ) -> list[tuple[Command, Delivery]]:
+        if self._agents.get(agent_id) is None:
+            raise AgentNotFound(f"Agent '{agent_id}' is not registered.")
+        return self.store.for_agent(agent_id, statuses)
+
+    def mark_delivered(self, agent_id: str, command_ids: Iterable[str]) -> None:
+        """The commands' bytes were written to the agent's stream: PENDING -> DELIVERED."""
+        now = self._clock()
+        for command_id in command_ids:
+            delivered = Delivery(agent_id, DeliveryStatus.DELIVERED, delivered_at=now)
+            if self.store.replace_delivery(
+                command_id, DeliveryStatus.PENDING, delivered, now + self._timing.retention
+            ):
+                log.debug("command %s delivered to agent %s", command_id, agent_id)
+
+    def acknowledge(self, agent_id: str, command_id: str, result: AckResult) -> Delivery:
+        """Record the agent's result; a repeat with the same status changes nothing."""
+        if self._agents.get(agent_id) is None:
+            raise AgentNotFound(f"Agent '{agent_id}' is not registered.")
+        wanted = result.status.delivery_status
+        for _ in range(_CAS_ROUNDS):
+            now = self._clock()
+            found = self.store.get_delivery(command_id, agent_id)
+            if found is None:
+                raise CommandNotFound(
+                    f"Command '{command_id}' does not exist or was not sent to '{agent_id}'."
+                )
+            command, current = found
+            if current.status is wanted:
+                return current
+            if current.status in (DeliveryStatus.ACKNOWLEDGED, DeliveryStatus.FAILED):
+                raise AlreadyAcknowledged(
+                    f"Command '{command_id}' was already acknowledged as {current.status} "
+                    f"by '{agent_id}'."
+                )
+            if current.status is DeliveryStatus.EXPIRED or now >= command.expires_at:
+                raise CommandExpired(
+                    f"Command '{command_id}' expired for '{agent_id}' before it was "
+                    "acknowledged."
+                )
+            acknowledged = replace(current, status=wanted, acknowledged_at=now, result=result)
+            if self.store.replace_delivery(
+                command_id, current.status, acknowledged, now + self._timing.retention
+            ):
+                log.info(
+                    "command %s acknowledged by agent %s: %s", command_id, agent_id, wanted
+                )
+                return acknowledged
+        raise RuntimeError(f"delivery {command_id}/{agent_id} kept changing under an ack")
+
+    def expire(self, now: float | None = None, batch: int = 1000) -> int:
+        """Mark EXPIRED every delivery not final at its command's deadline."""
+        now = self._clock() if now is None else now
+        expired = 0
+        while True:
+            due = self.store.due_expiries(now, batch)
+            for command in due:
+                expired += self._expire_command(command)
+                self.store.expiry_done(command.id)
+            if len(due) < batch:
+                return expired
+
+    def _expire_command(self, command: Command) -> int:
+        snapshot = self.store.get(command.id)
+        if snapshot is None:
+            return 0
+        retain_until = command.expires_at + self._timing.retention
+        expired = never_delivered = 0
+        for delivery in snapshot.deliveries:
+            current: Delivery | None = delivery
+            for _ in range(_CAS_ROUNDS):
+                if current is None or current.status.is_final:
+                    break
+                final = replace(current, status=DeliveryStatus.EXPIRED)
+                if self.store.replace_delivery(command.id, current.status, final, retain_until):
+                    expired += 1
+                    never_delivered += current.delivered_at is None
+                    break
+                found = self.store.get_delivery(command.id, delivery.agent_id)
+                current = found[1] if found else None
+        if expired:
+            log.info(
+                "command %s expired for %d agent(s), %d of them never delivered",
+                command.id,
+                expired,
+                never_delivered,
+            )
+        return expired
+
+    def purge(self, now: float | None = None, batch: int = 1000) -> int:
+        """Drop commands whose retention after becoming final has run out."""
+        now = self._clock() if now is None else now
+        purged = 0
+        while True:
+            due = self.store.due_purges(now, batch)
+            for command_id in due:
+                self.store.purge(command_id)
+                log.debug("command %s purged after retention", command_id)
+            purged += len(due)
+            if len(due) < batch:
+                return purged

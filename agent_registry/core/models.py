@@ -1,0 +1,134 @@
+"""Records the core works with. Plain data: no behaviour beyond small derived values.
+
+Stores hand these out as read-only views; the core changes them only through store calls,
+so that a shared store can make each change atomic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class AgentState(StrEnum):
+    LIVE = "LIVE"
+    STALE = "STALE"
+    DEAD = "DEAD"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "PENDING"
+    DELIVERED = "DELIVERED"
+    ACKNOWLEDGED = "ACKNOWLEDGED"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {DeliveryStatus.ACKNOWLEDGED, DeliveryStatus.FAILED, DeliveryStatus.EXPIRED}
+)
+
+
+class CommandType(StrEnum):
+    CONFIG_UPDATE = "config-update"
+    DEEP_TRACE = "deep-trace"
+    REPLAY = "replay"
+
+
+class TargetKind(StrEnum):
+    AGENT = "agent"
+    GROUP = "group"
+    ALL = "all"
+
+
+class AckStatus(StrEnum):
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+
+    @property
+    def delivery_status(self) -> DeliveryStatus:
+        if self is AckStatus.SUCCESS:
+            return DeliveryStatus.ACKNOWLEDGED
+        return DeliveryStatus.FAILED
+
+
+@dataclass(slots=True)
+class Agent:
+    id: str
+    name: str
+    group: str
+    version: str | None
+    route_ids: list[str]
+    capabilities: dict[str, Any]
+    state: AgentState
+    registered_at: float
+    last_heartbeat_at: float
+    state_changed_at: float
+    # When the next lifecycle transition is due (None once DEAD).
+    deadline: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    kind: TargetKind
+    value: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    id: str
+    type: CommandType
+    payload: dict[str, Any]
+    target: Target
+    created_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AckResult:
+    status: AckStatus
+    message: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    agent_id: str
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    delivered_at: float | None = None
+    acknowledged_at: float | None = None
+    result: AckResult | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSnapshot:
+    """A command with its deliveries, ordered by agent id, read at one moment."""
+
+    command: Command
+    deliveries: list[Delivery]
+
+    def summary(self) -> dict[str, int]:
+        counts = {status: 0 for status in DeliveryStatus}
+        for delivery in self.deliveries:
+            counts[delivery.status] += 1
+        return {
+            "targets": len(self.deliveries),
+            "pending": counts[DeliveryStatus.PENDING],
+            "delivered": counts[DeliveryStatus.DELIVERED],
+            "acknowledged": counts[DeliveryStatus.ACKNOWLEDGED],
+            "failed": counts[DeliveryStatus.FAILED],
+            "expired": counts[DeliveryStatus.EXPIRED],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    agent_id: str
+    from_state: AgentState
+    to_state: AgentState
+    at: float

@@ -1,0 +1,112 @@
+"""The interfaces the core needs from the outside world.
+
+Two implementations exist for each store: in memory (one process) and Redis (many
+processes and hosts). Each store method is one atomic step: where the core must not lose a
+race with another process (a heartbeat against a sweep, two acks), the method is a
+compare-and-set and reports whether it applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from typing import Protocol
+
+from .models import Agent, AgentState, Command, CommandSnapshot, Delivery, DeliveryStatus
+
+
+class AgentStore(Protocol):
+    def register(self, agent: Agent) -> tuple[Agent, bool]:
+        """Insert, or replace a known agent keeping its ``registered_at``.
+
+        When the known agent was already LIVE its ``state_changed_at`` is kept too (no
+        transition happened). Returns the stored agent and whether it was new.
+        """
+
+    def heartbeat(self, agent_id: str, now: float, deadline: float) -> bool:
+        """Record a heartbeat: LIVE (changed at ``now`` if it was not), next deadline.
+
+        False when the agent is unknown.
+        """
+
+    def get(self, agent_id: str) -> Agent | None: ...
+
+    def get_many(self, agent_ids: Sequence[str]) -> list[Agent | None]: ...
+
+    def list(
+        self,
+        states: Collection[AgentState] | None = None,
+        group: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[Agent]:
+        """Agents ordered by id (code point order), filtered, keyset-paged."""
+
+    def live_ids(self, group: str | None = None) -> list[str]:
+        """Ids of LIVE agents (of one group, or all), ordered by id."""
+
+    def due(self, now: float, limit: int) -> list[Agent]:
+        """Agents whose lifecycle deadline is at or before ``now``, earliest first."""
+
+    def transition(
+        self,
+        agent_id: str,
+        expected_deadline: float,
+        new_state: AgentState,
+        changed_at: float,
+        next_deadline: float | None,
+    ) -> bool:
+        """Move the agent to ``new_state`` if its deadline is still ``expected_deadline``.
+
+        A heartbeat that arrived in between moved the deadline, so the transition is
+        skipped: that is what makes a sweep safe to run in every process at once.
+        """
+
+
+class CommandStore(Protocol):
+    def add(self, command: Command, deliveries: Sequence[Delivery]) -> None: ...
+
+    def get(self, command_id: str) -> CommandSnapshot | None: ...
+
+    def get_delivery(self, command_id: str, agent_id: str) -> tuple[Command, Delivery] | None:
+        ...
+
+    def replace_delivery(
+        self,
+        command_id: str,
+        expected: DeliveryStatus,
+        delivery: Delivery,
+        retain_until: float,
+    ) -> bool:
+        """Compare-and-set one delivery on its status.
+
+        When this makes the last open delivery of the command final, the command is
+        scheduled for purging at ``retain_until``.
+        """
+
+    def for_agent(
+        self, agent_id: str, statuses: Collection[DeliveryStatus] | None = None
+    ) -> list[tuple[Command, Delivery]]:
+        """The agent's deliveries, newest command first."""
+
+    def due_expiries(self, now: float, limit: int) -> list[Command]:
+        """Commands whose ``expires_at`` has passed and that were not yet swept."""
+
+    def expiry_done(self, command_id: str) -> None: ...
+
+    def due_purges(self, now: float, limit: int) -> list[str]: ...
+
+    def purge(self, command_id: str) -> None: ...
+
+
+class Presence(Protocol):
+    """Which agents have an event stream open, in any process."""
+
+    def is_connected(self, agent_id: str) -> bool: ...
+
+    def connected(self, agent_ids: Iterable[str]) -> set[str]: ...
+
+
+class Bus(Protocol):
+    """Carries a new command to whichever process holds each target's stream."""
+
+    def publish(self, command: Command, agent_ids: Sequence[str]) -> None: ...

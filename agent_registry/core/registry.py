@@ -1,0 +1,119 @@
+"""Agents: registration, heartbeats, reads and the lifecycle sweep."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from ..clock import Clock
+from ..errors import AgentNotFound, AgentNotRegistered
+from .models import Agent, AgentState, Transition
+from .ports import AgentStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    stale_after: float
+    dead_after: float
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    id: str
+    group: str
+    name: str | None = None
+    version: str | None = None
+    route_ids: tuple[str, ...] = ()
+    capabilities: dict[str, Any] | None = None
+
+
+class Registry:
+    def __init__(self, store: AgentStore, clock: Clock, lifecycle: Lifecycle) -> None:
+        self.store = store
+        self._clock = clock
+        self._lifecycle = lifecycle
+
+    def register(self, registration: Registration) -> tuple[Agent, bool]:
+        """Create the agent, or resume a known identity. Returns (agent, created)."""
+        now = self._clock()
+        agent = Agent(
+            id=registration.id,
+            name=registration.name if registration.name is not None else registration.id,
+            group=registration.group,
+            version=registration.version,
+            route_ids=list(registration.route_ids),
+            capabilities=dict(registration.capabilities or {}),
+            state=AgentState.LIVE,
+            registered_at=now,
+            last_heartbeat_at=now,
+            state_changed_at=now,
+            deadline=now + self._lifecycle.stale_after,
+        )
+        stored, created = self.store.register(agent)
+        log.info(
+            "agent %s %s (group %s)",
+            agent.id,
+            "registered" if created else "re-registered",
+            agent.group,
+        )
+        return stored, created
+
+    def heartbeat(self, agent_id: str) -> None:
+        now = self._clock()
+        if not self.store.heartbeat(agent_id, now, now + self._lifecycle.stale_after):
+            raise AgentNotRegistered(
+                f"Agent '{agent_id}' is not registered; register again with "
+                "POST /api/v1/agents/register."
+            )
+
+    def get(self, agent_id: str) -> Agent:
+        agent = self.store.get(agent_id)
+        if agent is None:
+            raise AgentNotFound(f"Agent '{agent_id}' is not registered.")
+        return agent
+
+    def list(
+        self,
+        states: Collection[AgentState] | None = None,
+        group: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[Agent]:
+        return self.store.list(states=states, group=group, after=after, limit=limit)
+
+    def sweep(self, now: float | None = None, batch: int = 10_000) -> list[Transition]:
+        """Apply every lifecycle transition due at ``now``; each one happens once.
+
+        A transition is dated at its deadline, not at the moment the sweep noticed it.
+        An agent both STALE-due and DEAD-due (a long pause) goes through both.
+        """
+        now = self._clock() if now is None else now
+        done: list[Transition] = []
+        while True:
+            due = self.store.due(now, batch)
+            applied = 0
+            for agent in due:
+                transition = self._advance(agent)
+                if transition is not None:
+                    applied += 1
+                    done.append(transition)
+            if applied == 0:
+                return done
+
+    def _advance(self, agent: Agent) -> Transition | None:
+        deadline = agent.deadline
+        if deadline is None or agent.state is AgentState.DEAD:
+            return None
+        if agent.state is AgentState.LIVE:
+            new_state, next_deadline = AgentState.STALE, deadline + self._lifecycle.dead_after
+        else:
+            new_state, next_deadline = AgentState.DEAD, None
+        previous = agent.state
+        if not self.store.transition(agent.id, deadline, new_state, deadline, next_deadline):
+            return None
+        log.info("agent %s went %s (was %s)", agent.id, new_state, previous)
+        return Transition(agent.id, previous, new_state, deadline)

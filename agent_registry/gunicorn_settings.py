@@ -1,0 +1,133 @@
+"""gunicorn settings and server hooks, kept in the package so that the top-level
+``gunicorn.conf.py`` and an installed ``agent-registry serve`` run the same server.
+
+Why each setting is what it is: docs/deployment.md.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import resource
+from typing import Any
+
+from agent_registry.config import ConfigError, Settings, load_settings
+
+wsgi_app = "agent_registry.wsgi:app"
+bind = [os.environ.get("AGENT_REGISTRY_BIND", "0.0.0.0:8080")]
+workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+worker_class = "gevent"
+# A hard cap on open connections per worker, event streams included.
+worker_connections = 20_000
+# Every stream counts as a request: recycling workers would drop all of them.
+max_requests = 0
+# Streams never go idle from gunicorn's point of view; this only watches the worker loop.
+timeout = 30
+graceful_timeout = 10
+keepalive = 5
+# gevent must patch before the app is imported: no preload.
+preload_app = False
+# Proxies are trusted in one place only: AGENT_REGISTRY_TRUSTED_PROXIES (ProxyFix).
+forwarded_allow_ips = ""
+accesslog = None
+# Several servers may share a host (tests, blue/green); none needs gunicorn's control socket.
+control_socket_disable = True
+errorlog = "-"
+loglevel = os.environ.get("AGENT_REGISTRY_LOG_LEVEL", "info")
+
+ONE_WORKER_ONLY = (
+    "the memory store keeps state inside one worker process, so {n} workers would not share "
+    "agents, streams or commands. Run one worker (WEB_CONCURRENCY=1), or set "
+    "AGENT_REGISTRY_STORE=redis://host:port/db so that every worker shares one store."
+)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise RuntimeError(f"invalid configuration: {exc}") from None
+
+
+def on_starting(server: Any) -> None:
+    """Validate the configuration in the master, before any worker starts."""
+    _settings()
+    _configure_app_logging()
+
+
+def _configure_app_logging() -> None:
+    """One line per event on stderr, like gunicorn's own log (workers inherit it)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+    )
+    for name, level in (("agent_registry", loglevel.upper()), ("apscheduler", "WARNING")):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
+
+
+def nworkers_changed(server: Any, new_value: int, old_value: int | None) -> None:
+    """Refuse more than one worker on the memory store: at start, and on TTIN later."""
+    if new_value <= 1 or not _settings().uses_memory_store:
+        return
+    message = ONE_WORKER_ONLY.format(n=new_value)
+    if old_value is None:
+        raise RuntimeError(f"refusing to start: {message}")
+    server.log.error("refusing to add a worker: %s", message)
+    server.num_workers = old_value
+
+
+def post_worker_init(worker: Any) -> None:
+    """In the worker, after gevent patched everything: start background work."""
+    _raise_open_files_limit(worker.log)
+    runtime = worker.wsgi.extensions["agent_registry"]
+    runtime.start()
+    _end_streams_on_shutdown(worker, runtime)
+    # Long-lived stream objects would be rescanned by every GC pass; park what exists now.
+    gc.freeze()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    app = getattr(worker, "wsgi", None)
+    if app is not None and hasattr(app, "extensions"):
+        app.extensions["agent_registry"].stop()
+
+
+def _end_streams_on_shutdown(worker: Any, runtime: Any) -> None:
+    """gunicorn waits for open connections on SIGTERM; streams never end by themselves.
+
+    gunicorn tells the app nothing, so watch ``worker.alive`` and end every stream the
+    moment it turns false: agents reconnect elsewhere instead of waiting out
+    ``graceful_timeout``.
+    """
+    import gevent
+
+    def watch() -> None:
+        while worker.alive:
+            gevent.sleep(0.2)
+        runtime.stop()
+
+    gevent.spawn(watch)
+
+
+def _raise_open_files_limit(log: logging.Logger) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < worker_connections:
+        log.warning(
+            "open-files limit %s is below worker_connections %s: at most about %s streams "
+            "fit in this worker; raise `ulimit -n`",
+            soft,
+            worker_connections,
+            soft - 100,
+        )
+
+

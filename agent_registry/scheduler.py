@@ -1,0 +1,67 @@
+"""APScheduler wiring: the sweeps run in the worker, every ``SWEEP_INTERVAL_SECONDS``.
+
+Only wiring: tests and benchmarks call the sweep functions directly with a clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC
+
+from apscheduler.schedulers.gevent import GeventScheduler
+
+from .core.commands import Commands
+from .core.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+class Sweeper:
+    def __init__(self, registry: Registry, commands: Commands, interval: float) -> None:
+        self._registry = registry
+        self._commands = commands
+        self._interval = interval
+        self._scheduler: GeventScheduler | None = None
+
+    def start(self) -> None:
+        if self._scheduler is not None:
+            return
+        scheduler = GeventScheduler(timezone=UTC)
+        for name, job in (("lifecycle", self.sweep_lifecycle), ("commands", self.sweep_commands)):
+            scheduler.add_job(
+                _guarded(name, job),
+                "interval",
+                seconds=self._interval,
+                id=name,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=max(1, int(self._interval) + 1),
+            )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+
+    def sweep_lifecycle(self) -> None:
+        self._registry.sweep()
+
+    def sweep_commands(self) -> None:
+        self._commands.expire()
+        self._commands.purge()
+
+
+def _guarded(name: str, job: Callable[[], None]) -> Callable[[], None]:
+    """A failing sweep logs one line and is retried at the next interval."""
+
+    def run() -> None:
+        try:
+            job()
+        except Exception:
+            log.exception("%s sweep failed; retrying at the next interval", name)
+
+    run.__name__ = f"sweep_{name}"
+    return run

@@ -1,0 +1,1 @@
+"""Store adapters: in memory for one process, Redis for many."""

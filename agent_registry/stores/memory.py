@@ -1,0 +1,221 @@
+"""The embedded store: plain dicts, for one server process.
+
+Every method runs without yielding to another greenlet, so each one is atomic under
+gevent; that is all the compare-and-set guarantees the core asks for.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right, insort
+from collections.abc import Collection, Sequence
+
+from ..core.models import (
+    Agent,
+    AgentState,
+    Command,
+    CommandSnapshot,
+    Delivery,
+    DeliveryStatus,
+)
+from .deadlines import DeadlineIndex
+
+
+class MemoryAgentStore:
+    def __init__(self) -> None:
+        self._agents: dict[str, Agent] = {}
+        self._sorted_ids: list[str] = []
+        self._by_state: dict[AgentState, set[str]] = {state: set() for state in AgentState}
+        self._by_group: dict[str, set[str]] = {}
+        self._deadlines: DeadlineIndex[str] = DeadlineIndex()
+
+    def __len__(self) -> int:
+        return len(self._agents)
+
+    def register(self, agent: Agent) -> tuple[Agent, bool]:
+        known = self._agents.get(agent.id)
+        if known is None:
+            insort(self._sorted_ids, agent.id)
+        else:
+            agent.registered_at = known.registered_at
+            if known.state is AgentState.LIVE and agent.state is AgentState.LIVE:
+                agent.state_changed_at = known.state_changed_at
+            self._by_state[known.state].discard(known.id)
+            self._leave_group(known)
+        self._agents[agent.id] = agent
+        self._by_state[agent.state].add(agent.id)
+        self._by_group.setdefault(agent.group, set()).add(agent.id)
+        self._index_deadline(agent)
+        return agent, known is None
+
+    def heartbeat(self, agent_id: str, now: float, deadline: float) -> bool:
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            return False
+        agent.last_heartbeat_at = now
+        if agent.state is not AgentState.LIVE:
+            self._set_state(agent, AgentState.LIVE, now)
+        agent.deadline = deadline
+        self._deadlines.set(agent_id, deadline)
+        return True
+
+    def get(self, agent_id: str) -> Agent | None:
+        return self._agents.get(agent_id)
+
+    def get_many(self, agent_ids: Sequence[str]) -> list[Agent | None]:
+        return [self._agents.get(agent_id) for agent_id in agent_ids]
+
+    def list(
+        self,
+        states: Collection[AgentState] | None = None,
+        group: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[Agent]:
+        ids = sorted(self._by_group.get(group, ())) if group is not None else self._sorted_ids
+        start = bisect_right(ids, after) if after is not None else 0
+        found: list[Agent] = []
+        for agent_id in ids[start:] if start else ids:
+            agent = self._agents[agent_id]
+            if states and agent.state not in states:
+                continue
+            found.append(agent)
+            if limit is not None and len(found) >= limit:
+                break
+        return found
+
+    def live_ids(self, group: str | None = None) -> list[str]:
+        live = self._by_state[AgentState.LIVE]
+        if group is None:
+            return sorted(live)
+        return sorted(live.intersection(self._by_group.get(group, ())))
+
+    def due(self, now: float, limit: int) -> list[Agent]:
+        return [self._agents[agent_id] for agent_id, _ in self._deadlines.due(now, limit)]
+
+    def transition(
+        self,
+        agent_id: str,
+        expected_deadline: float,
+        new_state: AgentState,
+        changed_at: float,
+        next_deadline: float | None,
+    ) -> bool:
+        agent = self._agents.get(agent_id)
+        if agent is None or agent.deadline != expected_deadline:
+            return False
+        self._set_state(agent, new_state, changed_at)
+        agent.deadline = next_deadline
+        self._index_deadline(agent)
+        return True
+
+    def _set_state(self, agent: Agent, state: AgentState, at: float) -> None:
+        self._by_state[agent.state].discard(agent.id)
+        self._by_state[state].add(agent.id)
+        agent.state = state
+        agent.state_changed_at = at
+
+    def _leave_group(self, agent: Agent) -> None:
+        members = self._by_group.get(agent.group)
+        if members is not None:
+            members.discard(agent.id)
+            if not members:
+                del self._by_group[agent.group]
+
+    def _index_deadline(self, agent: Agent) -> None:
+        if agent.deadline is None:
+            self._deadlines.discard(agent.id)
+        else:
+            self._deadlines.set(agent.id, agent.deadline)
+
+
+class _CommandEntry:
+    __slots__ = ("command", "deliveries", "open")
+
+    def __init__(self, command: Command, deliveries: Sequence[Delivery]) -> None:
+        self.command = command
+        self.deliveries = {delivery.agent_id: delivery for delivery in deliveries}
+        self.open = sum(1 for delivery in deliveries if not delivery.status.is_final)
+
+
+class MemoryCommandStore:
+    def __init__(self) -> None:
+        self._entries: dict[str, _CommandEntry] = {}
+        # agent id -> its command ids in creation order (a dict keeps order, deletes in O(1))
+        self._by_agent: dict[str, dict[str, None]] = {}
+        self._expiries: DeadlineIndex[str] = DeadlineIndex()
+        self._purges: DeadlineIndex[str] = DeadlineIndex()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add(self, command: Command, deliveries: Sequence[Delivery]) -> None:
+        self._entries[command.id] = _CommandEntry(command, deliveries)
+        for delivery in deliveries:
+            self._by_agent.setdefault(delivery.agent_id, {})[command.id] = None
+        self._expiries.set(command.id, command.expires_at)
+
+    def get(self, command_id: str) -> CommandSnapshot | None:
+        entry = self._entries.get(command_id)
+        if entry is None:
+            return None
+        return CommandSnapshot(entry.command, list(entry.deliveries.values()))
+
+    def get_delivery(self, command_id: str, agent_id: str) -> tuple[Command, Delivery] | None:
+        entry = self._entries.get(command_id)
+        if entry is None or agent_id not in entry.deliveries:
+            return None
+        return entry.command, entry.deliveries[agent_id]
+
+    def replace_delivery(
+        self,
+        command_id: str,
+        expected: DeliveryStatus,
+        delivery: Delivery,
+        retain_until: float,
+    ) -> bool:
+        entry = self._entries.get(command_id)
+        if entry is None:
+            return False
+        current = entry.deliveries.get(delivery.agent_id)
+        if current is None or current.status is not expected:
+            return False
+        entry.deliveries[delivery.agent_id] = delivery
+        if delivery.status.is_final and not expected.is_final:
+            entry.open -= 1
+            if entry.open == 0:
+                self._expiries.discard(command_id)
+                self._purges.set(command_id, retain_until)
+        return True
+
+    def for_agent(
+        self, agent_id: str, statuses: Collection[DeliveryStatus] | None = None
+    ) -> list[tuple[Command, Delivery]]:
+        found = []
+        for command_id in reversed(self._by_agent.get(agent_id, {})):
+            entry = self._entries[command_id]
+            delivery = entry.deliveries[agent_id]
+            if not statuses or delivery.status in statuses:
+                found.append((entry.command, delivery))
+        return found
+
+    def due_expiries(self, now: float, limit: int) -> list[Command]:
+        return [self._entries[cid].command for cid, _ in self._expiries.due(now, limit)]
+
+    def expiry_done(self, command_id: str) -> None:
+        self._expiries.discard(command_id)
+
+    def due_purges(self, now: float, limit: int) -> list[str]:
+        return [command_id for command_id, _ in self._purges.due(now, limit)]
+
+    def purge(self, command_id: str) -> None:
+        entry = self._entries.pop(command_id, None)
+        self._expiries.discard(command_id)
+        self._purges.discard(command_id)
+        if entry is None:
+            return
+        for agent_id in entry.deliveries:
+            commands = self._by_agent.get(agent_id)
+            if commands is not None:
+                commands.pop(command_id, None)
+                if not commands:
+                    del self._by_agent[agent_id]

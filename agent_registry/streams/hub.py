@@ -1,0 +1,151 @@
+"""The open event streams of this process, one bounded gevent queue each."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import select
+import socket
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from gevent.queue import Full, Queue
+
+log = logging.getLogger(__name__)
+
+# Put on a queue to end its stream.
+END = None
+
+
+class Subscription:
+    """One open stream: the agent it belongs to, its queue and the client socket."""
+
+    __slots__ = ("agent_id", "closed", "queue", "socket", "token")
+
+    def __init__(self, agent_id: str, queue_size: int, sock: socket.socket | None) -> None:
+        self.agent_id = agent_id
+        self.token = uuid.uuid4().hex
+        self.queue: Queue = Queue(queue_size)
+        self.socket = sock
+        self.closed = False
+
+    def offer(self, item: tuple[str, bytes]) -> bool:
+        """Queue an event; a full queue means the client stopped reading: end it."""
+        if self.closed:
+            return False
+        try:
+            self.queue.put_nowait(item)
+            return True
+        except Full:
+            log.warning(
+                "agent %s: stream queue full (%d events), ending the stream; "
+                "undelivered commands stay PENDING",
+                self.agent_id,
+                self.queue.maxsize,
+            )
+            self.end()
+            return False
+
+    def end(self) -> None:
+        """Make the stream finish: wake its writer, or cut the socket it is stuck on."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.queue.put_nowait(END)
+        except Full:
+            self.abort()
+
+    def abort(self) -> None:
+        """Shut the socket down so a writer blocked on a client that stopped reading fails."""
+        if self.socket is not None:
+            with contextlib.suppress(OSError):
+                self.socket.shutdown(socket.SHUT_RDWR)
+
+    def peer_gone(self) -> bool:
+        """True when the client has closed its end (readable with nothing to read).
+
+        An SSE client sends nothing after its request, so a readable socket means
+        end-of-file. Checked at each keepalive because the first write after the peer
+        left usually still succeeds.
+        """
+        if self.socket is None:
+            return False
+        try:
+            readable, _, _ = select.select([self.socket], [], [], 0)
+            return bool(readable) and self.socket.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
+
+
+class StreamListener(Protocol):
+    """Told when streams open and close (shared presence uses it)."""
+
+    def opened(self, subscription: Subscription) -> None: ...
+
+    def closed(self, subscription: Subscription) -> None: ...
+
+
+class StreamHub:
+    def __init__(self, queue_size: int, listener: StreamListener | None = None) -> None:
+        self._queue_size = queue_size
+        self._listener = listener
+        self._subscriptions: dict[str, Subscription] = {}
+
+    def __len__(self) -> int:
+        return len(self._subscriptions)
+
+    def open(self, agent_id: str, sock: socket.socket | None = None) -> Subscription:
+        """Register a stream for the agent, ending the one it replaces."""
+        previous = self._subscriptions.get(agent_id)
+        if previous is not None:
+            log.info("agent %s: new stream replaces the open one", agent_id)
+            previous.end()
+        subscription = Subscription(agent_id, self._queue_size, sock)
+        self._subscriptions[agent_id] = subscription
+        if self._listener is not None:
+            self._listener.opened(subscription)
+        log.info("agent %s: stream opened (%d open)", agent_id, len(self._subscriptions))
+        return subscription
+
+    def close(self, subscription: Subscription) -> None:
+        """Forget a stream that ended; a newer stream of the same agent is left alone."""
+        subscription.closed = True
+        if self._subscriptions.get(subscription.agent_id) is subscription:
+            del self._subscriptions[subscription.agent_id]
+            if self._listener is not None:
+                self._listener.closed(subscription)
+        log.info(
+            "agent %s: stream closed (%d open)", subscription.agent_id, len(self._subscriptions)
+        )
+
+    def end(self, agent_id: str, token: str | None = None) -> None:
+        """End the agent's stream here (only the one with ``token``, when given)."""
+        subscription = self._subscriptions.get(agent_id)
+        if subscription is not None and token in (None, subscription.token):
+            subscription.end()
+
+    def end_all(self) -> None:
+        for subscription in list(self._subscriptions.values()):
+            subscription.end()
+
+    def deliver(self, agent_ids: Sequence[str], command_id: str, frame: bytes) -> int:
+        """Queue the same frame for each target streaming here; returns how many."""
+        item = (command_id, frame)
+        subscriptions = self._subscriptions
+        queued = 0
+        for agent_id in agent_ids:
+            subscription = subscriptions.get(agent_id)
+            if subscription is not None and subscription.offer(item):
+                queued += 1
+        return queued
+
+    def subscriptions(self) -> list[Subscription]:
+        return list(self._subscriptions.values())
+
+    def is_connected(self, agent_id: str) -> bool:
+        return agent_id in self._subscriptions
+
+    def connected(self, agent_ids: Iterable[str]) -> set[str]:
+        return {agent_id for agent_id in agent_ids if agent_id in self._subscriptions}

@@ -1,0 +1,17 @@
+"""The bus for one process: a new command goes straight to this process's hub."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..core.models import Command
+from .hub import StreamHub
+from .sse import command_frame
+
+
+class LocalBus:
+    def __init__(self, hub: StreamHub) -> None:
+        self._hub = hub
+
+    def publish(self, command: Command, agent_ids: Sequence[str]) -> None:
+        self._hub.deliver(agent_ids, command.id, command_frame(command))

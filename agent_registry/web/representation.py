@@ -1,0 +1,64 @@
+"""Records as the JSON the contract documents (camelCase, ISO timestamps)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..clock import iso
+from ..core.models import AckResult, Agent, Command, CommandSnapshot, Delivery
+
+
+def agent_json(agent: Agent, connected: bool) -> dict[str, Any]:
+    return {
+        "id": agent.id,
+        "name": agent.name,
+        "group": agent.group,
+        "version": agent.version,
+        "routeIds": agent.route_ids,
+        "capabilities": agent.capabilities,
+        "state": agent.state.value,
+        "registeredAt": iso(agent.registered_at),
+        "lastHeartbeatAt": iso(agent.last_heartbeat_at),
+        "stateChangedAt": iso(agent.state_changed_at),
+        "connected": connected,
+    }
+
+
+def result_json(result: AckResult | None) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    return {"status": result.status.value, "message": result.message, "details": result.details}
+
+
+def delivery_json(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "agentId": delivery.agent_id,
+        "status": delivery.status.value,
+        "deliveredAt": iso(delivery.delivered_at),
+        "acknowledgedAt": iso(delivery.acknowledged_at),
+        "result": result_json(delivery.result),
+    }
+
+
+def agent_delivery_json(command: Command, delivery: Delivery) -> dict[str, Any]:
+    return {
+        "commandId": command.id,
+        "type": command.type.value,
+        "createdAt": iso(command.created_at),
+        "expiresAt": iso(command.expires_at),
+        **delivery_json(delivery),
+    }
+
+
+def command_json(snapshot: CommandSnapshot) -> dict[str, Any]:
+    command = snapshot.command
+    return {
+        "commandId": command.id,
+        "type": command.type.value,
+        "payload": command.payload,
+        "target": {"kind": command.target.kind.value, "value": command.target.value},
+        "createdAt": iso(command.created_at),
+        "expiresAt": iso(command.expires_at),
+        "summary": snapshot.summary(),
+        "deliveries": [delivery_json(delivery) for delivery in snapshot.deliveries],
+    }

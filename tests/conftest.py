@@ -1,0 +1,100 @@
+"""Shared fixtures: a fake clock, a fresh app per test, its test client, and a leak check."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import greenlet
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from agent_registry import create_app
+from agent_registry.runtime import Runtime
+
+T0 = 1_773_224_130.0  # 2026-03-11T10:15:30.000Z
+
+
+class FakeClock:
+    """Time that moves only when a test says so."""
+
+    def __init__(self, start: float = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        self.now += seconds
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+_apps: list[Flask] = []
+
+
+@pytest.fixture
+def make_app(clock: FakeClock):
+    """Build an app on the fake clock; config names are the environment's."""
+
+    def build(**config: object) -> Flask:
+        app = create_app({"AGENT_REGISTRY_" + key.upper(): value for key, value in config.items()},
+                         clock=clock)
+        app.testing = True
+        _apps.append(app)
+        return app
+
+    return build
+
+
+@pytest.fixture
+def app(make_app) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runtime(app: Flask) -> Runtime:
+    return app.extensions["agent_registry"]
+
+
+def _running_greenlets() -> list[greenlet.greenlet]:
+    return [
+        obj
+        for obj in gc.get_objects()
+        if isinstance(obj, greenlet.greenlet)
+        and obj is not greenlet.getcurrent()
+        and obj.parent is not None
+        and bool(obj)
+        and not obj.dead
+    ]
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_streams_or_greenlets() -> Iterator[None]:
+    """Fail a test that leaves event streams registered or greenlets running."""
+    before = set(map(id, _running_greenlets()))
+    yield
+    apps = list(_apps)
+    _apps.clear()
+    for built in apps:
+        hub = built.extensions["agent_registry"].hub
+        assert len(hub) == 0, f"test left {len(hub)} event stream(s) registered"
+    leaked = [g for g in _running_greenlets() if id(g) not in before]
+    assert not leaked, f"test left greenlets running: {leaked}"
+
+
+@pytest.fixture
+def api(client: FlaskClient):
+    from tests.helpers import Api
+
+    return Api(client)
