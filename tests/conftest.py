@@ -98,3 +98,20 @@ def api(client: FlaskClient):
     from tests.helpers import Api
 
     return Api(client)
+
+
+@pytest.fixture
+def start_server():
+    """Start real gunicorn + gevent servers; every one is stopped after the test."""
+    from tests.server import ServerProcess
+
+    started: list[ServerProcess] = []
+
+    def start(env: dict[str, str] | None = None, workers: int = 1) -> ServerProcess:
+        server = ServerProcess(env, workers).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

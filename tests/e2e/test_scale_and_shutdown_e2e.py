@@ -1,0 +1,65 @@
+"""Many streams at once, and a worker stopped with SIGTERM while they are open."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+import pytest
+
+from tests.e2e.many_streams import Fleet, async_client, register_all
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_thousand_open_streams_all_receive_one_broadcast_exactly_once(start_server):
+    server = start_server({"AGENT_REGISTRY_KEEPALIVE_SECONDS": "5"})
+    agent_ids = [f"fleet-{n:04d}" for n in range(1000)]
+
+    async def scenario() -> None:
+        async with async_client(server.url, len(agent_ids)) as client:
+            await register_all(client, agent_ids, "fleet")
+            fleet = Fleet(client, agent_ids)
+            await fleet.open()
+            try:
+                sent = await client.post("/api/v1/agents/commands", json={"type": "deep-trace"})
+                assert sent.status_code == 202
+                command_id = sent.json()["commandId"]
+                assert sent.json()["summary"]["targets"] == 1000
+                async with asyncio.timeout(20):
+                    while fleet.received[command_id] < 1000:
+                        await asyncio.sleep(0.05)
+                await asyncio.sleep(0.3)
+                assert fleet.received == {command_id: 1000}
+                summary = (await client.get(f"/api/v1/commands/{command_id}")).json()["summary"]
+                assert summary["delivered"] == 1000
+                assert summary["pending"] == 0
+            finally:
+                await fleet.close()
+
+    asyncio.run(scenario())
+
+
+def test_sigterm_ends_a_hundred_open_streams_and_the_worker_exits_quickly(start_server):
+    server = start_server({"AGENT_REGISTRY_KEEPALIVE_SECONDS": "30"})
+    agent_ids = [f"term-{n:03d}" for n in range(100)]
+
+    async def scenario() -> float:
+        async with async_client(server.url, len(agent_ids)) as client:
+            await register_all(client, agent_ids, "term")
+            fleet = Fleet(client, agent_ids)
+            await fleet.open()
+            started = time.monotonic()
+            server.signal(signal.SIGTERM)
+            await fleet.wait_ended(timeout=8)
+            assert fleet.ended == set(agent_ids)
+            return time.monotonic() - started
+
+    streams_ended_after = asyncio.run(scenario())
+    assert server.process is not None
+    server.process.wait(timeout=8)
+    assert server.process.returncode == 0
+    # graceful_timeout is 10 s; ending streams ourselves must beat it by far.
+    assert streams_ended_after < 5, streams_ended_after
+    assert "graceful timeout" not in server.log().lower()
