@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import socket
@@ -71,10 +72,8 @@ class StreamListener:
         if self._response is not None:
             stream = self._response.extensions["network_stream"]
             sock = stream.get_extra_info("socket")
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def close(self) -> None:
         self.drop()

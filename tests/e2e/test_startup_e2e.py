@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -58,6 +59,6 @@ def test_memory_store_refuses_a_worker_added_with_ttin(start_server):
     server.signal(signal.SIGTTIN)
     time.sleep(1.5)
     pid = server.process.pid
-    children = open(f"/proc/{pid}/task/{pid}/children").read().split()
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     assert len(children) == 1, server.log()
     assert "refusing to add a worker" in server.log()
