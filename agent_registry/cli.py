@@ -1,18 +1,94 @@
-"""The ``agent-registry`` command."""
+"""The ``agent-registry`` command: run the server, inspect agents, send commands, simulate.
+
+Tables for people by default, ``--json`` for scripts. Errors are one sentence on stderr,
+never a traceback; exit codes are listed in ``EXIT_CODES`` and docs/cli.md.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import sys
+import threading
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 import click
 
+from .client.api import ApiError, RegistryApi, ServerUnreachable
+from .client.render import ProgressLine, agent_table, command_lines, key_values
+from .client.watch import wait_for_command
+
 SETTINGS_MODULE = "python:agent_registry.gunicorn_settings"
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
+EXIT_FAILED, EXIT_EXPIRED, EXIT_TIMEOUT, EXIT_INTERRUPTED = 4, 5, 6, 130
+EXIT_CODES = """\b
+Exit codes:
+  0    every target acknowledged SUCCESS (without --wait: the command was accepted)
+  1    the server could not be reached, or failed (5xx)
+  2    wrong usage (bad option or --payload)
+  3    rejected by the server (4xx: unknown agent, no LIVE targets, invalid request)
+  4    at least one target acknowledged FAILURE
+  5    at least one target EXPIRED without an ack (and none failed)
+  6    --timeout passed before every target was final (and none failed or expired)
+  130  interrupted (Ctrl-C); the command goes on on the server"""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+class Failure(click.ClickException):
+    """One sentence on stderr and a chosen exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class RegistryGroup(click.Group):
+    """Turns client errors into one clear sentence and an exit code, for every command."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ServerUnreachable as exc:
+            raise Failure(str(exc), EXIT_ERROR) from None
+        except ApiError as exc:
+            raise Failure(exc.sentence(), EXIT_REJECTED if exc.status < 500 else EXIT_ERROR
+                          ) from None
+
+
+@dataclass(frozen=True)
+class Options:
+    url: str
+
+
+def _check_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise click.BadParameter(f"'{value}' is not an http:// or https:// URL.")
+    return value.rstrip("/")
+
+
+def api() -> RegistryApi:
+    """The API client of this invocation, closed when the command ends."""
+    ctx = click.get_current_context()
+    return ctx.with_resource(RegistryApi(ctx.find_object(Options).url))
+
+
+def emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+@click.group(cls=RegistryGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--url", envvar="AGENT_REGISTRY_URL", default=DEFAULT_URL, show_default=True,
+              callback=_check_url, help="The server's base URL (AGENT_REGISTRY_URL).")
+@click.pass_context
+def main(ctx: click.Context, url: str) -> None:
     """Agent Registry: the control plane for a fleet of monitoring agents."""
+    ctx.obj = Options(url)
 
 
 @main.command()
@@ -26,3 +102,209 @@ def serve(bind: str, workers: int) -> None:
     os.environ["WEB_CONCURRENCY"] = str(workers)
     argv = [sys.executable, "-m", "gunicorn", "-c", SETTINGS_MODULE]
     os.execv(sys.executable, argv)
+
+
+# Agents -------------------------------------------------------------------------------------
+
+
+@main.group()
+def agents() -> None:
+    """List agents and show one."""
+
+
+@agents.command("list")
+@click.option("--status", metavar="S", help="LIVE, STALE or DEAD (comma-separated for several).")
+@click.option("--group", metavar="G", help="Only this group.")
+@json_option
+def list_agents(status: str | None, group: str | None, as_json: bool) -> None:
+    """List agents, ordered by id."""
+    found = api().agents(status=status, group=group)
+    if as_json:
+        emit_json(found)
+    elif found:
+        click.echo(agent_table(found))
+    else:
+        click.echo("No agents match.", err=True)
+
+
+@agents.command("show")
+@click.argument("agent_id", metavar="ID")
+@json_option
+def show_agent(agent_id: str, as_json: bool) -> None:
+    """Show one agent."""
+    agent = api().agent(agent_id)
+    if as_json:
+        emit_json(agent)
+    else:
+        click.echo(key_values(agent))
+
+
+# Commands -----------------------------------------------------------------------------------
+
+
+@main.group()
+def commands() -> None:
+    """Read commands and their deliveries."""
+
+
+@commands.command("show")
+@click.argument("command_id", metavar="ID")
+@json_option
+def show_command(command_id: str, as_json: bool) -> None:
+    """Show a command with every target's delivery."""
+    command = api().command(command_id)
+    if as_json:
+        emit_json(command)
+    else:
+        click.echo(command_lines(command))
+
+
+def _payload(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, Any]:
+    if value is None:
+        return {}
+    text = value
+    if value.startswith("@"):
+        try:
+            with click.open_file(value[1:], encoding="utf-8") as file:
+                text = file.read()
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {value[1:]}: {exc.strerror}.") from None
+    try:
+        payload = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}.") from None
+    if not isinstance(payload, dict):
+        raise click.BadParameter("must be a JSON object, e.g. '{\"routeId\": \"route-a\"}'.")
+    return payload
+
+
+@main.command(epilog=EXIT_CODES)
+@click.option("--agent", "agent_id", metavar="ID", help="Send to this agent (in any state).")
+@click.option("--group", metavar="G", help="Send to this group's LIVE agents.")
+@click.option("--all", "to_all", is_flag=True, help="Send to every LIVE agent.")
+@click.option("--type", "command_type", required=True, metavar="T",
+              help="config-update, deep-trace or replay.")
+@click.option("--payload", callback=_payload, metavar="JSON|@FILE",
+              help="A JSON object, or @file to read it from (@- for stdin).")
+@click.option("--wait", is_flag=True,
+              help="Follow deliveries and acks until every target is final.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="S",
+              help="With --wait: give up after S seconds (default: until every target is "
+                   "final; unacknowledged deliveries expire on the server).")
+@json_option
+def send(agent_id: str | None, group: str | None, to_all: bool, command_type: str,
+         payload: dict[str, Any], wait: bool, timeout: float | None, as_json: bool) -> None:
+    """Send a command to one agent, a group, or every LIVE agent."""
+    if sum((agent_id is not None, group is not None, to_all)) != 1:
+        raise click.UsageError("Give exactly one of --agent ID, --group G or --all.")
+    if timeout is not None and not wait:
+        raise click.UsageError("--timeout only applies with --wait.")
+    client = api()
+    command = client.send(command_type, payload, agent=agent_id, group=group)
+    if not wait:
+        if as_json:
+            emit_json(command)
+        else:
+            summary = command["summary"]
+            click.echo(f"Command {command['commandId']} ({command['type']}) sent to "
+                       f"{summary['targets']} agent(s).")
+        return
+    _follow(client, command, timeout, as_json)
+
+
+def _follow(client: RegistryApi, command: dict[str, Any], timeout: float | None,
+            as_json: bool) -> NoReturn:
+    progress = ProgressLine(sys.stderr)
+    click.echo(f"Command {command['commandId']} ({command['type']}): waiting for "
+               f"{command['summary']['targets']} target(s).", err=True)
+    try:
+        final, done = wait_for_command(client, command, timeout=timeout, on_progress=progress)
+    except KeyboardInterrupt:
+        progress.finish()
+        raise Failure(f"Interrupted; the command goes on: agent-registry commands show "
+                      f"{command['commandId']}", EXIT_INTERRUPTED) from None
+    progress.finish()
+    code, sentence = outcome(final, done, timeout)
+    if as_json:
+        emit_json(final)
+    else:
+        click.echo(command_lines(final, only_problems=True))
+    click.echo(sentence, err=as_json)
+    sys.exit(code)
+
+
+def outcome(command: dict[str, Any], settled: bool, timeout: float | None) -> tuple[int, str]:
+    """The exit code and closing sentence of ``send --wait``: failed, expired, timed out."""
+    summary = command["summary"]
+    targets, failed, expired = summary["targets"], summary["failed"], summary["expired"]
+    open_ = summary["pending"] + summary["delivered"]
+    parts = []
+    if failed:
+        parts.append(f"{failed} of {targets} target(s) acknowledged FAILURE")
+    if expired:
+        parts.append(f"{expired} of {targets} target(s) expired without an ack")
+    if not settled:
+        parts.append(f"{open_} of {targets} target(s) were not final when the {timeout:g} s "
+                     "timeout passed")
+    if not parts:
+        return EXIT_OK, f"All {targets} target(s) acknowledged SUCCESS."
+    code = EXIT_FAILED if failed else EXIT_EXPIRED if expired else EXIT_TIMEOUT
+    sentence = "; ".join(parts)
+    return code, sentence[0].upper() + sentence[1:] + "."
+
+
+# Simulator ----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--agents", "count", type=click.IntRange(min=1), required=True, metavar="N",
+              help="How many agents to simulate.")
+@click.option("--group", default="simulated", show_default=True, metavar="G",
+              help="Their group; agent ids are G-00001, G-00002, ...")
+@click.option("--fail-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              metavar="P", help="Probability that a command is acknowledged as FAILURE.")
+@click.option("--ack-delay", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              metavar="S", help="Seconds each agent works on a command before acknowledging.")
+@click.pass_context
+def simulate(ctx: click.Context, count: int, group: str, fail_rate: float,
+             ack_delay: float) -> None:
+    """Run N simulated agents (the Python SDK, under gevent) until Ctrl-C."""
+    from .simulate import GEVENT_LAUNCHER, gevent_patched
+
+    url = ctx.find_object(Options).url
+    if not gevent_patched():
+        args = ["--url", url, "simulate", "--agents", str(count), "--group", group,
+                "--fail-rate", str(fail_rate), "--ack-delay", str(ack_delay)]
+        sys.stdout.flush()
+        os.execv(sys.executable, [sys.executable, "-c", GEVENT_LAUNCHER, *args])
+    # Fail fast, in one sentence, when the server cannot be reached.
+    api().request("GET", "/agents", params={"limit": 1})
+    _run_fleet(url, count, group, fail_rate, ack_delay)
+
+
+def _run_fleet(url: str, count: int, group: str, fail_rate: float, ack_delay: float) -> None:
+    import gevent
+
+    from .simulate import Behaviour, Fleet
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        gevent.signal_handler(signum, stop.set)
+    fleet = Fleet(url, count, group, Behaviour(fail_rate, ack_delay))
+    fleet.start()
+    try:
+        ready = fleet.wait_ready(timeout=30)
+        click.echo(f"{ready} of {count} simulated agents in group '{group}' connected to {url}; "
+                   "Ctrl-C stops them.", err=True)
+        reported = (0, 0)
+        while not stop.wait(2.0):
+            handled = fleet.handled()
+            if handled != reported:
+                reported = handled
+                click.echo(f"{fleet.ready()} connected; {handled[0]} command(s) handled, "
+                           f"{handled[1]} failed.", err=True)
+    finally:
+        click.echo(f"Stopping {count} simulated agents...", err=True)
+        fleet.stop()
+    handled = fleet.handled()
+    click.echo(f"Stopped. {handled[0]} command(s) handled, {handled[1]} failed.", err=True)

@@ -7,49 +7,94 @@ process (tests) never share state.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from .clock import Clock, system_clock
 from .config import Settings
 from .core.commands import Commands, CommandTiming
-from .core.ports import Presence
+from .core.ports import AgentStore, Bus, CommandStore, Presence
 from .core.registry import Lifecycle, Registry
 from .scheduler import Sweeper
-from .stores.memory import MemoryAgentStore, MemoryCommandStore
 from .streams.hub import StreamHub
-from .streams.local_bus import LocalBus
 
 log = logging.getLogger(__name__)
+
+
+class Background(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class Backend:
+    """The store-specific parts: where state lives and how commands cross processes."""
+
+    agents: AgentStore
+    commands: CommandStore
+    bus: Bus
+    presence: Presence
+    background: list[Background] = field(default_factory=list)
+
+
+def memory_backend(hub: StreamHub) -> Backend:
+    from .stores.memory import MemoryAgentStore, MemoryCommandStore
+    from .streams.local_bus import LocalBus
+
+    return Backend(MemoryAgentStore(), MemoryCommandStore(), LocalBus(hub), hub)
+
+
+def redis_backend(settings: Settings, hub: StreamHub, clock: Clock) -> Backend:
+    from .stores.redis_agents import RedisAgentStore
+    from .stores.redis_client import connect
+    from .stores.redis_commands import RedisCommandStore
+    from .stores.redis_presence import RedisPresence
+    from .streams.redis_bus import RedisBus
+
+    client = connect(settings.store)
+    commands = RedisCommandStore(client)
+    bus = RedisBus(client, hub, commands, clock, refresh_every=settings.keepalive_seconds)
+    # Three keepalive intervals: a crashed worker's agents read disconnected after that.
+    presence = RedisPresence(client, 3 * settings.keepalive_seconds, bus.end_stream)
+    bus.presence = presence
+    hub.listener = presence
+    return Backend(RedisAgentStore(client), commands, bus, presence, [bus])
 
 
 class Runtime:
     def __init__(self, settings: Settings, clock: Clock = system_clock) -> None:
         self.settings = settings
         self.clock = clock
-        if not settings.uses_memory_store:
-            raise NotImplementedError("only the memory store is available in this build")
-        agents = MemoryAgentStore()
-        self.hub = StreamHub(settings.stream_queue_size)
-        self.presence: Presence = self.hub
+        self.hub = StreamHub(settings.stream_queue_size, clock=clock)
+        if settings.uses_memory_store:
+            backend = memory_backend(self.hub)
+        else:
+            backend = redis_backend(settings, self.hub, clock)
+        self.presence = backend.presence
         self.registry = Registry(
-            agents,
+            backend.agents,
             clock,
             Lifecycle(settings.stale_after_seconds, settings.dead_after_seconds),
         )
         self.commands = Commands(
-            agents,
-            MemoryCommandStore(),
-            LocalBus(self.hub),
+            backend.agents,
+            backend.commands,
+            backend.bus,
             clock,
             CommandTiming(settings.command_expiry_seconds, settings.command_retention_seconds),
         )
         self.sweeper = Sweeper(self.registry, self.commands, settings.sweep_interval_seconds)
+        self._background: list[Background] = [self.sweeper, *backend.background]
 
     def start(self) -> None:
-        """Start background work (sweeps); called once per server worker."""
-        self.sweeper.start()
+        """Start background work (sweeps, bus); called once per server worker."""
+        for part in self._background:
+            part.start()
 
     def stop(self) -> None:
         """End every open stream and stop background work (worker shutdown)."""
         log.info("shutting down: ending %d open stream(s)", len(self.hub))
         self.hub.end_all()
-        self.sweeper.stop()
+        for part in reversed(self._background):
+            part.stop()

@@ -38,13 +38,35 @@ def clock() -> FakeClock:
 _apps: list[Flask] = []
 
 
+@pytest.fixture(scope="session")
+def redis_server():
+    """One real redis-server for the session; tests flush it before use."""
+    from tests.redis_server import RedisServer
+
+    server = RedisServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store_url(request) -> str:
+    """The contract holds on both stores: tests using apps run once per store."""
+    if request.param == "memory":
+        return "memory"
+    server = request.getfixturevalue("redis_server")
+    server.flush()
+    return server.url
+
+
 @pytest.fixture
-def make_app(clock: FakeClock):
-    """Build an app on the fake clock; config names are the environment's."""
+def make_app(clock: FakeClock, store_url: str):
+    """Build an app on the fake clock and the store under test; config names are the
+    environment's, lower case and without the prefix (``stale_after_seconds=0.5``)."""
 
     def build(**config: object) -> Flask:
-        app = create_app({"AGENT_REGISTRY_" + key.upper(): value for key, value in config.items()},
-                         clock=clock)
+        settings = {"AGENT_REGISTRY_STORE": store_url}
+        settings.update({"AGENT_REGISTRY_" + key.upper(): value for key, value in config.items()})
+        app = create_app(settings, clock=clock)
         app.testing = True
         _apps.append(app)
         return app

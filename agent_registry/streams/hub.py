@@ -6,8 +6,9 @@ import contextlib
 import logging
 import select
 import socket
+import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from gevent.queue import Full, Queue
@@ -17,25 +18,41 @@ log = logging.getLogger(__name__)
 # Put on a queue to end its stream.
 END = None
 
+# Command ids remembered per stream, so a command announced twice (a bus catch-up after a
+# reconnect) is still written once.
+_RECENT_IDS = 64
+
 
 class Subscription:
     """One open stream: the agent it belongs to, its queue and the client socket."""
 
-    __slots__ = ("agent_id", "closed", "queue", "socket", "token")
+    __slots__ = ("agent_id", "closed", "opened_at", "queue", "recent", "socket", "token")
 
-    def __init__(self, agent_id: str, queue_size: int, sock: socket.socket | None) -> None:
+    def __init__(
+        self, agent_id: str, queue_size: int, sock: socket.socket | None, opened_at: float
+    ) -> None:
         self.agent_id = agent_id
         self.token = uuid.uuid4().hex
         self.queue: Queue = Queue(queue_size)
         self.socket = sock
+        self.opened_at = opened_at
         self.closed = False
+        self.recent: dict[str, None] | None = None
 
     def offer(self, item: tuple[str, bytes]) -> bool:
-        """Queue an event; a full queue means the client stopped reading: end it."""
+        """Queue an event once; a full queue means the client stopped reading: end it."""
         if self.closed:
             return False
+        command_id = item[0]
+        if self.recent is None:
+            self.recent = {}
+        elif command_id in self.recent:
+            return True
         try:
             self.queue.put_nowait(item)
+            self.recent[command_id] = None
+            if len(self.recent) > _RECENT_IDS:
+                del self.recent[next(iter(self.recent))]
             return True
         except Full:
             log.warning(
@@ -88,9 +105,15 @@ class StreamListener(Protocol):
 
 
 class StreamHub:
-    def __init__(self, queue_size: int, listener: StreamListener | None = None) -> None:
+    def __init__(
+        self,
+        queue_size: int,
+        listener: StreamListener | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._queue_size = queue_size
-        self._listener = listener
+        self.listener = listener
+        self._clock = clock
         self._subscriptions: dict[str, Subscription] = {}
 
     def __len__(self) -> int:
@@ -102,10 +125,10 @@ class StreamHub:
         if previous is not None:
             log.info("agent %s: new stream replaces the open one", agent_id)
             previous.end()
-        subscription = Subscription(agent_id, self._queue_size, sock)
+        subscription = Subscription(agent_id, self._queue_size, sock, self._clock())
         self._subscriptions[agent_id] = subscription
-        if self._listener is not None:
-            self._listener.opened(subscription)
+        if self.listener is not None:
+            self.listener.opened(subscription)
         log.info("agent %s: stream opened (%d open)", agent_id, len(self._subscriptions))
         return subscription
 
@@ -114,8 +137,8 @@ class StreamHub:
         subscription.closed = True
         if self._subscriptions.get(subscription.agent_id) is subscription:
             del self._subscriptions[subscription.agent_id]
-            if self._listener is not None:
-                self._listener.closed(subscription)
+            if self.listener is not None:
+                self.listener.closed(subscription)
         log.info(
             "agent %s: stream closed (%d open)", subscription.agent_id, len(self._subscriptions)
         )
@@ -130,14 +153,28 @@ class StreamHub:
         for subscription in list(self._subscriptions.values()):
             subscription.end()
 
-    def deliver(self, agent_ids: Sequence[str], command_id: str, frame: bytes) -> int:
-        """Queue the same frame for each target streaming here; returns how many."""
+    def deliver(
+        self,
+        agent_ids: Iterable[str],
+        command_id: str,
+        frame: bytes,
+        opened_by: float | None = None,
+    ) -> int:
+        """Queue the same frame for each target streaming here; returns how many.
+
+        With ``opened_by``, streams opened after that moment are skipped: opening a
+        stream never pushes commands created before it.
+        """
         item = (command_id, frame)
         subscriptions = self._subscriptions
         queued = 0
         for agent_id in agent_ids:
             subscription = subscriptions.get(agent_id)
-            if subscription is not None and subscription.offer(item):
+            if subscription is None:
+                continue
+            if opened_by is not None and subscription.opened_at > opened_by:
+                continue
+            if subscription.offer(item):
                 queued += 1
         return queued
 

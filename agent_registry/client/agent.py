@@ -1,0 +1,285 @@
+"""``AgentClient``: register, heartbeat, hold the event stream, run handlers, acknowledge.
+
+Three threads (greenlets when gevent has patched ``threading``) share the work:
+
+- *stream*: keeps the event stream open; on any end it reconnects after an exponential
+  backoff with jitter whose base is the server's ``retry:``; sends ``Last-Event-ID``;
+  a ``404`` means the server forgot the agent: register again, reconnect at once.
+- *heartbeat*: pings at the interval the server returned; a ``404`` registers again.
+- *commands*: runs each command's handler in arrival order and acknowledges the result,
+  so a slow handler never stalls the stream.
+
+``stop()`` ends the stream, finishes the commands already received, and joins every thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from types import FrameType
+from typing import Any
+
+import httpx
+from httpx_sse import ServerSentEvent
+
+from .api import API, ApiError, RegistryApi, ServerUnreachable, segment
+from .backoff import Backoff
+from .commands import Command, Handler, Result, run_handler
+from .registration import Registrar
+from .stream import StreamConnection, open_stream
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HEARTBEAT_SECONDS = 30.0
+DEFAULT_KEEPALIVE_SECONDS = 15.0
+ACK_ATTEMPTS = 3
+
+
+class AgentClient:
+    """One agent's connection to the registry. Add handlers, then ``start()`` or ``run()``."""
+
+    def __init__(
+        self,
+        url: str,
+        agent_id: str,
+        group: str,
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        route_ids: Iterable[str] = (),
+        capabilities: dict[str, Any] | None = None,
+        handlers: dict[str, Handler] | None = None,
+        timeout: float = 10.0,
+        max_backoff: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.agent_id = agent_id
+        self.api = RegistryApi(url, timeout=timeout, transport=transport)
+        self.handlers: dict[str, Handler] = dict(handlers or {})
+        body: dict[str, Any] = {"id": agent_id, "group": group, "version": version,
+                                "routeIds": list(route_ids), "capabilities": capabilities or {}}
+        if name is not None:
+            body["name"] = name
+        self._stopping = threading.Event()
+        self._connected = threading.Event()
+        self.registrar = Registrar(self.api, body, self._stopping, Backoff(1.0, max_backoff))
+        self._stream_backoff = Backoff(1.0, max_backoff)
+        self._queue: queue.Queue[Command | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._connection: StreamConnection | None = None
+        self._threads: list[threading.Thread] = []
+        self.last_event_id: str | None = None
+        self.commands_handled = 0
+        self.commands_failed = 0
+
+    # Setting up ---------------------------------------------------------------------------
+
+    def handler(self, command_type: str) -> Callable[[Handler], Handler]:
+        """Decorator: ``@agent.handler("deep-trace")`` runs the function for that type."""
+
+        def register(function: Handler) -> Handler:
+            self.handlers[command_type] = function
+            return function
+
+        return register
+
+    # State --------------------------------------------------------------------------------
+
+    @property
+    def registered(self) -> bool:
+        return self.registrar.registered
+
+    @property
+    def connected(self) -> bool:
+        """True while the event stream is open (its opening bytes were read)."""
+        return self._connected.is_set()
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The ``config`` of the last registration answer (intervals, in seconds)."""
+        return self.registrar.config
+
+    @property
+    def registrations(self) -> int:
+        return self.registrar.generation
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait until registered with the event stream open; False if ``timeout`` passed."""
+        return self._connected.wait(timeout)
+
+    # Running ------------------------------------------------------------------------------
+
+    def start(self) -> AgentClient:
+        """Start the background threads and return at once (see ``wait_ready``)."""
+        if self._threads:
+            raise RuntimeError("this AgentClient was already started")
+        for name, target in (("stream", self._stream_loop), ("heartbeat", self._heartbeat_loop),
+                             ("commands", self._command_loop)):
+            thread = threading.Thread(target=target, name=f"agent-{self.agent_id}-{name}",
+                                      daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """End the stream, finish and acknowledge commands already received, join threads."""
+        if self._stopping.is_set() and not self._threads:
+            return
+        self._stopping.set()
+        with self._lock:
+            connection = self._connection
+        if connection is not None:
+            connection.abort()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            if thread.name.endswith("-commands"):
+                # Received commands are still handled and acknowledged, then it ends.
+                self._queue.put(None)
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.warning("agent %s: thread %s did not stop in time", self.agent_id,
+                            thread.name)
+        self._threads.clear()
+        self.api.close()
+        log.info("agent %s: stopped", self.agent_id)
+
+    def run(self) -> None:
+        """Start, block until Ctrl-C, SIGTERM or ``stop()`` from elsewhere, then stop."""
+        restore = self._stop_on_sigterm()
+        self.start()
+        try:
+            while not self._stopping.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            log.info("agent %s: interrupted", self.agent_id)
+        finally:
+            self.stop()
+            restore()
+
+    def __enter__(self) -> AgentClient:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _stop_on_sigterm(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def on_sigterm(signum: int, frame: FrameType | None) -> None:
+            self._stopping.set()
+
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+        return lambda: signal.signal(signal.SIGTERM, previous)
+
+    # The event stream ---------------------------------------------------------------------
+
+    def _stream_loop(self) -> None:
+        backoff = self._stream_backoff
+        while (generation := self.registrar.ensure()) is not None:
+            immediate = False
+            try:
+                self._hold_stream(backoff)
+            except ApiError as exc:
+                if exc.status == 404:
+                    self.registrar.lost(generation)
+                    immediate = backoff.failures == 0
+                else:
+                    log.warning("agent %s: event stream refused: %s", self.agent_id, exc)
+            except httpx.TransportError as exc:
+                if not self._stopping.is_set():
+                    log.warning("agent %s: event stream lost: %r", self.agent_id, exc)
+            finally:
+                self._connected.clear()
+            delay = backoff.next_delay()
+            if self._stopping.is_set() or (not immediate and self._stopping.wait(delay)):
+                return
+            log.debug("agent %s: reconnecting", self.agent_id)
+
+    def _hold_stream(self, backoff: Backoff) -> None:
+        keepalive = float(self.config.get("keepaliveSeconds") or DEFAULT_KEEPALIVE_SECONDS)
+        url = self.registrar.sse_endpoint or f"{API}/agents/{segment(self.agent_id)}/events"
+        with open_stream(self.api.http, url, last_event_id=self.last_event_id,
+                         read_timeout=3 * keepalive + 5) as connection:
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                self._connection = connection
+            try:
+                for event in connection.events():
+                    self._on_event(event, backoff)
+            finally:
+                with self._lock:
+                    self._connection = None
+        if not self._stopping.is_set():
+            log.info("agent %s: the server ended the event stream", self.agent_id)
+
+    def _on_event(self, event: ServerSentEvent, backoff: Backoff) -> None:
+        backoff.honour_retry(event.retry)
+        if not self._connected.is_set():
+            backoff.reset()
+            self._connected.set()
+            log.info("agent %s: event stream open", self.agent_id)
+        if event.id:
+            self.last_event_id = event.id
+        if not event.data:
+            return
+        try:
+            command = Command.from_event(event.event, event.data)
+        except ValueError as exc:
+            log.warning("agent %s: ignoring an event that is not a command (%s): %.200s",
+                        self.agent_id, exc, event.data)
+            return
+        self._queue.put(command)
+
+    # Heartbeats ---------------------------------------------------------------------------
+
+    def _heartbeat_loop(self) -> None:
+        while (generation := self.registrar.ensure()) is not None:
+            interval = float(self.config.get("heartbeatIntervalSeconds")
+                             or DEFAULT_HEARTBEAT_SECONDS)
+            if self._stopping.wait(interval):
+                return
+            try:
+                self.api.heartbeat(self.agent_id)
+            except ApiError as exc:
+                if exc.status == 404:
+                    self.registrar.lost(generation)
+                else:
+                    log.warning("agent %s: heartbeat refused: %s", self.agent_id, exc)
+            except ServerUnreachable as exc:
+                log.warning("agent %s: heartbeat failed: %s", self.agent_id, exc)
+
+    # Commands -----------------------------------------------------------------------------
+
+    def _command_loop(self) -> None:
+        while (command := self._queue.get()) is not None:
+            result = run_handler(self.handlers.get(command.type), command)
+            self.commands_handled += 1
+            if result.status != "SUCCESS":
+                self.commands_failed += 1
+            self._acknowledge(command, result)
+
+    def _acknowledge(self, command: Command, result: Result) -> None:
+        for attempt in range(1, ACK_ATTEMPTS + 1):
+            try:
+                self.api.ack(self.agent_id, command.id, result.status, result.message,
+                             result.details)
+                return
+            except ApiError as exc:
+                if exc.status < 500:
+                    log.warning("agent %s: ack of %s refused: %s", self.agent_id, command.id,
+                                exc)
+                    return
+                reason = str(exc)
+            except ServerUnreachable as exc:
+                reason = str(exc)
+            if attempt == ACK_ATTEMPTS or self._stopping.is_set():
+                log.error("agent %s: could not acknowledge %s: %s", self.agent_id, command.id,
+                          reason)
+                return
+            time.sleep(0.5 * attempt)

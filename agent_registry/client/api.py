@@ -1,0 +1,155 @@
+"""The HTTP API as Python calls, shared by the agent SDK and the ops CLI.
+
+Every failure comes out as one of two exceptions with a one-sentence message:
+:class:`ServerUnreachable` (no answer: connection refused, timeout, broken connection)
+and :class:`ApiError` (the server answered with its JSON error shape).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+API = "/api/v1"
+PROTOCOL_HEADERS = {"X-Protocol-Version": "1"}
+USER_AGENT = "agent-registry-python/0.1.0"
+
+
+class RegistryClientError(Exception):
+    """Base of every error the client raises; ``str()`` is one clear sentence."""
+
+
+class ServerUnreachable(RegistryClientError):
+    """The server gave no answer (refused, timed out, connection broken)."""
+
+
+class ApiError(RegistryClientError):
+    """The server answered with an error status and its JSON error body."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 errors: dict[str, list[str]] | None = None) -> None:
+        self.status, self.code, self.message, self.errors = status, code, message, errors or {}
+        super().__init__(self.sentence())
+
+    def sentence(self) -> str:
+        """The server's message, with each wrong field's reasons when it names them."""
+        if not self.errors:
+            return self.message
+        details = "; ".join(f"{field}: {' '.join(why)}" for field, why in self.errors.items())
+        return f"{self.message.rstrip('.')} — {details.rstrip('.')}."
+
+    @classmethod
+    def from_response(cls, response: httpx.Response) -> ApiError:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or "message" not in body:
+            reason = response.reason_phrase or "error"
+            return cls(response.status_code, "UNKNOWN",
+                       f"The server answered {response.status_code} {reason} "
+                       f"to {response.request.method} {response.request.url.path}.")
+        return cls(response.status_code, str(body.get("code", "UNKNOWN")), str(body["message"]),
+                   body.get("errors") if isinstance(body.get("errors"), dict) else None)
+
+
+def segment(value: str) -> str:
+    """A value as one URL path segment (ids are URL-safe; anything else stays one segment)."""
+    return quote(value, safe="")
+
+
+def unreachable(base_url: str, exc: httpx.HTTPError) -> ServerUnreachable:
+    reason = str(exc) or type(exc).__name__
+    return ServerUnreachable(f"Cannot reach the Agent Registry at {base_url}: {reason}.")
+
+
+class RegistryApi:
+    """Thin, thread-safe wrapper over one ``httpx.Client``; close it (or use ``with``)."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.Client(
+            base_url=self.base_url,
+            timeout=timeout,
+            headers={**PROTOCOL_HEADERS, "User-Agent": USER_AGENT},
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> RegistryApi:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request; an error status raises :class:`ApiError`, no answer
+        :class:`ServerUnreachable`."""
+        try:
+            response = self.http.request(method, API + path, **kwargs)
+        except httpx.TransportError as exc:
+            raise unreachable(self.base_url, exc) from exc
+        if response.status_code >= 400:
+            raise ApiError.from_response(response)
+        return response
+
+    # Agents -------------------------------------------------------------------------------
+
+    def register(self, registration: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "/agents/register", json=registration).json()
+
+    def heartbeat(self, agent_id: str) -> None:
+        self.request("POST", f"/agents/{segment(agent_id)}/heartbeat")
+
+    def agent(self, agent_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/agents/{segment(agent_id)}").json()
+
+    def agents(self, *, status: str | None = None, group: str | None = None,
+               page_size: int = 1000) -> list[dict[str, Any]]:
+        """Every matching agent, fetched page by page (keyset paging on ``after``)."""
+        params: dict[str, Any] = {"limit": page_size}
+        if status:
+            params["status"] = status
+        if group:
+            params["group"] = group
+        found: list[dict[str, Any]] = []
+        while True:
+            page = self.request("GET", "/agents", params=params).json()
+            found.extend(page)
+            if len(page) < page_size:
+                return found
+            params["after"] = page[-1]["id"]
+
+    # Commands -----------------------------------------------------------------------------
+
+    def send(self, command_type: str, payload: dict[str, Any] | None = None, *,
+             agent: str | None = None, group: str | None = None) -> dict[str, Any]:
+        """Send to one agent, a group's LIVE agents, or (neither given) every LIVE agent."""
+        if agent is not None:
+            path = f"/agents/{segment(agent)}/commands"
+        elif group is not None:
+            path = f"/agents/groups/{segment(group)}/commands"
+        else:
+            path = "/agents/commands"
+        body = {"type": command_type, "payload": payload or {}}
+        return self.request("POST", path, json=body).json()
+
+    def command(self, command_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/commands/{segment(command_id)}").json()
+
+    def ack(self, agent_id: str, command_id: str, status: str = "SUCCESS",
+            message: str | None = None, details: dict[str, Any] | None = None
+            ) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": status, "details": details or {}}
+        if message is not None:
+            body["message"] = message
+        path = f"/agents/{segment(agent_id)}/commands/{segment(command_id)}/ack"
+        return self.request("POST", path, json=body).json()

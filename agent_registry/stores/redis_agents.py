@@ -1,0 +1,195 @@
+"""Agents in Redis, shared by every worker and host.
+
+Keys (``ar:`` prefix): ``agent:{id}`` hash; ``agents`` sorted set of all ids (score 0, so
+ZRANGEBYLEX pages in code point order); ``state:{STATE}`` and ``group:{name}`` sets;
+``agent-deadlines`` sorted set scored by the next lifecycle deadline, so a sweep reads
+only what is due. Every write that must not race is one Lua script (atomic in Redis).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Sequence
+
+import redis
+
+from ..core.models import Agent, AgentState
+from .redis_client import guard_public_methods, num
+
+P = "ar:"
+ALL_AGENTS = P + "agents"
+DEADLINES = P + "agent-deadlines"
+
+# KEYS: agent hash. ARGV: id, name, group, version, routeIds, capabilities, now, deadline.
+_REGISTER = """
+local key, id = KEYS[1], ARGV[1]
+local p = 'ar:'
+local registered, changed = ARGV[7], ARGV[7]
+local created = 1
+local old = redis.call('HMGET', key, 'registeredAt', 'state', 'stateChangedAt', 'group')
+if old[1] then
+  created = 0
+  registered = old[1]
+  if old[2] == 'LIVE' then changed = old[3] end
+  redis.call('SREM', p .. 'state:' .. old[2], id)
+  redis.call('SREM', p .. 'group:' .. old[4], id)
+end
+redis.call('HSET', key, 'id', id, 'name', ARGV[2], 'group', ARGV[3], 'version', ARGV[4],
+  'routeIds', ARGV[5], 'capabilities', ARGV[6], 'state', 'LIVE',
+  'registeredAt', registered, 'lastHeartbeatAt', ARGV[7], 'stateChangedAt', changed,
+  'deadline', ARGV[8])
+redis.call('ZADD', p .. 'agents', 0, id)
+redis.call('SADD', p .. 'state:LIVE', id)
+redis.call('SADD', p .. 'group:' .. ARGV[3], id)
+redis.call('ZADD', p .. 'agent-deadlines', ARGV[8], id)
+return {created, registered, changed}
+"""
+
+# KEYS: agent hash. ARGV: id, now, deadline.
+_HEARTBEAT = """
+local key, id = KEYS[1], ARGV[1]
+local state = redis.call('HGET', key, 'state')
+if not state then return 0 end
+redis.call('HSET', key, 'lastHeartbeatAt', ARGV[2], 'deadline', ARGV[3])
+if state ~= 'LIVE' then
+  redis.call('HSET', key, 'state', 'LIVE', 'stateChangedAt', ARGV[2])
+  redis.call('SMOVE', 'ar:state:' .. state, 'ar:state:LIVE', id)
+end
+redis.call('ZADD', 'ar:agent-deadlines', ARGV[3], id)
+return 1
+"""
+
+# KEYS: agent hash. ARGV: id, expected deadline, new state, changed at, next deadline or ''.
+_TRANSITION = """
+local key, id = KEYS[1], ARGV[1]
+local current = redis.call('HMGET', key, 'deadline', 'state')
+if current[1] ~= ARGV[2] then return 0 end
+redis.call('HSET', key, 'state', ARGV[3], 'stateChangedAt', ARGV[4], 'deadline', ARGV[5])
+redis.call('SMOVE', 'ar:state:' .. current[2], 'ar:state:' .. ARGV[3], id)
+if ARGV[5] == '' then
+  redis.call('ZREM', 'ar:agent-deadlines', id)
+else
+  redis.call('ZADD', 'ar:agent-deadlines', ARGV[5], id)
+end
+return 1
+"""
+
+
+def agent_key(agent_id: str) -> str:
+    return f"{P}agent:{agent_id}"
+
+
+def _decode(fields: dict[str, str]) -> Agent | None:
+    if not fields:
+        return None
+    return Agent(
+        id=fields["id"],
+        name=fields["name"],
+        group=fields["group"],
+        version=json.loads(fields["version"]),
+        route_ids=json.loads(fields["routeIds"]),
+        capabilities=json.loads(fields["capabilities"]),
+        state=AgentState(fields["state"]),
+        registered_at=float(fields["registeredAt"]),
+        last_heartbeat_at=float(fields["lastHeartbeatAt"]),
+        state_changed_at=float(fields["stateChangedAt"]),
+        deadline=float(fields["deadline"]) if fields["deadline"] else None,
+    )
+
+
+@guard_public_methods
+class RedisAgentStore:
+    _PAGE = 500
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+        self._register = client.register_script(_REGISTER)
+        self._heartbeat = client.register_script(_HEARTBEAT)
+        self._transition = client.register_script(_TRANSITION)
+
+    def register(self, agent: Agent) -> tuple[Agent, bool]:
+        assert agent.deadline is not None
+        created, registered, changed = self._register(
+            keys=[agent_key(agent.id)],
+            args=[
+                agent.id,
+                agent.name,
+                agent.group,
+                json.dumps(agent.version),
+                json.dumps(agent.route_ids, separators=(",", ":")),
+                json.dumps(agent.capabilities, separators=(",", ":")),
+                num(agent.registered_at),
+                num(agent.deadline),
+            ],
+        )
+        agent.registered_at = float(registered)
+        agent.state_changed_at = float(changed)
+        return agent, bool(created)
+
+    def heartbeat(self, agent_id: str, now: float, deadline: float) -> bool:
+        return bool(
+            self._heartbeat(keys=[agent_key(agent_id)], args=[agent_id, num(now), num(deadline)])
+        )
+
+    def get(self, agent_id: str) -> Agent | None:
+        return _decode(self._redis.hgetall(agent_key(agent_id)))
+
+    def get_many(self, agent_ids: Sequence[str]) -> list[Agent | None]:
+        pipe = self._redis.pipeline(transaction=False)
+        for agent_id in agent_ids:
+            pipe.hgetall(agent_key(agent_id))
+        return [_decode(fields) for fields in pipe.execute()]
+
+    def list(
+        self,
+        states: Collection[AgentState] | None = None,
+        group: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[Agent]:
+        found: list[Agent] = []
+        cursor = f"({after}" if after is not None else "-"
+        while True:
+            ids = self._redis.zrangebylex(ALL_AGENTS, cursor, "+", start=0, num=self._PAGE)
+            if not ids:
+                return found
+            for agent in self.get_many(ids):
+                if agent is None:
+                    continue
+                if (states and agent.state not in states) or (group and agent.group != group):
+                    continue
+                found.append(agent)
+                if limit is not None and len(found) >= limit:
+                    return found
+            cursor = f"({ids[-1]}"
+
+    def live_ids(self, group: str | None = None) -> list[str]:
+        live = f"{P}state:{AgentState.LIVE}"
+        if group is None:
+            return sorted(self._redis.smembers(live))
+        return sorted(self._redis.sinter(live, f"{P}group:{group}"))
+
+    def due(self, now: float, limit: int) -> list[Agent]:
+        ids = self._redis.zrangebyscore(DEADLINES, "-inf", num(now), start=0, num=limit)
+        return [agent for agent in self.get_many(ids) if agent is not None]
+
+    def transition(
+        self,
+        agent_id: str,
+        expected_deadline: float,
+        new_state: AgentState,
+        changed_at: float,
+        next_deadline: float | None,
+    ) -> bool:
+        return bool(
+            self._transition(
+                keys=[agent_key(agent_id)],
+                args=[
+                    agent_id,
+                    num(expected_deadline),
+                    new_state.value,
+                    num(changed_at),
+                    "" if next_deadline is None else num(next_deadline),
+                ],
+            )
+        )

@@ -1,0 +1,232 @@
+"""Commands and their deliveries in Redis.
+
+Keys (``ar:`` prefix): ``cmd:{id}`` hash (the command and ``open``, its count of deliveries
+not yet final); ``cmd:{id}:d`` hash agent id -> delivery JSON; ``agent-cmds:{agent}``
+sorted set of command ids by creation time; ``cmd-expiries`` and ``cmd-purges`` sorted
+sets scored by deadline, so the sweeps read only what is due.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Sequence
+from typing import Any
+
+import redis
+
+from ..core.models import (
+    AckResult,
+    AckStatus,
+    Command,
+    CommandSnapshot,
+    CommandType,
+    Delivery,
+    DeliveryStatus,
+    Target,
+    TargetKind,
+)
+from .redis_client import guard_public_methods, num
+
+P = "ar:"
+EXPIRIES = P + "cmd-expiries"
+PURGES = P + "cmd-purges"
+
+# KEYS: command hash, deliveries hash. ARGV: command id, agent id, expected status,
+# new delivery JSON, 1 if this change makes the delivery final, retain-until.
+_REPLACE_DELIVERY = """
+local current = redis.call('HGET', KEYS[2], ARGV[2])
+if not current then return 0 end
+if cjson.decode(current)['status'] ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
+if ARGV[5] == '1' then
+  if redis.call('HINCRBY', KEYS[1], 'open', -1) == 0 then
+    redis.call('ZREM', 'ar:cmd-expiries', ARGV[1])
+    redis.call('ZADD', 'ar:cmd-purges', ARGV[6], ARGV[1])
+  end
+end
+return 1
+"""
+
+
+def command_key(command_id: str) -> str:
+    return f"{P}cmd:{command_id}"
+
+
+def deliveries_key(command_id: str) -> str:
+    return f"{P}cmd:{command_id}:d"
+
+
+def agent_commands_key(agent_id: str) -> str:
+    return f"{P}agent-cmds:{agent_id}"
+
+
+def _encode_delivery(delivery: Delivery) -> str:
+    result = delivery.result
+    return json.dumps(
+        {
+            "status": delivery.status.value,
+            "deliveredAt": delivery.delivered_at,
+            "acknowledgedAt": delivery.acknowledged_at,
+            "result": None
+            if result is None
+            else {"status": result.status.value, "message": result.message,
+                  "details": result.details},
+        },
+        separators=(",", ":"),
+    )
+
+
+def _decode_delivery(agent_id: str, text: str) -> Delivery:
+    data = json.loads(text)
+    result = data["result"]
+    return Delivery(
+        agent_id=agent_id,
+        status=DeliveryStatus(data["status"]),
+        delivered_at=data["deliveredAt"],
+        acknowledged_at=data["acknowledgedAt"],
+        result=None
+        if result is None
+        else AckResult(AckStatus(result["status"]), result["message"], result["details"]),
+    )
+
+
+def _encode_command(command: Command, open_count: int) -> dict[str, Any]:
+    return {
+        "id": command.id,
+        "type": command.type.value,
+        "payload": json.dumps(command.payload, separators=(",", ":")),
+        "targetKind": command.target.kind.value,
+        "targetValue": command.target.value or "",
+        "createdAt": num(command.created_at),
+        "expiresAt": num(command.expires_at),
+        "open": open_count,
+    }
+
+
+def _decode_command(fields: dict[str, str]) -> Command | None:
+    if not fields:
+        return None
+    return Command(
+        id=fields["id"],
+        type=CommandType(fields["type"]),
+        payload=json.loads(fields["payload"]),
+        target=Target(TargetKind(fields["targetKind"]), fields["targetValue"] or None),
+        created_at=float(fields["createdAt"]),
+        expires_at=float(fields["expiresAt"]),
+    )
+
+
+@guard_public_methods
+class RedisCommandStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+        self._replace = client.register_script(_REPLACE_DELIVERY)
+
+    def add(self, command: Command, deliveries: Sequence[Delivery]) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        open_count = sum(1 for delivery in deliveries if not delivery.status.is_final)
+        pipe.hset(command_key(command.id), mapping=_encode_command(command, open_count))
+        pipe.hset(
+            deliveries_key(command.id),
+            mapping={d.agent_id: _encode_delivery(d) for d in deliveries},
+        )
+        for delivery in deliveries:
+            pipe.zadd(agent_commands_key(delivery.agent_id), {command.id: command.created_at})
+        pipe.zadd(EXPIRIES, {command.id: command.expires_at})
+        pipe.execute()
+
+    def get(self, command_id: str) -> CommandSnapshot | None:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hgetall(command_key(command_id))
+        pipe.hgetall(deliveries_key(command_id))
+        fields, deliveries = pipe.execute()
+        command = _decode_command(fields)
+        if command is None:
+            return None
+        return CommandSnapshot(
+            command,
+            [_decode_delivery(agent_id, deliveries[agent_id]) for agent_id in sorted(deliveries)],
+        )
+
+    def get_delivery(self, command_id: str, agent_id: str) -> tuple[Command, Delivery] | None:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hgetall(command_key(command_id))
+        pipe.hget(deliveries_key(command_id), agent_id)
+        fields, delivery = pipe.execute()
+        command = _decode_command(fields)
+        if command is None or delivery is None:
+            return None
+        return command, _decode_delivery(agent_id, delivery)
+
+    def replace_delivery(
+        self,
+        command_id: str,
+        expected: DeliveryStatus,
+        delivery: Delivery,
+        retain_until: float,
+    ) -> bool:
+        becomes_final = delivery.status.is_final and not expected.is_final
+        return bool(
+            self._replace(
+                keys=[command_key(command_id), deliveries_key(command_id)],
+                args=[
+                    command_id,
+                    delivery.agent_id,
+                    expected.value,
+                    _encode_delivery(delivery),
+                    "1" if becomes_final else "0",
+                    num(retain_until),
+                ],
+            )
+        )
+
+    def for_agent(
+        self, agent_id: str, statuses: Collection[DeliveryStatus] | None = None
+    ) -> list[tuple[Command, Delivery]]:
+        command_ids = self._redis.zrevrange(agent_commands_key(agent_id), 0, -1)
+        pipe = self._redis.pipeline(transaction=False)
+        for command_id in command_ids:
+            pipe.hgetall(command_key(command_id))
+            pipe.hget(deliveries_key(command_id), agent_id)
+        replies = pipe.execute()
+        found = []
+        for fields, text in zip(replies[::2], replies[1::2], strict=True):
+            command = _decode_command(fields)
+            if command is None or text is None:
+                continue
+            delivery = _decode_delivery(agent_id, text)
+            if not statuses or delivery.status in statuses:
+                found.append((command, delivery))
+        return found
+
+    def due_expiries(self, now: float, limit: int) -> list[Command]:
+        command_ids = self._redis.zrangebyscore(EXPIRIES, "-inf", num(now), start=0, num=limit)
+        return self._commands(command_ids)
+
+    def unexpired(self, now: float, limit: int) -> list[Command]:
+        """Commands still inside their expiry window (catch-up after a bus reconnect)."""
+        command_ids = self._redis.zrangebyscore(EXPIRIES, f"({num(now)}", "+inf", 0, limit)
+        return self._commands(command_ids)
+
+    def _commands(self, command_ids: Sequence[str]) -> list[Command]:
+        pipe = self._redis.pipeline(transaction=False)
+        for command_id in command_ids:
+            pipe.hgetall(command_key(command_id))
+        decoded = (_decode_command(fields) for fields in pipe.execute())
+        return [command for command in decoded if command is not None]
+
+    def expiry_done(self, command_id: str) -> None:
+        self._redis.zrem(EXPIRIES, command_id)
+
+    def due_purges(self, now: float, limit: int) -> list[str]:
+        return self._redis.zrangebyscore(PURGES, "-inf", num(now), start=0, num=limit)
+
+    def purge(self, command_id: str) -> None:
+        agent_ids = self._redis.hkeys(deliveries_key(command_id))
+        pipe = self._redis.pipeline(transaction=True)
+        for agent_id in agent_ids:
+            pipe.zrem(agent_commands_key(agent_id), command_id)
+        pipe.delete(command_key(command_id), deliveries_key(command_id))
+        pipe.zrem(EXPIRIES, command_id)
+        pipe.zrem(PURGES, command_id)
+        pipe.execute()

@@ -1,0 +1,147 @@
+"""The bus across processes: Redis pub/sub says "look now"; the store says what.
+
+One subscriber greenlet per worker fans out to the local hub (never a Redis connection
+per stream). A message lost while the subscriber reconnects loses nothing: after every
+(re)connect the subscriber re-reads the commands still inside their expiry window and
+queues what is PENDING for streams it holds that were open when the command was made.
+The same greenlet pair also renews this worker's presence claims.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+
+import gevent
+import redis
+
+from ..clock import Clock
+from ..core.models import Command, CommandSnapshot, DeliveryStatus
+from ..stores.redis_client import OUTAGE_ERRORS
+from ..stores.redis_commands import RedisCommandStore
+from ..stores.redis_presence import RedisPresence
+from .hub import StreamHub
+from .sse import command_frame
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "ar:bus"
+_CATCH_UP_LIMIT = 10_000
+
+
+class RedisBus:
+    def __init__(
+        self,
+        client: redis.Redis,
+        hub: StreamHub,
+        commands: RedisCommandStore,
+        clock: Clock,
+        refresh_every: float,
+    ) -> None:
+        self._redis = client
+        self._hub = hub
+        self._commands = commands
+        self._clock = clock
+        self._refresh_every = refresh_every
+        self.origin = uuid.uuid4().hex
+        self.presence: RedisPresence | None = None
+        self._greenlets: list[gevent.Greenlet] = []
+
+    # -- publishing (any greenlet) --
+
+    def publish(self, command: Command, agent_ids: Sequence[str]) -> None:
+        self._hub.deliver(agent_ids, command.id, command_frame(command))
+        self._announce({"command": command.id})
+
+    def end_stream(self, agent_id: str, token: str) -> None:
+        """Ask whichever process holds the stream with ``token`` to end it (replaced)."""
+        self._hub.end(agent_id, token)
+        self._announce({"end": agent_id, "token": token})
+
+    def _announce(self, message: dict[str, str]) -> None:
+        try:
+            self._redis.publish(CHANNEL, json.dumps({"origin": self.origin, **message}))
+        except OUTAGE_ERRORS:
+            log.warning("bus: could not announce %s (store unavailable); other workers catch "
+                        "up when they reconnect", message)
+
+    # -- the worker's background greenlets --
+
+    def start(self) -> None:
+        if not self._greenlets:
+            self._greenlets = [gevent.spawn(self._subscribe_forever),
+                               gevent.spawn(self._refresh_forever)]
+
+    def stop(self) -> None:
+        gevent.killall(self._greenlets, timeout=2)
+        self._greenlets = []
+
+    def _subscribe_forever(self) -> None:
+        backoff = 0.1
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(CHANNEL)
+                log.info("bus: subscribed to %s", CHANNEL)
+                self.catch_up()
+                backoff = 0.1
+                while True:
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        self.handle(message["data"])
+            except OUTAGE_ERRORS as exc:
+                log.warning("bus: subscriber lost Redis (%s); reconnecting in %.1fs", exc, backoff)
+            finally:
+                pubsub.close()
+            gevent.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    def _refresh_forever(self) -> None:
+        while True:
+            gevent.sleep(self._refresh_every)
+            if self.presence is None:
+                continue
+            try:
+                for replaced in self.presence.refresh(self._hub.subscriptions()):
+                    log.info("agent %s: stream replaced in another process", replaced.agent_id)
+                    replaced.end()
+            except OUTAGE_ERRORS:
+                log.warning("presence: could not renew %d stream(s) (store unavailable)",
+                            len(self._hub))
+
+    # -- what the subscriber does --
+
+    def handle(self, data: str) -> None:
+        message = json.loads(data)
+        if message.get("origin") == self.origin:
+            return
+        if "end" in message:
+            self._hub.end(message["end"], message["token"])
+        elif "command" in message and len(self._hub):
+            snapshot = self._commands.get(message["command"])
+            if snapshot is not None:
+                self._deliver_pending(snapshot)
+
+    def catch_up(self) -> None:
+        """Queue what may have been announced while this subscriber was away."""
+        if not len(self._hub):
+            return
+        for command in self._commands.unexpired(self._clock(), _CATCH_UP_LIMIT):
+            snapshot = self._commands.get(command.id)
+            if snapshot is not None:
+                self._deliver_pending(snapshot)
+
+    def _deliver_pending(self, snapshot: CommandSnapshot) -> None:
+        command = snapshot.command
+        pending = [
+            delivery.agent_id
+            for delivery in snapshot.deliveries
+            if delivery.status is DeliveryStatus.PENDING
+        ]
+        local = self._hub.connected(pending)
+        if local:
+            self._hub.deliver(
+                sorted(local), command.id, command_frame(command), opened_by=command.created_at
+            )

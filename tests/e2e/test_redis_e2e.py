@@ -1,0 +1,177 @@
+"""Several workers and several servers sharing one real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import time
+from collections import Counter
+
+import httpx
+import pytest
+
+from tests.e2e.many_streams import Fleet, async_client, register_all
+from tests.e2e.sse_client import StreamListener
+
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+
+FAST = {
+    "AGENT_REGISTRY_KEEPALIVE_SECONDS": "0.3",
+    "AGENT_REGISTRY_SWEEP_INTERVAL_SECONDS": "0.05",
+}
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    redis_server.flush()
+    return redis_server.url
+
+
+def wait_until(check, within: float, step: float = 0.05):
+    deadline = time.monotonic() + within
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+def stream_owners(log: str) -> dict[str, str]:
+    """agent id -> pid of the worker that logged opening its stream (the latest one)."""
+    owners = {}
+    for pid, agent_id in re.findall(r"\[(\d+)\] \[INFO\] [\w.]+: agent (\S+): stream opened", log):
+        owners[agent_id] = pid
+    return owners
+
+
+def test_three_workers_deliver_once_accept_acks_anywhere_and_sweep_once(start_server, redis_url):
+    lifecycle = {
+        "AGENT_REGISTRY_STALE_AFTER_SECONDS": "3",
+        "AGENT_REGISTRY_DEAD_AFTER_SECONDS": "1",
+    }
+    server = start_server({**FAST, **lifecycle, "AGENT_REGISTRY_STORE": redis_url}, workers=3)
+    agent_ids = [f"multi-{n:02d}" for n in range(50)]
+
+    async def scenario() -> None:
+        async with async_client(server.url, len(agent_ids)) as client:
+            await register_all(client, agent_ids, "multi")
+            fleet = Fleet(client, agent_ids)
+            await fleet.open()
+            try:
+                everyone = (await client.post("/api/v1/agents/commands",
+                                              json={"type": "deep-trace"})).json()
+                group = (await client.post("/api/v1/agents/groups/multi/commands",
+                                           json={"type": "replay"})).json()
+                async with asyncio.timeout(10):
+                    while (fleet.received[everyone["commandId"]] < 50
+                           or fleet.received[group["commandId"]] < 50):
+                        await asyncio.sleep(0.05)
+                await asyncio.sleep(0.5)
+                assert fleet.received == {everyone["commandId"]: 50, group["commandId"]: 50}
+                # Acks arrive on new connections, so on whichever worker accepts them.
+                for agent_id in agent_ids:
+                    async with async_client(server.url, 1) as fresh:
+                        answer = await fresh.post(
+                            f"/api/v1/agents/{agent_id}/commands/{group['commandId']}/ack")
+                        assert answer.status_code == 200
+                summary = (await client.get(f"/api/v1/commands/{group['commandId']}")).json()
+                assert summary["summary"]["acknowledged"] == 50
+            finally:
+                await fleet.close()
+
+    asyncio.run(scenario())
+    owners = stream_owners(server.log())
+    assert len(set(owners[agent_id] for agent_id in agent_ids)) >= 2, "streams did not spread"
+
+    with httpx.Client(base_url=server.url, timeout=5) as http:
+        def all_dead():
+            listed = http.get("/api/v1/agents", params={"status": "DEAD"}).json()
+            return len(listed) == 50
+        assert wait_until(all_dead, within=10)
+    time.sleep(0.5)
+    log = server.log()
+    went = Counter(re.findall(r"agent (multi-\d+) went (STALE|DEAD)", log))
+    assert set(went.values()) == {1}, went
+    assert len(went) == 100
+
+
+def test_a_command_posted_to_one_server_reaches_a_stream_on_another(start_server, redis_url):
+    env = {**FAST, "AGENT_REGISTRY_STORE": redis_url}
+    first, second = start_server(env), start_server(env)
+    with httpx.Client(base_url=first.url, timeout=5) as http:
+        http.post("/api/v1/agents/register", json={"id": "cross-1", "group": "cross"})
+        with StreamListener(second.url, "cross-1") as stream:
+            sent = http.post("/api/v1/agents/cross-1/commands", json={"type": "replay"}).json()
+            assert stream.next_command()["id"] == sent["commandId"]
+            assert stream.commands_within(0.3) == []
+            assert http.get("/api/v1/agents/cross-1").json()["connected"] is True
+            delivered = wait_until(
+                lambda: http.get(f"/api/v1/commands/{sent['commandId']}").json()["summary"][
+                    "delivered"] == 1, within=3)
+            assert delivered
+
+
+def test_a_stream_on_another_server_is_replaced_by_a_new_one(start_server, redis_url):
+    env = {**FAST, "AGENT_REGISTRY_STORE": redis_url}
+    first, second = start_server(env), start_server(env)
+    with httpx.Client(base_url=first.url, timeout=5) as http:
+        http.post("/api/v1/agents/register", json={"id": "move-1", "group": "move"})
+        old = StreamListener(first.url, "move-1").start()
+        with old, StreamListener(second.url, "move-1") as new:
+            assert old.ended.wait(3), "the old stream on the other server did not end"
+            sent = http.post("/api/v1/agents/move-1/commands", json={"type": "replay"}).json()
+            assert new.next_command()["id"] == sent["commandId"]
+            time.sleep(1.0)  # several presence refreshes: the new stream keeps its claim
+            assert http.get("/api/v1/agents/move-1").json()["connected"] is True
+
+
+def test_redis_outage_answers_503_keeps_streams_and_recovers_without_loss(
+    start_server, redis_server, redis_url
+):
+    server = start_server({**FAST, "AGENT_REGISTRY_STORE": redis_url})
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        http.post("/api/v1/agents/register", json={"id": "outage-1", "group": "outage"})
+        with StreamListener(server.url, "outage-1") as stream:
+            before = http.post("/api/v1/agents/outage-1/commands", json={"type": "replay"}).json()
+            assert stream.next_command()["id"] == before["commandId"]
+
+            redis_server.stop()
+            during = http.post("/api/v1/agents/outage-1/heartbeat")
+            assert during.status_code == 503
+            assert during.json()["code"] == "STORE_UNAVAILABLE"
+            assert http.get("/api/v1/agents").status_code == 503
+            time.sleep(1.0)  # pings keep flowing; the stream stays open
+            assert not stream.ended.is_set()
+
+            redis_server.start()
+            assert wait_until(
+                lambda: http.post("/api/v1/agents/outage-1/heartbeat").status_code == 204, 10)
+            after = http.post("/api/v1/agents/outage-1/commands", json={"type": "replay"}).json()
+            assert stream.next_command()["id"] == after["commandId"]
+            assert stream.commands_within(0.5) == []
+            commands = http.get("/api/v1/agents/outage-1/commands").json()
+            assert [c["commandId"] for c in commands] == [after["commandId"],
+                                                           before["commandId"]]
+            assert wait_until(
+                lambda: http.get("/api/v1/agents/outage-1").json()["connected"], 5)
+
+
+def test_agents_of_a_worker_killed_with_sigkill_read_disconnected(start_server, redis_url):
+    server = start_server({**FAST, "AGENT_REGISTRY_STORE": redis_url}, workers=2)
+    with httpx.Client(base_url=server.url, timeout=5) as http:
+        http.post("/api/v1/agents/register", json={"id": "killed-1", "group": "kill"})
+        stream = StreamListener(server.url, "killed-1").start()
+        try:
+            assert http.get("/api/v1/agents/killed-1").json()["connected"] is True
+            owner = wait_until(lambda: stream_owners(server.log()).get("killed-1"), 3)
+            os.kill(int(owner), signal.SIGKILL)
+            started = time.monotonic()
+            gone = wait_until(
+                lambda: http.get("/api/v1/agents/killed-1").json()["connected"] is False, 5)
+            assert gone, "presence of a killed worker's agent never expired"
+            # Three keepalive intervals (0.9 s) plus slack for a loaded machine.
+            assert time.monotonic() - started < 3.0
+        finally:
+            stream.close()
