@@ -8,6 +8,7 @@ import re
 import signal
 import time
 from collections import Counter
+from contextlib import closing
 
 import httpx
 import pytest
@@ -119,7 +120,7 @@ def test_a_stream_on_another_server_is_replaced_by_a_new_one(start_server, redis
     with httpx.Client(base_url=first.url, timeout=5) as http:
         http.post("/api/v1/agents/register", json={"id": "move-1", "group": "move"})
         old = StreamListener(first.url, "move-1").start()
-        with old, StreamListener(second.url, "move-1") as new:
+        with closing(old), StreamListener(second.url, "move-1") as new:
             assert old.ended.wait(3), "the old stream on the other server did not end"
             sent = http.post("/api/v1/agents/move-1/commands", json={"type": "replay"}).json()
             assert new.next_command()["id"] == sent["commandId"]
