@@ -94,6 +94,9 @@ def worker_exit(server: Any, worker: Any) -> None:
     app = getattr(worker, "wsgi", None)
     if app is not None and hasattr(app, "extensions"):
         app.extensions["agent_registry"].stop()
+    # Let frozen objects die before interpreter teardown, while gevent still works.
+    gc.unfreeze()
+    gc.collect()
 
 
 def _end_streams_on_shutdown(worker: Any, runtime: Any) -> None:

@@ -86,6 +86,7 @@ class Runtime:
         )
         self.sweeper = Sweeper(self.registry, self.commands, settings.sweep_interval_seconds)
         self._background: list[Background] = [self.sweeper, *backend.background]
+        self._stopped = False
 
     def start(self) -> None:
         """Start background work (sweeps, bus); called once per server worker."""
@@ -93,7 +94,10 @@ class Runtime:
             part.start()
 
     def stop(self) -> None:
-        """End every open stream and stop background work (worker shutdown)."""
+        """End every open stream and stop background work (worker shutdown); idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
         log.info("shutting down: ending %d open stream(s)", len(self.hub))
         self.hub.end_all()
         for part in reversed(self._background):
