@@ -180,14 +180,15 @@ class AgentClient:
 
     def _stream_loop(self) -> None:
         backoff = self._stream_backoff
+        retry_at_once = True
         while (generation := self.registrar.ensure()) is not None:
-            immediate = False
+            forgotten = False
             try:
                 self._hold_stream(backoff)
             except ApiError as exc:
-                if exc.status == 404:
+                forgotten = exc.status == 404
+                if forgotten:
                     self.registrar.lost(generation)
-                    immediate = backoff.failures == 0
                 else:
                     log.warning("agent %s: event stream refused: %s", self.agent_id, exc)
             except httpx.TransportError as exc:
@@ -195,8 +196,15 @@ class AgentClient:
                     log.warning("agent %s: event stream lost: %r", self.agent_id, exc)
             finally:
                 self._connected.clear()
-            delay = backoff.next_delay()
-            if self._stopping.is_set() or (not immediate and self._stopping.wait(delay)):
+            if self._stopping.is_set():
+                return
+            # Forgotten by the server: register again and reconnect at once (but only
+            # once in a row, so a server that keeps answering 404 is not hammered).
+            if forgotten and retry_at_once:
+                retry_at_once = False
+                continue
+            retry_at_once = True
+            if self._stopping.wait(backoff.next_delay()):
                 return
             log.debug("agent %s: reconnecting", self.agent_id)
 
@@ -239,6 +247,7 @@ class AgentClient:
     # Heartbeats ---------------------------------------------------------------------------
 
     def _heartbeat_loop(self) -> None:
+        failing = False  # log the first failure of an outage, not one per interval
         while (generation := self.registrar.ensure()) is not None:
             interval = float(self.config.get("heartbeatIntervalSeconds")
                              or DEFAULT_HEARTBEAT_SECONDS)
@@ -249,10 +258,18 @@ class AgentClient:
             except ApiError as exc:
                 if exc.status == 404:
                     self.registrar.lost(generation)
-                else:
-                    log.warning("agent %s: heartbeat refused: %s", self.agent_id, exc)
+                    continue
+                problem = f"heartbeat refused: {exc}"
             except ServerUnreachable as exc:
-                log.warning("agent %s: heartbeat failed: %s", self.agent_id, exc)
+                problem = f"heartbeat failed: {exc}"
+            else:
+                if failing:
+                    log.info("agent %s: heartbeats get through again", self.agent_id)
+                failing = False
+                continue
+            log.log(logging.DEBUG if failing else logging.WARNING, "agent %s: %s",
+                    self.agent_id, problem)
+            failing = True
 
     # Commands -----------------------------------------------------------------------------
 

@@ -97,16 +97,17 @@ class Registry:
             due = self.store.due(now, batch)
             applied = 0
             for agent in due:
-                transition = self._advance(agent)
+                transition = self._advance(agent, now)
                 if transition is not None:
                     applied += 1
                     done.append(transition)
             if applied == 0:
                 return done
 
-    def _advance(self, agent: Agent) -> Transition | None:
+    def _advance(self, agent: Agent, now: float) -> Transition | None:
         deadline = agent.deadline
-        if deadline is None or agent.state is AgentState.DEAD:
+        # A heartbeat may have moved the deadline since the store listed the agent.
+        if deadline is None or deadline > now or agent.state is AgentState.DEAD:
             return None
         if agent.state is AgentState.LIVE:
             new_state, next_deadline = AgentState.STALE, deadline + self._lifecycle.dead_after

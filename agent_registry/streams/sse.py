@@ -47,7 +47,7 @@ def event(
 
 def json_line(value: Any) -> str:
     """Compact JSON on one line; non-ASCII kept as UTF-8 (JSON escapes any line break)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 RECONNECT_MS = 5000

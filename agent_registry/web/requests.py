@@ -83,12 +83,17 @@ def json_body(*, optional: bool = False) -> dict[str, Any]:
             return {}
         raise ValidationFailed("A JSON object is required as the request body.")
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationFailed(f"The request body is not valid JSON: {exc}.") from None
     if not isinstance(value, dict):
         raise ValidationFailed("The request body must be a JSON object.")
     return value
+
+
+def _reject_constant(name: str) -> None:
+    """NaN and Infinity are not JSON (RFC 8259); the Java agents' parsers reject them."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def load(schema: Schema, data: Mapping[str, Any], what: str = "request body") -> dict[str, Any]:
