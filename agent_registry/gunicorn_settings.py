@@ -25,7 +25,8 @@ max_requests = 0
 # Streams never go idle from gunicorn's point of view; this only watches the worker loop.
 timeout = 30
 graceful_timeout = 10
-keepalive = 5
+# Idle keep-alive connections hold a stopping worker until they time out: keep it short.
+keepalive = 2
 # gevent must patch before the app is imported: no preload.
 preload_app = False
 # Proxies are trusted in one place only: AGENT_REGISTRY_TRUSTED_PROXIES (ProxyFix).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
@@ -67,6 +68,12 @@ def get_agent(agent_id: str) -> Response:
     return jsonify(agent_json(agent, rt.presence.is_connected(agent_id)))
 
 
+def client_socket(environ: dict) -> socket.socket | None:
+    """The client's socket (gunicorn's gevent worker), to notice a client that left before
+    a write fails; None under other servers, where only failed writes tell."""
+    return environ.get("gunicorn.socket")
+
+
 @bp.get("/<agent_id>/events")
 def events(agent_id: str) -> Response:
     rt = runtime()
@@ -78,7 +85,7 @@ def events(agent_id: str) -> Response:
     body = event_stream(
         rt.hub,
         agent_id,
-        request.environ.get("gunicorn.socket"),
+        client_socket(request.environ),
         rt.settings.keepalive_seconds,
         rt.commands.mark_delivered,
     )
