@@ -18,7 +18,7 @@ $(STAMP): setup.cfg setup.py
 
 install: $(STAMP) ## Create .venv (if missing) and install the project with dev extras
 
-run: $(STAMP) ## Serve on $$AGENT_REGISTRY_BIND (default 0.0.0.0:8080), in-memory store
+run: $(STAMP) ## Serve on AGENT_REGISTRY_BIND (default 0.0.0.0:8080), in-memory store by default
 	$(BIN)/gunicorn -c gunicorn.conf.py
 
 test: $(STAMP) ## Run the whole test suite

@@ -10,13 +10,31 @@ import gc
 import logging
 import os
 import resource
+import sys
 from typing import Any
 
 from agent_registry.config import ConfigError, Settings, load_settings
 
+
+def _worker_count() -> int:
+    raw = os.environ.get("WEB_CONCURRENCY", "1")
+    if not raw.strip().isdigit() or int(raw) < 1:
+        sys.exit(f"Error: invalid configuration: WEB_CONCURRENCY={raw!r} must be a whole "
+                 "number of at least 1")
+    return int(raw)
+
+
+def _log_level() -> str:
+    raw = os.environ.get("AGENT_REGISTRY_LOG_LEVEL", "info")
+    if raw.lower() not in ("debug", "info", "warning", "error", "critical"):
+        sys.exit(f"Error: invalid configuration: AGENT_REGISTRY_LOG_LEVEL={raw!r} must be "
+                 "debug, info, warning, error or critical")
+    return raw.lower()
+
+
 wsgi_app = "agent_registry.wsgi:app"
 bind = [os.environ.get("AGENT_REGISTRY_BIND", "0.0.0.0:8080")]
-workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+workers = _worker_count()
 worker_class = "gevent"
 # A hard cap on open connections per worker, event streams included.
 worker_connections = 20_000
@@ -35,7 +53,7 @@ accesslog = None
 # Several servers may share a host (tests, blue/green); none needs gunicorn's control socket.
 control_socket_disable = True
 errorlog = "-"
-loglevel = os.environ.get("AGENT_REGISTRY_LOG_LEVEL", "info")
+loglevel = _log_level()
 
 ONE_WORKER_ONLY = (
     "the memory store keeps state inside one worker process, so {n} workers would not share "

@@ -15,7 +15,7 @@ from ..errors import (
     CommandNotFound,
     NoLiveTargets,
 )
-from .ids import new_command_id
+from .ids import CommandIds
 from .models import (
     AckResult,
     Command,
@@ -55,6 +55,7 @@ class Commands:
         self._bus = bus
         self._clock = clock
         self._timing = timing
+        self._ids = CommandIds()
 
     def send(
         self, target: Target, command_type: CommandType, payload: dict[str, Any]
@@ -63,7 +64,7 @@ class Commands:
         agent_ids = self._resolve(target)
         now = self._clock()
         command = Command(
-            id=new_command_id(now),
+            id=self._ids.new(now),
             type=command_type,
             payload=payload,
             target=target,

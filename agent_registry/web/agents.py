@@ -45,9 +45,11 @@ def register() -> tuple[Response, int]:
 
 
 @bp.post("/<agent_id>/heartbeat")
-def heartbeat(agent_id: str) -> tuple[str, int]:
+def heartbeat(agent_id: str) -> Response:
     runtime().registry.heartbeat(agent_id)
-    return "", 204
+    response = Response(status=204)
+    del response.headers["Content-Type"]  # no body, so no media type
+    return response
 
 
 @bp.get("")

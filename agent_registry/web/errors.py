@@ -43,7 +43,9 @@ def handle_error(exc: Exception) -> Response:
         status, code, message, errors = exc.status, exc.code, exc.message, exc.errors
     elif isinstance(exc, HTTPException):
         status = exc.code or 500
-        code = _CODES_BY_STATUS.get(status, "INTERNAL_ERROR" if status >= 500 else "BAD_REQUEST")
+        # Any other framework 4xx is a request the server cannot take as sent.
+        fallback = "INTERNAL_ERROR" if status >= 500 else "VALIDATION_FAILED"
+        code = _CODES_BY_STATUS.get(status, fallback)
         message = _MESSAGES_BY_STATUS.get(status) or exc.description or HTTPStatus(status).phrase
         allow = dict(exc.get_headers()).get("Allow")
         if allow:

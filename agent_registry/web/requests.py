@@ -28,6 +28,8 @@ AGENTS_PREFIX = "/api/v1/agents"
 # Endpoints whose POST needs no JSON body: the heartbeat reads none, an ack may omit it.
 _BODY_EXEMPT = frozenset({"agents.heartbeat"})
 _BODY_OPTIONAL = frozenset({"commands.acknowledge"})
+# Endpoints that read a query string (through a schema, which names unknown parameters).
+_QUERY_ENDPOINTS = frozenset({"agents.list_agents", "commands.agent_deliveries"})
 
 
 def init_app(app: Flask) -> None:
@@ -47,6 +49,12 @@ def check_request() -> None:
                 f"{PROTOCOL_HEADER} '{version}' is not supported; supported versions: "
                 f"{', '.join(SUPPORTED_PROTOCOL_VERSIONS)}."
             )
+    if request.args and request.endpoint not in _QUERY_ENDPOINTS and request.endpoint:
+        names = ", ".join(sorted(request.args))
+        raise ValidationFailed(
+            f"Unknown query parameter(s): {names}.",
+            {name: ["Unknown field."] for name in request.args},
+        )
     if request.method != "POST" or request.endpoint is None:
         return
     if request.endpoint in _BODY_EXEMPT:
@@ -77,7 +85,7 @@ def add_protocol_header(response: Response) -> Response:
 
 def json_body(*, optional: bool = False) -> dict[str, Any]:
     """The body as a JSON object; an optional body may be empty ({})."""
-    raw = request.get_data(cache=True)
+    raw = _read_body()
     if not raw.strip():
         if optional:
             return {}
@@ -89,6 +97,18 @@ def json_body(*, optional: bool = False) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValidationFailed("The request body must be a JSON object.")
     return value
+
+
+def _read_body() -> bytes:
+    """The body, refusing one over the limit also when it is chunked (no Content-Length),
+    which the framework would otherwise cut off silently at the limit."""
+    if request.content_length is not None:
+        return request.get_data(cache=True)
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    raw = request.environ["wsgi.input"].read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes.")
+    return raw
 
 
 def _reject_constant(name: str) -> None:
