@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from gevent.monkey import get_original
 from gevent.queue import Full, Queue
 
 log = logging.getLogger(__name__)
@@ -90,10 +91,19 @@ class Subscription:
         if self.socket is None:
             return False
         try:
-            readable, _, _ = select.select([self.socket], [], [], 0)
-            return bool(readable) and self.socket.recv(1, socket.MSG_PEEK) == b""
+            poller = _blocking_poll()
+            poller.register(self.socket.fileno(), select.POLLIN)
+            if not poller.poll(0):
+                return False
+            return self.socket.recv(1, socket.MSG_PEEK) == b""
         except (OSError, ValueError):
             return True
+
+
+def _blocking_poll() -> select.poll:
+    """The OS's poll(), even under gevent's monkey-patching: with a zero timeout it never
+    blocks, and unlike select() it works for descriptors above 1023 (busy workers)."""
+    return get_original("select", "poll")()
 
 
 class StreamListener(Protocol):

@@ -11,14 +11,17 @@ from httpx_sse import aconnect_sse
 
 
 async def register_all(client: httpx.AsyncClient, agent_ids: list[str], group: str) -> None:
-    for start in range(0, len(agent_ids), 100):
-        answers = await asyncio.gather(
-            *(
-                client.post("/api/v1/agents/register", json={"id": agent_id, "group": group})
-                for agent_id in agent_ids[start : start + 100]
+    """Register on a client of its own: the server closes idle keep-alive connections
+    after 2 s, and a stream opened on such a pooled connection would fail at once."""
+    async with async_client(str(client.base_url), 100) as own:
+        for start in range(0, len(agent_ids), 100):
+            answers = await asyncio.gather(
+                *(
+                    own.post("/api/v1/agents/register", json={"id": agent_id, "group": group})
+                    for agent_id in agent_ids[start : start + 100]
+                )
             )
-        )
-        assert all(answer.status_code in (200, 201) for answer in answers)
+            assert all(answer.status_code in (200, 201) for answer in answers)
 
 
 async def follow(

@@ -13,9 +13,12 @@ from tests.e2e.many_streams import Fleet, async_client, register_all
 pytestmark = pytest.mark.e2e
 
 
-def test_a_thousand_open_streams_all_receive_one_broadcast_exactly_once(start_server):
-    server = start_server({"AGENT_REGISTRY_KEEPALIVE_SECONDS": "5"})
-    agent_ids = [f"fleet-{n:04d}" for n in range(1000)]
+def test_eleven_hundred_open_streams_survive_pings_and_receive_one_broadcast_once(start_server):
+    """Regression: the end-of-file check at each ping used select(), which fails for
+    descriptors above 1023, so every stream past the first thousand was dropped at its
+    first ping. 1 100 streams, pinged several times, must all stay and all receive."""
+    server = start_server({"AGENT_REGISTRY_KEEPALIVE_SECONDS": "0.3"})
+    agent_ids = [f"fleet-{n:04d}" for n in range(1100)]
 
     async def scenario() -> None:
         async with async_client(server.url, len(agent_ids)) as client:
@@ -23,17 +26,19 @@ def test_a_thousand_open_streams_all_receive_one_broadcast_exactly_once(start_se
             fleet = Fleet(client, agent_ids)
             await fleet.open()
             try:
+                await asyncio.sleep(1.5)  # several keepalive pings
+                assert fleet.ended == set()
                 sent = await client.post("/api/v1/agents/commands", json={"type": "deep-trace"})
                 assert sent.status_code == 202
                 command_id = sent.json()["commandId"]
-                assert sent.json()["summary"]["targets"] == 1000
+                assert sent.json()["summary"]["targets"] == 1100
                 async with asyncio.timeout(20):
-                    while fleet.received[command_id] < 1000:
+                    while fleet.received[command_id] < 1100:
                         await asyncio.sleep(0.05)
                 await asyncio.sleep(0.3)
-                assert fleet.received == {command_id: 1000}
+                assert fleet.received == {command_id: 1100}
                 summary = (await client.get(f"/api/v1/commands/{command_id}")).json()["summary"]
-                assert summary["delivered"] == 1000
+                assert summary["delivered"] == 1100
                 assert summary["pending"] == 0
             finally:
                 await fleet.close()
@@ -47,7 +52,8 @@ def test_sigterm_ends_a_hundred_open_streams_and_the_worker_exits_quickly(start_
 
     async def scenario() -> tuple[float, float]:
         async with async_client(server.url, len(agent_ids)) as client:
-            await register_all(client, agent_ids, "term")  # leaves idle keep-alive connections
+            await register_all(client, agent_ids, "term")
+            await client.get("/api/v1/agents", params={"limit": 1})  # an idle keep-alive
             fleet = Fleet(client, agent_ids)
             await fleet.open()
             started = time.monotonic()
