@@ -25,7 +25,11 @@ def create_app(config: Mapping[str, Any] | None = None, *, clock: Clock = system
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["agent_registry"] = Runtime(settings, clock)
+    runtime = Runtime(settings, clock)
+    app.extensions["agent_registry"] = runtime
+    from .web.hot_paths import HotPaths
+
+    app.wsgi_app = HotPaths(app.wsgi_app, runtime)  # type: ignore[method-assign]
     if settings.trusted_proxies:
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]

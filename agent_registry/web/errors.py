@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
+from typing import Any
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
@@ -36,7 +37,8 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(Exception, handle_error)
 
 
-def handle_error(exc: Exception) -> Response:
+def error_payload(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Any failure as (status, JSON error body, extra headers): the one mapping."""
     headers: dict[str, str] = {}
     errors = None
     if isinstance(exc, RegistryError):
@@ -54,7 +56,7 @@ def handle_error(exc: Exception) -> Response:
         log.exception("unhandled error: %s", exc)
         status, code = 500, "INTERNAL_ERROR"
         message = "The server failed to handle the request; the error was logged."
-    body = {
+    body: dict[str, Any] = {
         "status": status,
         "error": HTTPStatus(status).phrase,
         "code": code,
@@ -62,6 +64,11 @@ def handle_error(exc: Exception) -> Response:
     }
     if errors:
         body["errors"] = errors
+    return status, body, headers
+
+
+def handle_error(exc: Exception) -> Response:
+    status, body, headers = error_payload(exc)
     response = jsonify(body)
     response.status_code = status
     response.headers.update(headers)

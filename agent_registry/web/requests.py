@@ -91,7 +91,7 @@ def json_body(*, optional: bool = False) -> dict[str, Any]:
             return {}
         raise ValidationFailed("A JSON object is required as the request body.")
     try:
-        value = json.loads(raw, parse_constant=_reject_constant)
+        value = json.loads(raw, parse_constant=reject_json_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationFailed(f"The request body is not valid JSON: {exc}.") from None
     if not isinstance(value, dict):
@@ -111,7 +111,7 @@ def _read_body() -> bytes:
     return raw
 
 
-def _reject_constant(name: str) -> None:
+def reject_json_constant(name: str) -> None:
     """NaN and Infinity are not JSON (RFC 8259); the Java agents' parsers reject them."""
     raise ValueError(f"{name} is not a JSON value")
 
