@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -269,16 +270,18 @@ def outcome(command: dict[str, Any], settled: bool, timeout: float | None) -> tu
 def simulate(ctx: click.Context, count: int, group: str, fail_rate: float,
              ack_delay: float) -> None:
     """Run N simulated agents (the Python SDK, under gevent) until Ctrl-C."""
-    from .simulate import GEVENT_LAUNCHER, gevent_patched
+    from .simulate import GEVENT_LAUNCHER, Fleet, gevent_patched
 
     url = ctx.find_object(Options).url
+    # Fail fast, in one sentence, when the server cannot be reached or refuses the names.
+    api().register(Fleet.registration(group, 1, count))
     if not gevent_patched():
+        # Like `serve`, this replaces the current process (here: by a gevent-patched one).
         args = ["--url", url, "simulate", "--agents", str(count), "--group", group,
                 "--fail-rate", str(fail_rate), "--ack-delay", str(ack_delay)]
         sys.stdout.flush()
+        sys.stderr.flush()
         os.execv(sys.executable, [sys.executable, "-c", GEVENT_LAUNCHER, *args])
-    # Fail fast, in one sentence, when the server cannot be reached.
-    api().request("GET", "/agents", params={"limit": 1})
     _run_fleet(url, count, group, fail_rate, ack_delay)
 
 
@@ -293,7 +296,10 @@ def _run_fleet(url: str, count: int, group: str, fail_rate: float, ack_delay: fl
     fleet = Fleet(url, count, group, Behaviour(fail_rate, ack_delay))
     fleet.start()
     try:
-        ready = fleet.wait_ready(timeout=30)
+        deadline = time.monotonic() + 30
+        while (ready := fleet.ready()) < count and time.monotonic() < deadline:
+            if stop.wait(0.1):
+                break
         click.echo(f"{ready} of {count} simulated agents in group '{group}' connected to {url}; "
                    "Ctrl-C stops them.", err=True)
         reported = (0, 0)

@@ -12,6 +12,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from .client import AgentClient, Command, CommandFailed
 
@@ -56,14 +57,20 @@ class Fleet:
 
     def __init__(self, url: str, count: int, group: str = "simulated",
                  behaviour: Behaviour | None = None) -> None:
-        handler = behaviour or Behaviour()
+        handlers = dict.fromkeys(COMMAND_TYPES, behaviour or Behaviour())
+        self.agents = []
+        for number in range(1, count + 1):
+            body = self.registration(group, number, count)
+            self.agents.append(AgentClient(url, body["id"], group, version=body["version"],
+                                           capabilities=body["capabilities"],
+                                           handlers=handlers))
+
+    @staticmethod
+    def registration(group: str, number: int, count: int) -> dict[str, Any]:
+        """The registration body of simulated agent ``number`` of ``count``."""
         width = max(5, len(str(count)))
-        self.agents = [
-            AgentClient(url, f"{group}-{number:0{width}d}", group, version="simulated",
-                        capabilities={"simulated": True},
-                        handlers=dict.fromkeys(COMMAND_TYPES, handler))
-            for number in range(1, count + 1)
-        ]
+        return {"id": f"{group}-{number:0{width}d}", "group": group, "version": "simulated",
+                "capabilities": {"simulated": True}}
 
     def start(self) -> None:
         for agent in self.agents:
@@ -72,13 +79,6 @@ class Fleet:
     def ready(self) -> int:
         """How many agents are registered with their event stream open."""
         return sum(agent.connected for agent in self.agents)
-
-    def wait_ready(self, timeout: float) -> int:
-        deadline = time.monotonic() + timeout
-        for agent in self.agents:
-            if not agent.wait_ready(max(0.0, deadline - time.monotonic())):
-                break
-        return self.ready()
 
     def handled(self) -> tuple[int, int]:
         """Commands handled so far, and how many of them were acknowledged as FAILURE."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import queue
 import signal
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -55,10 +56,11 @@ class AgentClient:
         handlers: dict[str, Handler] | None = None,
         timeout: float = 10.0,
         max_backoff: float = 60.0,
+        verify: ssl.SSLContext | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.agent_id = agent_id
-        self.api = RegistryApi(url, timeout=timeout, transport=transport)
+        self.api = RegistryApi(url, timeout=timeout, verify=verify, transport=transport)
         self.handlers: dict[str, Handler] = dict(handlers or {})
         body: dict[str, Any] = {"id": agent_id, "group": group, "version": version,
                                 "routeIds": list(route_ids), "capabilities": capabilities or {}}

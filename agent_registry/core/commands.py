@@ -148,8 +148,14 @@ class Commands:
             if self.store.replace_delivery(
                 command_id, current.status, acknowledged, now + self._timing.retention
             ):
-                log.info(
-                    "command %s acknowledged by agent %s: %s", command_id, agent_id, wanted
+                # Successes are routine (one per agent per command); failures need eyes.
+                log.log(
+                    logging.DEBUG if wanted is DeliveryStatus.ACKNOWLEDGED else logging.WARNING,
+                    "command %s acknowledged by agent %s: %s%s",
+                    command_id,
+                    agent_id,
+                    wanted,
+                    f" ({result.message})" if result.message else "",
                 )
                 return acknowledged
         raise RuntimeError(f"delivery {command_id}/{agent_id} kept changing under an ack")

@@ -43,6 +43,8 @@ class HotPaths:
         self._runtime = runtime
         self._max_body = runtime.settings.max_body_bytes
         self._ack_schema = AckSchema()
+        # What an ack without a body means (the schema's defaults), worked out once.
+        self._default_ack = self._ack_schema.load({})
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
         path = environ["PATH_INFO"]
@@ -95,7 +97,7 @@ class HotPaths:
             except (ValueError, ValidationError):
                 return self._app(environ, start_response)
         else:
-            fields = self._ack_schema.load({})
+            fields = {**self._default_ack, "details": {}}
         result = AckResult(fields["status"], fields["message"], fields["details"])
         try:
             delivery = self._runtime.commands.acknowledge(agent_id, command_id, result)
