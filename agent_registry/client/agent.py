@@ -117,8 +117,8 @@ class AgentClient:
 
     def start(self) -> AgentClient:
         """Start the background threads and return at once (see ``wait_ready``)."""
-        if self._threads:
-            raise RuntimeError("this AgentClient was already started")
+        if self._threads or self._stopping.is_set():
+            raise RuntimeError("an AgentClient starts once; create a new one to start again")
         for name, target in (("stream", self._stream_loop), ("heartbeat", self._heartbeat_loop),
                              ("commands", self._command_loop)):
             thread = threading.Thread(target=target, name=f"agent-{self.agent_id}-{name}",
@@ -196,6 +196,8 @@ class AgentClient:
             except httpx.TransportError as exc:
                 if not self._stopping.is_set():
                     log.warning("agent %s: event stream lost: %r", self.agent_id, exc)
+            except Exception:  # a bug must not end the agent's stream for good
+                log.exception("agent %s: event stream failed", self.agent_id)
             finally:
                 self._connected.clear()
             if self._stopping.is_set():
@@ -264,6 +266,9 @@ class AgentClient:
                 problem = f"heartbeat refused: {exc}"
             except ServerUnreachable as exc:
                 problem = f"heartbeat failed: {exc}"
+            except Exception as exc:  # a bug must not end the heartbeats for good
+                log.exception("agent %s: heartbeat failed", self.agent_id)
+                problem = f"heartbeat failed: {exc!r}"
             else:
                 if failing:
                     log.info("agent %s: heartbeats get through again", self.agent_id)
@@ -281,7 +286,10 @@ class AgentClient:
             self.commands_handled += 1
             if result.status != "SUCCESS":
                 self.commands_failed += 1
-            self._acknowledge(command, result)
+            try:
+                self._acknowledge(command, result)
+            except Exception:  # one bad ack must not stop the commands behind it
+                log.exception("agent %s: could not acknowledge %s", self.agent_id, command.id)
 
     def _acknowledge(self, command: Command, result: Result) -> None:
         for attempt in range(1, ACK_ATTEMPTS + 1):

@@ -125,6 +125,7 @@ class StreamHub:
         self.listener = listener
         self._clock = clock
         self._subscriptions: dict[str, Subscription] = {}
+        self._closing = False
 
     def __len__(self) -> int:
         return len(self._subscriptions)
@@ -136,6 +137,11 @@ class StreamHub:
             log.info("agent %s: new stream replaces the open one", agent_id)
             previous.end()
         subscription = Subscription(agent_id, self._queue_size, sock, self._clock())
+        if self._closing:
+            # The worker is stopping but still accepting for a moment: answer, then end at
+            # once, so the agent reconnects to a process that stays.
+            subscription.end()
+            return subscription
         self._subscriptions[agent_id] = subscription
         if self.listener is not None:
             self.listener.opened(subscription)
@@ -160,6 +166,8 @@ class StreamHub:
             subscription.end()
 
     def end_all(self) -> None:
+        """End every stream, and every stream opened from now on (worker shutdown)."""
+        self._closing = True
         for subscription in list(self._subscriptions.values()):
             subscription.end()
 

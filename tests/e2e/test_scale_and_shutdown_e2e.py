@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 
+import httpx
 import pytest
 
 from tests.e2e.many_streams import Fleet, async_client, register_all
@@ -58,6 +60,14 @@ def test_sigterm_ends_a_hundred_open_streams_and_the_worker_exits_quickly(start_
             await fleet.open()
             started = time.monotonic()
             server.signal(signal.SIGTERM)
+            # The worker still accepts for about a second after SIGTERM: a stream opened
+            # then must end at once too, not hold the worker until graceful_timeout.
+            await asyncio.sleep(0.3)
+            late = Fleet(client, ["term-000"])
+            with contextlib.suppress(httpx.TransportError, TimeoutError):
+                await late.open(timeout=2)
+                await late.wait_ended(timeout=2)
+            await late.close()
             await fleet.wait_ended(timeout=8)
             assert fleet.ended == set(agent_ids)
             streams_ended = time.monotonic() - started
