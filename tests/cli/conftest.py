@@ -1,0 +1,71 @@
+"""CLI fixtures: one real server per module, the CLI run in-process, SDK agents to answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+
+from agent_registry.cli import main
+from agent_registry.client import AgentClient
+from tests.server import ServerProcess
+
+# Short expiry, so that EXPIRED (exit 5) is seen within a test.
+CLI_SERVER_ENV = {"AGENT_REGISTRY_COMMAND_EXPIRY_SECONDS": "1.5",
+                  "AGENT_REGISTRY_KEEPALIVE_SECONDS": "0.5"}
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    with ServerProcess(CLI_SERVER_ENV) as process:
+        yield process
+
+
+@pytest.fixture
+def cli(server: ServerProcess) -> Callable[..., Result]:
+    """``cli("agents", "list")`` runs ``agent-registry --url <server> agents list``."""
+
+    def run(*args: str, url: str | None = None, **kwargs: Any) -> Result:
+        return CliRunner().invoke(main, ["--url", url or server.url, *args],
+                                  prog_name="agent-registry", **kwargs)
+
+    return run
+
+
+@pytest.fixture
+def http(server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{server.url}/api/v1", timeout=5) as client:
+        yield client
+
+
+@pytest.fixture
+def register(http: httpx.Client) -> Callable[..., dict[str, Any]]:
+    """Register an agent that holds no stream (its commands stay PENDING)."""
+
+    def register(agent_id: str, group: str, **fields: Any) -> dict[str, Any]:
+        answer = http.post("/agents/register", json={"id": agent_id, "group": group, **fields})
+        assert answer.status_code in (200, 201), answer.text
+        return answer.json()
+
+    return register
+
+
+@pytest.fixture
+def running_agent(server: ServerProcess) -> Iterator[Callable[..., AgentClient]]:
+    """Start an SDK agent whose handlers answer; stopped after the test."""
+    started: list[AgentClient] = []
+
+    def start(agent_id: str, group: str, **handlers: Any) -> AgentClient:
+        agent = AgentClient(server.url, agent_id, group,
+                            handlers={name.replace("_", "-"): handler
+                                      for name, handler in handlers.items()})
+        started.append(agent.start())
+        assert agent.wait_ready(5)
+        return agent
+
+    yield start
+    for agent in started:
+        agent.stop()
