@@ -16,6 +16,7 @@ from .core.commands import Commands, CommandTiming
 from .core.ports import AgentStore, Bus, CommandStore, Presence
 from .core.registry import Lifecycle, Registry
 from .scheduler import Sweeper
+from .streams.delivery_recorder import DeliveryRecorder
 from .streams.hub import StreamHub
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,12 @@ class Runtime:
             CommandTiming(settings.command_expiry_seconds, settings.command_retention_seconds),
         )
         self.sweeper = Sweeper(self.registry, self.commands, settings.sweep_interval_seconds)
-        self._background: list[Background] = [self.sweeper, *backend.background]
+        self.delivery_recorder = DeliveryRecorder(self.commands)
+        self._background: list[Background] = [
+            self.sweeper,
+            *backend.background,
+            self.delivery_recorder,
+        ]
         self._stopped = False
 
     def start(self) -> None:

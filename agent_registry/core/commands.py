@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -111,23 +111,26 @@ class Commands:
 
     def mark_delivered(self, agent_id: str, command_ids: Iterable[str]) -> None:
         """The commands' bytes were written to the agent's stream: PENDING -> DELIVERED."""
-        now = self._clock()
         for command_id in command_ids:
-            delivered = Delivery(agent_id, DeliveryStatus.DELIVERED, delivered_at=now)
-            if self.store.replace_delivery(
-                command_id, DeliveryStatus.PENDING, delivered, now + self._timing.retention
-            ):
-                log.debug("command %s delivered to agent %s", command_id, agent_id)
+            self.mark_delivered_to(command_id, [agent_id])
+
+    def mark_delivered_to(self, command_id: str, agent_ids: Sequence[str]) -> int:
+        """One command reached these agents' streams; recorded in one store call."""
+        delivered = self.store.mark_delivered(command_id, agent_ids, self._clock())
+        log.debug("command %s delivered to %d agent(s)", command_id, delivered)
+        return delivered
 
     def acknowledge(self, agent_id: str, command_id: str, result: AckResult) -> Delivery:
         """Record the agent's result; a repeat with the same status changes nothing."""
-        if self._agents.get(agent_id) is None:
-            raise AgentNotFound(f"Agent '{agent_id}' is not registered.")
         wanted = result.status.delivery_status
         for _ in range(_CAS_ROUNDS):
             now = self._clock()
+            # A delivery exists only for a registered agent: ask about the agent only when
+            # there is none, to name the right 404 (one store round trip saved per ack).
             found = self.store.get_delivery(command_id, agent_id)
             if found is None:
+                if self._agents.get(agent_id) is None:
+                    raise AgentNotFound(f"Agent '{agent_id}' is not registered.")
                 raise CommandNotFound(
                     f"Command '{command_id}' does not exist or was not sent to '{agent_id}'."
                 )

@@ -70,6 +70,9 @@ class CommandStore(Protocol):
     def get_delivery(self, command_id: str, agent_id: str) -> tuple[Command, Delivery] | None:
         ...
 
+    def mark_delivered(self, command_id: str, agent_ids: Sequence[str], at: float) -> int:
+        """PENDING -> DELIVERED (at ``at``) for each agent still PENDING; returns how many."""
+
     def replace_delivery(
         self,
         command_id: str,

@@ -166,6 +166,20 @@ class MemoryCommandStore:
             return None
         return entry.command, entry.deliveries[agent_id]
 
+    def mark_delivered(self, command_id: str, agent_ids: Sequence[str], at: float) -> int:
+        entry = self._entries.get(command_id)
+        if entry is None:
+            return 0
+        marked = 0
+        for agent_id in agent_ids:
+            current = entry.deliveries.get(agent_id)
+            if current is not None and current.status is DeliveryStatus.PENDING:
+                entry.deliveries[agent_id] = Delivery(
+                    agent_id, DeliveryStatus.DELIVERED, delivered_at=at
+                )
+                marked += 1
+        return marked
+
     def replace_delivery(
         self,
         command_id: str,

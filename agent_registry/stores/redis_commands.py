@@ -47,6 +47,25 @@ end
 return 1
 """
 
+# KEYS: deliveries hash. ARGV: delivered-at, then agent ids. PENDING -> DELIVERED in bulk.
+_MARK_DELIVERED = """
+local marked = 0
+for i = 2, #ARGV do
+  local current = redis.call('HGET', KEYS[1], ARGV[i])
+  if current then
+    local delivery = cjson.decode(current)
+    if delivery['status'] == 'PENDING' then
+      delivery['status'] = 'DELIVERED'
+      delivery['deliveredAt'] = tonumber(ARGV[1])
+      redis.call('HSET', KEYS[1], ARGV[i], cjson.encode(delivery))
+      marked = marked + 1
+    end
+  end
+end
+return marked
+"""
+_MARK_BATCH = 1000
+
 
 def command_key(command_id: str) -> str:
     return f"{P}cmd:{command_id}"
@@ -121,6 +140,7 @@ class RedisCommandStore:
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
         self._replace = client.register_script(_REPLACE_DELIVERY)
+        self._mark_delivered = client.register_script(_MARK_DELIVERED)
 
     def add(self, command: Command, deliveries: Sequence[Delivery]) -> None:
         pipe = self._redis.pipeline(transaction=True)
@@ -157,6 +177,15 @@ class RedisCommandStore:
         if command is None or delivery is None:
             return None
         return command, _decode_delivery(agent_id, delivery)
+
+    def mark_delivered(self, command_id: str, agent_ids: Sequence[str], at: float) -> int:
+        marked = 0
+        for start in range(0, len(agent_ids), _MARK_BATCH):
+            marked += self._mark_delivered(
+                keys=[deliveries_key(command_id)],
+                args=[num(at), *agent_ids[start : start + _MARK_BATCH]],
+            )
+        return marked
 
     def replace_delivery(
         self,

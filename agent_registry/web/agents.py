@@ -89,7 +89,7 @@ def events(agent_id: str) -> Response:
         agent_id,
         client_socket(request.environ),
         rt.settings.keepalive_seconds,
-        rt.commands.mark_delivered,
+        rt.delivery_recorder,
     )
     return Response(
         body,

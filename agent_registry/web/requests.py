@@ -57,11 +57,10 @@ def check_request() -> None:
         )
     if request.method != "POST" or request.endpoint is None:
         return
-    if request.endpoint in _BODY_EXEMPT:
-        return
-    if request.endpoint in _BODY_OPTIONAL and not _has_body():
-        return
-    if request.mimetype != "application/json":
+    media_type_applies = request.endpoint not in _BODY_EXEMPT and (
+        request.endpoint not in _BODY_OPTIONAL or _has_body()
+    )
+    if media_type_applies and request.mimetype != "application/json":
         got = request.headers.get("Content-Type") or "none"
         raise UnsupportedMediaType(
             f"Content-Type must be application/json (got {got})."
@@ -128,6 +127,13 @@ def load(schema: Schema, data: Mapping[str, Any], what: str = "request body") ->
 
 
 def load_query(schema: Schema) -> dict[str, Any]:
+    repeated = sorted(name for name, values in request.args.lists() if len(values) > 1)
+    if repeated:
+        raise ValidationFailed(
+            f"Query parameter(s) given more than once: {', '.join(repeated)}; "
+            "give several values comma-separated instead.",
+            {name: ["Given more than once."] for name in repeated},
+        )
     return load(schema, request.args.to_dict(flat=True), "query string")
 
 
