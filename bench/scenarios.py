@@ -1,0 +1,339 @@
+"""The scenarios: each measurement gets a fresh server and one load-generator process.
+
+a. idle streams      b. fan-out with acks      c. heartbeats
+d. sweeps (in-process on the core)              e. Redis store, 2 workers: b and c again
+
+Every figure of the real server is measured beside the floor app (``floor_app.py``) in the
+same run, alternating floor / real so that background load hits both alike.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .server import ROOT, GunicornServer, RedisServer, ServerUnavailable
+
+APPS = ("floor", "real")
+
+
+@dataclass
+class Params:
+    """Everything a run depends on; written verbatim into latest.json."""
+
+    streams: list[int] = field(default_factory=lambda: [1000, 5000, 10000])
+    max_streams: bool = True
+    broadcasts: int = 5
+    ack_connections: int = 64
+    # inline: each event is acked on receipt (acks compete with the next broadcast);
+    # after: acks are sent once every broadcast was delivered; none: no acks.
+    ack_mode: str = "inline"
+    register_connections: int = 64
+    open_concurrency: int = 256
+    heartbeat_agents: int = 1000
+    heartbeat_connections: int = 64
+    heartbeat_seconds: float = 10.0
+    heartbeat_warmup_seconds: float = 1.0
+    sweep_agents: int = 100_000
+    sweep_deliveries: int = 100_000
+    sweep_quiet_repeats: int = 1000
+    sweep_due_steps: int = 10
+    redis_workers: int = 2
+    redis_streams: list[int] = field(default_factory=lambda: [10000])
+    payload: dict[str, Any] = field(
+        default_factory=lambda: {"durationSeconds": 60, "routeIds": ["route-a", "route-b"]}
+    )
+    settle_seconds: float = 1.0
+    # a: the largest N and the max probe keep their streams open this long, past the
+    # server's 15 s keepalive, so "held" means "survived an idle ping".
+    hold_seconds: float = 18.0
+    server_log_level: str = "info"
+    source_address_every: int = 15_000
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def run_loadgen(spec: dict[str, Any]) -> dict[str, Any]:
+    """One load-generator process; its JSON result (or an ``error``)."""
+    bound = spec["overall_timeout_s"] + 30
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.loadgen"],
+            input=json.dumps(spec),
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=bound,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"load generator did not finish within {bound} s"}
+    if done.stderr.strip():
+        print(done.stderr.rstrip(), file=sys.stderr)
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return {"error": f"load generator exited {done.returncode}: {done.stderr[-2000:]}"}
+
+
+def _base_spec(server: GunicornServer, params: Params, n: int) -> dict[str, Any]:
+    return {
+        "host": "127.0.0.1",
+        "port": server.port,
+        "server_pids": server.worker_pids(),
+        "agent_prefix": "bench-agent",
+        "group": "bench",
+        "register_connections": params.register_connections,
+        "register_timeout_s": 60 + n * 0.004,
+        "open_concurrency": params.open_concurrency,
+        "open_timeout_s": 60 + n * 0.006,
+        "settle_s": params.settle_seconds,
+        "overall_timeout_s": 120 + n * 0.02,
+    }
+
+
+class Run:
+    """Starts the servers for one run and remembers where their logs went."""
+
+    def __init__(self, params: Params, log_dir: Path) -> None:
+        self.params = params
+        self.log_dir = log_dir
+
+    def server(self, kind: str, workers: int = 1, env: dict[str, str] | None = None,
+               label: str | None = None) -> GunicornServer:
+        extra = {"AGENT_REGISTRY_LOG_LEVEL": self.params.server_log_level, **(env or {})}
+        return GunicornServer(kind, self.log_dir, workers, extra, label).start()
+
+    def measure(self, kind: str, spec_for: Any, workers: int = 1,
+                env: dict[str, str] | None = None, extra_pids: dict[str, int] | None = None,
+                label: str | None = None) -> dict[str, Any]:
+        try:
+            server = self.server(kind, workers, env, label)
+        except ServerUnavailable as exc:
+            return {"error": "server unavailable", "unavailable": True, "detail": str(exc)}
+        result: dict[str, Any] = {}
+        pids = server.worker_pids()
+        try:
+            spec = spec_for(server)
+            spec["server_pids"] = pids
+            if extra_pids:
+                spec["extra_pids"] = extra_pids
+            result = run_loadgen(spec)
+            result["spec"] = {k: v for k, v in spec.items() if k != "server_pids"}
+        finally:
+            code = server.stop()
+            if code not in (0, None):
+                log(f"{server.name} exited with code {code}")
+            result["server"] = {"kind": kind, "workers": workers, "port": server.port,
+                                "worker_pids": pids,
+                                "exit_code": code}
+            result["server_log"] = server.log_summary()
+        return result
+
+    # ---------------------------------------------------------------- a. idle streams
+
+    def idle_streams(self) -> dict[str, Any]:
+        p = self.params
+        sizes: list[int | str] = [*p.streams, *(["max"] if p.max_streams else [])]
+        out: dict[str, Any] = {}
+        for size in sizes:
+            out[str(size)] = {}
+            for app in APPS:
+                log(f"a. idle streams N={size} on {app}")
+
+                hold = p.hold_seconds if size in ("max", max(p.streams)) else 0
+
+                def spec(server: GunicornServer, size: int | str = size,
+                         hold: float = hold) -> dict[str, Any]:
+                    n = 20_000 if size == "max" else int(size)
+                    return {**_base_spec(server, p, n), "kind": "idle", "n": n,
+                            "max": size == "max", "hold_s": hold}
+
+                out[str(size)][app] = result = self.measure(app, spec)
+                log(f"   {app}: {_short_idle(result)}")
+        return out
+
+    # ---------------------------------------------------------------- b. fan-out
+
+    def fanout_spec(self, server: GunicornServer, n: int, app: str) -> dict[str, Any]:
+        p = self.params
+        tracked = app == "real"
+        return {
+            **_base_spec(server, p, n),
+            "kind": "fanout",
+            "n": n,
+            "broadcasts": p.broadcasts,
+            # The floor has no ack endpoint (and no tracking): only the real server is acked.
+            "ack": tracked and p.ack_mode != "none",
+            "ack_mode": p.ack_mode,
+            "verify": tracked,
+            "ack_connections": p.ack_connections,
+            "payload": p.payload,
+            "delivery_timeout_s": 30 + n * 0.002,
+            # Commands expire 60 s after creation: acks later than that can only be 409.
+            "ack_timeout_s": min(70.0, 30 + n * p.broadcasts * 0.003),
+            "overall_timeout_s": 180 + n * 0.05,
+        }
+
+    def fanout(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for n in self.params.streams:
+            out[str(n)] = {}
+            for app in APPS:
+                log(f"b. fan-out {self.params.broadcasts} broadcasts to N={n} on {app}")
+                out[str(n)][app] = result = self.measure(
+                    app, lambda server, n=n, app=app: self.fanout_spec(server, n, app)
+                )
+                log(f"   {app}: {_short_fanout(result)}")
+        return out
+
+    # ---------------------------------------------------------------- c. heartbeats
+
+    def heartbeat_spec(self, server: GunicornServer) -> dict[str, Any]:
+        p = self.params
+        return {
+            **_base_spec(server, p, p.heartbeat_agents),
+            "kind": "heartbeat",
+            "agents": p.heartbeat_agents,
+            "connections": p.heartbeat_connections,
+            "duration_s": p.heartbeat_seconds,
+            "warmup_s": p.heartbeat_warmup_seconds,
+        }
+
+    def heartbeats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for app in APPS:
+            log(f"c. heartbeats: {self.params.heartbeat_connections} clients, "
+                f"{self.params.heartbeat_seconds} s on {app}")
+            out[app] = result = self.measure(app, self.heartbeat_spec)
+            log(f"   {app}: {_short_heartbeat(result)}")
+        return out
+
+    # ---------------------------------------------------------------- d. sweeps
+
+    def sweeps(self) -> dict[str, Any]:
+        p = self.params
+        spec = {
+            "agents": p.sweep_agents,
+            "deliveries": p.sweep_deliveries,
+            "quiet_repeats": p.sweep_quiet_repeats,
+            "due_steps": p.sweep_due_steps,
+            "log_level": p.server_log_level,
+        }
+        log(f"d. sweeps in-process: {p.sweep_agents} agents, {p.sweep_deliveries} deliveries")
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "bench.sweeps"], input=json.dumps(spec),
+                capture_output=True, text=True, cwd=ROOT, timeout=300,
+            )
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+        except (subprocess.TimeoutExpired, IndexError, ValueError) as exc:
+            result = {"error": f"sweep benchmark failed: {exc!r}"}
+        result["spec"] = spec
+        if "error" not in result:
+            log(f"   nothing due {result['nothing_due']['both_ms']['median']} ms, "
+                f"1 % due {result['one_percent_due']['both_ms']['median']} ms")
+        return result
+
+    # ---------------------------------------------------------------- e. Redis, 2 workers
+
+    def redis(self) -> dict[str, Any]:
+        p = self.params
+        redis = RedisServer(self.log_dir)
+        out: dict[str, Any] = {"redis_server": str(redis.binary), "version": redis.version(),
+                               "workers": p.redis_workers}
+        try:
+            redis.start()
+        except ServerUnavailable as exc:
+            out["available"] = False
+            out["reason"] = str(exc)
+            return out
+        try:
+            env = {"AGENT_REGISTRY_STORE": redis.url}
+            extra = {"redis": redis.pid}
+            label = f"real-redis-{p.redis_workers}w"
+            out["fanout"] = {}
+            for n in p.redis_streams:
+                log(f"e. fan-out N={n}, Redis store, {p.redis_workers} workers")
+                _flush_redis(redis.port)
+                result = self.measure(
+                    "real", lambda server, n=n: self.fanout_spec(server, n, "real"),
+                    p.redis_workers, env, extra, label,
+                )
+                if result.get("unavailable"):
+                    out["available"] = False
+                    out["reason"] = (
+                        "the server refused to start with AGENT_REGISTRY_STORE=redis://...: "
+                        + _reason(result["detail"])
+                    )
+                    out.pop("fanout")
+                    log(f"   not available: {out['reason']}")
+                    return out
+                out["available"] = True
+                out["fanout"][str(n)] = result
+                log(f"   redis: {_short_fanout(result)}")
+            log(f"e. heartbeats, Redis, {p.redis_workers} workers")
+            _flush_redis(redis.port)
+            out["heartbeat"] = result = self.measure(
+                "real", self.heartbeat_spec, p.redis_workers, env, extra, label
+            )
+            if result.get("unavailable"):
+                out["available"] = False
+                out["reason"] = _reason(result["detail"])
+                out.pop("heartbeat")
+            else:
+                out["available"] = True
+            log(f"   redis: {_short_heartbeat(result)}")
+            return out
+        finally:
+            redis.stop()
+
+
+def _flush_redis(port: int) -> None:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"FLUSHALL\r\n")
+            sock.recv(64)
+    except OSError:
+        pass
+
+
+def _reason(detail: str) -> str:
+    """The most telling line of a failed start (the exception, if there is one)."""
+    lines = [line.strip() for line in detail.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if "Error" in line or "error" in line or "refusing" in line:
+            return line[:300]
+    return lines[-1][:300] if lines else "unknown"
+
+
+def _short_idle(r: dict[str, Any]) -> str:
+    if "error" in r:
+        return f"ERROR {r['error']}"
+    held = f", {r['held']} still open after {r['hold']['seconds']} s" if "hold" in r else ""
+    return (f"opened {r['open']['opened']}/{r['n']} in {r['open']['time_to_open_s']} s, "
+            f"{r.get('rss_bytes_per_stream', 0) / 1000:.1f} KB/stream{held}")
+
+
+def _short_fanout(r: dict[str, Any]) -> str:
+    if "error" in r:
+        return f"ERROR {r['error']}"
+    lat = r["latency_ms"]
+    acks = r.get("acks", {})
+    return (f"{r['events_per_s']} events/s, p50 {lat['p50']} ms, p99 {lat['p99']} ms, "
+            f"exactly once {r['exactly_once']}, acks ok {acks.get('ok', '-')}")
+
+
+def _short_heartbeat(r: dict[str, Any]) -> str:
+    if "error" in r:
+        return f"ERROR {r['error']}"
+    lat = r["latency_ms"]
+    return f"{r['rps']} req/s, p50 {lat['p50']} ms, p99 {lat['p99']} ms, errors {r['errors']}"
