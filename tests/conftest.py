@@ -9,6 +9,7 @@ import greenlet
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from gevent.hub import Hub
 
 from agent_registry import create_app
 from agent_registry.runtime import Runtime
@@ -94,6 +95,7 @@ def _running_greenlets() -> list[greenlet.greenlet]:
         obj
         for obj in gc.get_objects()
         if isinstance(obj, greenlet.greenlet)
+        and not isinstance(obj, Hub)  # gevent's event loop, made once per thread
         and obj is not greenlet.getcurrent()
         and obj.parent is not None
         and bool(obj)

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from gevent.monkey import get_original
-from gevent.queue import Full, Queue
+
+from .stream_queue import Full, StreamQueue
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class Subscription:
     ) -> None:
         self.agent_id = agent_id
         self.token = uuid.uuid4().hex
-        self.queue: Queue = Queue(queue_size)
+        self.queue = StreamQueue(queue_size)
         self.socket = sock
         self.opened_at = opened_at
         self.closed = False

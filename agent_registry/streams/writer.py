@@ -11,10 +11,9 @@ import logging
 import socket
 from collections.abc import Callable, Iterator, Sequence
 
-from gevent.queue import Empty
-
 from .hub import END, StreamHub
 from .sse import OPENING, PING
+from .stream_queue import Empty
 
 log = logging.getLogger(__name__)
 
