@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+import gevent
 from gevent.monkey import get_original
 
 from .stream_queue import Full, StreamQueue
@@ -195,6 +196,17 @@ class StreamHub:
                 continue
             if subscription.offer(item):
                 queued += 1
+        return queued
+
+    def deliver_first(self, agent_ids: Iterable[str], command_id: str, frame: bytes) -> int:
+        """``deliver``, then let the woken streams write before the caller goes on.
+
+        The request that created the command still has to build its answer (for a
+        fleet-wide command, a body listing every target); without this yield every
+        delivery would wait for that.
+        """
+        queued = self.deliver(agent_ids, command_id, frame)
+        gevent.sleep(0)
         return queued
 
     def subscriptions(self) -> list[Subscription]:

@@ -14,4 +14,4 @@ class LocalBus:
         self._hub = hub
 
     def publish(self, command: Command, agent_ids: Sequence[str]) -> None:
-        self._hub.deliver(agent_ids, command.id, command_frame(command))
+        self._hub.deliver_first(agent_ids, command.id, command_frame(command))

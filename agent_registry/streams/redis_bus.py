@@ -52,7 +52,7 @@ class RedisBus:
     # -- publishing (any greenlet) --
 
     def publish(self, command: Command, agent_ids: Sequence[str]) -> None:
-        self._hub.deliver(agent_ids, command.id, command_frame(command))
+        self._hub.deliver_first(agent_ids, command.id, command_frame(command))
         self._announce({"command": command.id})
 
     def end_stream(self, agent_id: str, token: str) -> None:
