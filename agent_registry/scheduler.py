@@ -13,6 +13,7 @@ from apscheduler.schedulers.gevent import GeventScheduler
 
 from .core.commands import Commands
 from .core.registry import Registry
+from .errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,9 @@ def _guarded(name: str, job: Callable[[], None]) -> Callable[[], None]:
     def run() -> None:
         try:
             job()
+        except StoreUnavailable:
+            # An outage is already visible everywhere; one line, not a traceback a second.
+            log.warning("%s sweep skipped: store unavailable; retrying at the next interval", name)
         except Exception:
             log.exception("%s sweep failed; retrying at the next interval", name)
 

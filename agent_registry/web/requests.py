@@ -49,22 +49,27 @@ def check_request() -> None:
                 f"{PROTOCOL_HEADER} '{version}' is not supported; supported versions: "
                 f"{', '.join(SUPPORTED_PROTOCOL_VERSIONS)}."
             )
-    if request.args and request.endpoint not in _QUERY_ENDPOINTS and request.endpoint:
+    if request.endpoint is None:
+        return
+    if request.method == "POST":
+        _check_body_envelope(request.endpoint)
+    # Validation comes after media type and size; unknown query parameters are part of it.
+    if request.args and request.endpoint not in _QUERY_ENDPOINTS:
         names = ", ".join(sorted(request.args))
         raise ValidationFailed(
             f"Unknown query parameter(s): {names}.",
             {name: ["Unknown field."] for name in request.args},
         )
-    if request.method != "POST" or request.endpoint is None:
-        return
-    media_type_applies = request.endpoint not in _BODY_EXEMPT and (
-        request.endpoint not in _BODY_OPTIONAL or _has_body()
+
+
+def _check_body_envelope(endpoint: str) -> None:
+    """Media type, then size (before anything reads the body)."""
+    media_type_applies = endpoint not in _BODY_EXEMPT and (
+        endpoint not in _BODY_OPTIONAL or _has_body()
     )
     if media_type_applies and request.mimetype != "application/json":
         got = request.headers.get("Content-Type") or "none"
-        raise UnsupportedMediaType(
-            f"Content-Type must be application/json (got {got})."
-        )
+        raise UnsupportedMediaType(f"Content-Type must be application/json (got {got}).")
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes.")

@@ -600,3 +600,12 @@ def test_a_heartbeat_body_over_the_limit_is_413_though_its_media_type_is_free(
 def test_a_repeated_query_parameter_is_400_not_silently_dropped(api: Api, path: str) -> None:
     assert api.register().status_code == 201
     assert_error(api.client.get(path), 400, "VALIDATION_FAILED", {"status"})
+
+
+def test_an_unknown_query_parameter_is_validation_so_media_type_answers_first(
+    api: Api,
+) -> None:
+    response = api.client.post(
+        "/api/v1/agents/register?x=1", data="id=a", content_type="text/plain"
+    )
+    assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
