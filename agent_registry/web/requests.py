@@ -73,6 +73,8 @@ def _check_body_envelope(endpoint: str) -> None:
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes.")
+    if endpoint in _BODY_EXEMPT and _has_body():
+        _read_body()  # never used, but a chunked one over the limit is still refused
 
 
 def _has_body() -> bool:

@@ -609,3 +609,10 @@ def test_an_unknown_query_parameter_is_validation_so_media_type_answers_first(
         "/api/v1/agents/register?x=1", data="id=a", content_type="text/plain"
     )
     assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+def test_a_chunked_heartbeat_body_over_the_limit_is_413(small_client: FlaskClient) -> None:
+    response = _chunked(small_client, "/api/v1/agents/agent-1/heartbeat", b"x" * (LIMIT + 1))
+    assert_error(response, 413, "PAYLOAD_TOO_LARGE")
+    within = _chunked(small_client, "/api/v1/agents/agent-1/heartbeat", b"x" * 10)
+    assert within.status_code == 204
