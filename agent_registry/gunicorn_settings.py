@@ -35,7 +35,7 @@ def _log_level() -> str:
 wsgi_app = "agent_registry.wsgi:app"
 bind = [os.environ.get("AGENT_REGISTRY_BIND", "0.0.0.0:8080")]
 workers = _worker_count()
-worker_class = "gevent"
+worker_class = "agent_registry.gunicorn_worker.Worker"
 # A hard cap on open connections per worker, event streams included.
 worker_connections = 20_000
 # Every stream counts as a request: recycling workers would drop all of them.
