@@ -15,10 +15,17 @@ from typing import Any
 import gevent
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
 
+# Requests here are small (a heartbeat's head is about 100 bytes); pywsgi's default 8 KB
+# read buffer per connection would stay allocated for the whole life of every stream.
+_READ_BUFFER = 1024
+
 
 class KeepAliveHandler(PyWSGIHandler):
     # Set from gunicorn's ``keepalive`` setting when the worker starts.
     idle_timeout: float = 2.0
+
+    def __init__(self, sock: Any, address: Any, server: Any) -> None:
+        super().__init__(sock, address, server, rfile=sock.makefile("rb", _READ_BUFFER))
 
     def read_requestline(self) -> str | None:
         with gevent.Timeout(self.idle_timeout, False):
