@@ -1,7 +1,7 @@
 """The gunicorn worker class: gunicorn's gevent worker serving HTTP with gevent's pywsgi.
 
 gevent's HTTP server parses and answers a request for less CPU than gunicorn's own gevent
-worker (heartbeats: 11 200/s against 8 800/s in the same benchmark), but it keeps an idle
+worker (heartbeats: 11 200/s against 8 800/s in two quiet `make bench` runs); it keeps an idle
 keep-alive connection open for ever. That would hold a stopping worker until
 ``graceful_timeout`` and leave every agent a second connection between heartbeats, so
 this handler closes a connection that sends no request within gunicorn's ``keepalive``
