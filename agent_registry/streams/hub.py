@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 END = None
 
 # Command ids remembered per stream, so a command announced twice (a bus catch-up after a
-# reconnect) is still written once.
-_RECENT_IDS = 64
+# reconnect re-announces what is still PENDING, which includes what was queued but not yet
+# recorded as DELIVERED) is still written once. A few suffice; each stream keeps this many.
+_RECENT_IDS = 16
 
 
 class Subscription:
