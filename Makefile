@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint bench clean
+.PHONY: help install run test lint format bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-$(STAMP): setup.cfg setup.py
+$(STAMP): setup.cfg setup.py pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -24,8 +24,14 @@ run: $(STAMP) ## Serve on AGENT_REGISTRY_BIND (default 0.0.0.0:8080), in-memory 
 test: $(STAMP) ## Run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) ## Run ruff
+lint: $(STAMP) ## Check style, formatting and types (ruff, ruff format, mypy)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP) ## Rewrite the code in the project's format (ruff format, import order)
+	$(BIN)/ruff check --select I --fix .
+	$(BIN)/ruff format .
 
 bench: $(STAMP) ## Run the benchmarks, write bench/results/latest.{md,json}
 	$(BIN)/python -m bench

@@ -1,4 +1,5 @@
-"""gunicorn configuration: the settings live in the package (agent_registry.gunicorn_settings)
-so that `make run`, `gunicorn -c gunicorn.conf.py` and `agent-registry serve` agree."""
+"""gunicorn configuration: the settings live in the package
+(agent_registry.server.gunicorn_settings), so that `make run`, `gunicorn -c gunicorn.conf.py`
+and `agent-registry serve` agree."""
 
-from agent_registry.gunicorn_settings import *  # noqa: F403
+from agent_registry.server.gunicorn_settings import *  # noqa: F403

@@ -1,7 +1,7 @@
-"""Domain errors: values that carry their HTTP status and stable code.
+"""Domain errors: values the core raises, with a message and, for validation, the fields.
 
-The core raises them; the web layer turns every one into the JSON error shape in a single
-handler (``agent_registry.web.errors``). Nothing below the web layer knows about Flask.
+They know nothing of HTTP: ``agent_registry.web.errors`` maps each class to its status
+and stable code in one table, and turns every failure into the JSON error shape.
 """
 
 from __future__ import annotations
@@ -10,56 +10,51 @@ from collections.abc import Mapping, Sequence
 
 
 class RegistryError(Exception):
-    status: int = 500
-    code: str = "INTERNAL_ERROR"
-
-    def __init__(
-        self, message: str, errors: Mapping[str, Sequence[str]] | None = None
-    ) -> None:
+    def __init__(self, message: str, errors: Mapping[str, Sequence[str]] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.errors = dict(errors) if errors else None
 
 
 class ValidationFailed(RegistryError):
-    status, code = 400, "VALIDATION_FAILED"
+    """A request body, query string or path value breaks the contract's rules."""
 
 
 class UnsupportedMediaType(RegistryError):
-    status, code = 415, "UNSUPPORTED_MEDIA_TYPE"
+    pass
 
 
 class PayloadTooLarge(RegistryError):
-    status, code = 413, "PAYLOAD_TOO_LARGE"
+    pass
 
 
 class UnsupportedProtocolVersion(RegistryError):
-    status, code = 400, "UNSUPPORTED_PROTOCOL_VERSION"
+    pass
 
 
 class AgentNotFound(RegistryError):
-    status, code = 404, "AGENT_NOT_FOUND"
+    pass
 
 
 class AgentNotRegistered(RegistryError):
-    status, code = 404, "AGENT_NOT_REGISTERED"
+    """A heartbeat from an id the registry does not know: the agent must register again."""
 
 
 class NoLiveTargets(RegistryError):
-    status, code = 404, "NO_LIVE_TARGETS"
+    pass
 
 
 class CommandNotFound(RegistryError):
-    status, code = 404, "COMMAND_NOT_FOUND"
+    pass
 
 
 class CommandExpired(RegistryError):
-    status, code = 409, "COMMAND_EXPIRED"
+    pass
 
 
 class AlreadyAcknowledged(RegistryError):
-    status, code = 409, "ALREADY_ACKNOWLEDGED"
+    pass
 
 
 class StoreUnavailable(RegistryError):
-    status, code = 503, "STORE_UNAVAILABLE"
+    """The shared store cannot be reached (an outage, not a bug)."""

@@ -1,8 +1,8 @@
 """``python -m bench``: run the benchmark scenarios, write bench/results/latest.{md,json}.
 
-    python -m bench                       # everything (~10 minutes)
-    python -m bench --quick               # a smoke run (~1-2 minutes)
-    python -m bench --scenarios b,c --streams 1000,10000
+python -m bench                       # everything (~10 minutes)
+python -m bench --quick               # a smoke run (~1-2 minutes)
+python -m bench --scenarios b,c --streams 1000,10000
 """
 
 from __future__ import annotations
@@ -26,25 +26,45 @@ def _ints(text: str) -> list[int]:
 
 
 def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, Params]:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help="2 000 streams, no max-streams probe, 3 s heartbeats, fewer "
-                        "sweep repeats")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
-                        help="comma-separated subset of a,b,c,d,e (default: all)")
-    parser.add_argument("--streams", type=_ints, help="stream counts for a and b "
-                        "(default 1000,5000,10000)")
-    parser.add_argument("--max-streams", dest="max_streams", action=argparse.BooleanOptionalAction,
-                        default=None, help="probe the most streams one worker holds (a)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="2 000 streams, no max-streams probe, 3 s heartbeats, fewer sweep repeats",
+    )
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help="comma-separated subset of a,b,c,d,e (default: all)",
+    )
+    parser.add_argument(
+        "--streams", type=_ints, help="stream counts for a and b (default 1000,5000,10000)"
+    )
+    parser.add_argument(
+        "--max-streams",
+        dest="max_streams",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="probe the most streams one worker holds (a)",
+    )
     parser.add_argument("--broadcasts", type=int)
-    parser.add_argument("--hold-seconds", type=float,
-                        help="a: keep the largest N and the max streams open this long "
-                        "(default 18, past the 15 s keepalive)")
+    parser.add_argument(
+        "--hold-seconds",
+        type=float,
+        help="a: keep the largest N and the max streams open this long "
+        "(default 18, past the 15 s keepalive)",
+    )
     parser.add_argument("--ack-connections", type=int)
-    parser.add_argument("--ack-mode", choices=("inline", "after", "none"),
-                        help="b/e: ack each event on receipt (inline, default), after all "
-                        "broadcasts were delivered, or not at all")
+    parser.add_argument(
+        "--ack-mode",
+        choices=("inline", "after", "none"),
+        help="b/e: ack each event on receipt (inline, default), after all "
+        "broadcasts were delivered, or not at all",
+    )
     parser.add_argument("--open-concurrency", type=int)
     parser.add_argument("--heartbeat-seconds", type=float)
     parser.add_argument("--heartbeat-connections", type=int)
@@ -53,12 +73,18 @@ def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, Params]:
     parser.add_argument("--sweep-deliveries", type=int)
     parser.add_argument("--redis-streams", type=_ints, help="stream counts for e (default 10000)")
     parser.add_argument("--redis-workers", type=int)
-    parser.add_argument("--server-log-level", help="AGENT_REGISTRY_LOG_LEVEL for the server "
-                        "(default info, as deployed)")
-    parser.add_argument("--out", type=Path, default=report.RESULTS,
-                        help="directory for latest.md / latest.json")
-    parser.add_argument("--rerender", action="store_true",
-                        help="rewrite latest.md from latest.json (no measurement)")
+    parser.add_argument(
+        "--server-log-level",
+        help="AGENT_REGISTRY_LOG_LEVEL for the server (default info, as deployed)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=report.RESULTS, help="directory for latest.md / latest.json"
+    )
+    parser.add_argument(
+        "--rerender",
+        action="store_true",
+        help="rewrite latest.md from latest.json (no measurement)",
+    )
     args = parser.parse_args(argv)
 
     params = Params()
@@ -73,14 +99,20 @@ def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, Params]:
         params.sweep_due_steps = 5
         params.settle_seconds = 0.5
     overrides = {
-        "streams": args.streams, "max_streams": args.max_streams, "broadcasts": args.broadcasts,
-        "ack_connections": args.ack_connections, "ack_mode": args.ack_mode,
+        "streams": args.streams,
+        "max_streams": args.max_streams,
+        "broadcasts": args.broadcasts,
+        "ack_connections": args.ack_connections,
+        "ack_mode": args.ack_mode,
         "open_concurrency": args.open_concurrency,
         "heartbeat_seconds": args.heartbeat_seconds,
         "heartbeat_connections": args.heartbeat_connections,
-        "heartbeat_agents": args.heartbeat_agents, "sweep_agents": args.sweep_agents,
-        "sweep_deliveries": args.sweep_deliveries, "redis_streams": args.redis_streams,
-        "redis_workers": args.redis_workers, "server_log_level": args.server_log_level,
+        "heartbeat_agents": args.heartbeat_agents,
+        "sweep_agents": args.sweep_agents,
+        "sweep_deliveries": args.sweep_deliveries,
+        "redis_streams": args.redis_streams,
+        "redis_workers": args.redis_workers,
+        "server_log_level": args.server_log_level,
         "hold_seconds": args.hold_seconds,
     }
     for name, value in overrides.items():
@@ -111,8 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     if background["before_pct"] > 20:
         log(f"the machine is already {background['before_pct']} % busy: figures will be noisy")
     run = Run(params, log_dir)
-    steps = {"a": run.idle_streams, "b": run.fanout, "c": run.heartbeats, "d": run.sweeps,
-             "e": run.redis}
+    steps = {
+        "a": run.idle_streams,
+        "b": run.fanout,
+        "c": run.heartbeats,
+        "d": run.sweeps,
+        "e": run.redis,
+    }
     scenarios: dict[str, object] = {}
     for name in SCENARIOS:
         if name not in args.chosen:
@@ -129,8 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         "duration_s": round(time.monotonic() - started, 1),
         "machine": machine,
         "background": background,
-        "parameters": {**dataclasses.asdict(params), "quick": args.quick,
-                       "scenarios": args.chosen},
+        "parameters": {**dataclasses.asdict(params), "quick": args.quick, "scenarios": args.chosen},
         "log_dir": str(log_dir),
         "scenarios": scenarios,
     }
@@ -146,13 +182,17 @@ def notes(doc: dict) -> list[str]:
     """Caveats a reader of this run should see next to the figures."""
     out = []
     if doc["parameters"].get("quick"):
-        out.append("--quick run: the 10 000-stream targets and the max-streams probe were not "
-                   "measured; treat every figure as a smoke test.")
+        out.append(
+            "--quick run: the 10 000-stream targets and the max-streams probe were not "
+            "measured; treat every figure as a smoke test."
+        )
     busy = max(doc["background"].get("before_pct", 0), doc["background"].get("after_pct", 0))
     if busy > 10:
-        out.append(f"Other work kept the machine up to {busy} % busy around this run: the "
-                   "server, the load generator and that work shared 2 cores, so absolute "
-                   "figures are pessimistic and the ratios are noisy.")
+        out.append(
+            f"Other work kept the machine up to {busy} % busy around this run: the "
+            "server, the load generator and that work shared 2 cores, so absolute "
+            "figures are pessimistic and the ratios are noisy."
+        )
     sc = doc["scenarios"]
     for size, pair in (sc.get("a") or {}).items():
         real = (pair or {}).get("real") or {}
@@ -162,26 +202,30 @@ def notes(doc: dict) -> list[str]:
             out.append(
                 f"a. N={size}: the real server ended {hold['lost']:,} of "
                 f"{real['open']['opened']:,} idle streams within {hold['seconds']:g} s"
-                + (f" and logged \"client went away\" {gone:,} times" if gone else "")
+                + (f' and logged "client went away" {gone:,} times' if gone else "")
                 + " although every client was still connected and reading (the floor kept "
-                f"{((pair.get('floor') or {}).get('hold') or {}).get('still_open', '?'):,}).")
+                f"{((pair.get('floor') or {}).get('hold') or {}).get('still_open', '?'):,})."
+            )
     fanouts = [(f"b. N={n}", (pair or {}).get("real")) for n, pair in (sc.get("b") or {}).items()]
     fanouts += [(f"e. N={n}", r) for n, r in ((sc.get("e") or {}).get("fanout") or {}).items()]
     for label, real in fanouts:
         if not real or "error" in real:
             continue
         if real.get("streams_ended_early"):
-            out.append(f"{label}: {real['streams_ended_early']:,} streams were ended by the "
-                       "server during the run.")
+            out.append(
+                f"{label}: {real['streams_ended_early']:,} streams were ended by the "
+                "server during the run."
+            )
         tracking = real.get("tracking") or {}
         if tracking and not tracking.get("ok"):
             acks = real.get("acks") or {}
-            out.append(f"{label}: tracking read back wrong (acks answered "
-                       f"{acks.get('statuses')}; summaries {tracking.get('summaries')}).")
+            out.append(
+                f"{label}: tracking read back wrong (acks answered "
+                f"{acks.get('statuses')}; summaries {tracking.get('summaries')})."
+            )
     misses = [t for t in doc["targets"] if t["status"] == "MISS"]
     if misses:
-        out.append("Missed: " + "; ".join(f"{t['target']} ({t['margin']})" for t in misses)
-                   + ".")
+        out.append("Missed: " + "; ".join(f"{t['target']} ({t['margin']})" for t in misses) + ".")
     return out
 
 

@@ -10,7 +10,7 @@ This file is both the app and its gunicorn configuration::
     gunicorn -c bench/floor_app.py        # AGENT_REGISTRY_BIND=127.0.0.1:PORT
 
 The server settings are the real server's (imported from
-``agent_registry.gunicorn_settings``): gevent worker, ``worker_connections`` 20 000, one
+``agent_registry.server.gunicorn_settings``): gevent worker, ``worker_connections`` 20 000, one
 worker, same keepalive, timeouts and ``max_requests``. The hooks are reduced to what the
 real ones do for the server itself (open-files limit, ``gc.freeze()`` after start-up, end
 the streams when the worker stops); the app-specific ones (config validation, sweeps) are

@@ -163,8 +163,12 @@ def percentiles(values: Sequence[float], scale: float = 1000.0) -> dict[str, flo
         index = min(len(ordered) - 1, max(0, int(q * len(ordered) + 0.999999) - 1))
         return round(ordered[index] * scale, 3)
 
-    return {"p50": rank(0.50), "p99": rank(0.99), "max": round(ordered[-1] * scale, 3),
-            "count": len(ordered)}
+    return {
+        "p50": rank(0.50),
+        "p99": rank(0.99),
+        "max": round(ordered[-1] * scale, 3),
+        "count": len(ordered),
+    }
 
 
 # --------------------------------------------------------------------------- connections
@@ -556,9 +560,7 @@ async def register_all(
                 key = type(exc).__name__
             statuses[key] = statuses.get(key, 0) + 1
 
-    await asyncio.wait_for(
-        run_pool(connections, host, port, worker), timeout=timeout + 5
-    )
+    await asyncio.wait_for(run_pool(connections, host, port, worker), timeout=timeout + 5)
     elapsed = now() - started
     ok = statuses.get("201", 0) + statuses.get("200", 0)
     return {
@@ -591,7 +593,11 @@ async def scenario_idle(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
     result: dict[str, Any] = {"n": count}
     snap = meter.snapshot()
     result["register"] = await register_all(
-        host, port, agents, spec["group"], spec["register_connections"],
+        host,
+        port,
+        agents,
+        spec["group"],
+        spec["register_connections"],
         spec["register_timeout_s"],
     )
     result["register"]["cpu"] = meter.delta(snap, meter.snapshot())
@@ -672,7 +678,11 @@ async def scenario_fanout(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
     agents = agent_names(spec["agent_prefix"], count)
     result: dict[str, Any] = {"n": count}
     result["register"] = await register_all(
-        host, port, agents, spec["group"], spec["register_connections"],
+        host,
+        port,
+        agents,
+        spec["group"],
+        spec["register_connections"],
         spec["register_timeout_s"],
     )
     await wait_settled(spec["settle_s"])
@@ -697,6 +707,7 @@ async def scenario_fanout(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
     acking = bool(spec["ack"])
     deferred: list[tuple[str, str, float]] = []
     if acking:
+
         def on_command(stream: Stream, command_id: bytes, received_at: float) -> None:
             ack_queue.put_nowait((stream.agent_id, command_id.decode(), received_at))
 
@@ -751,13 +762,17 @@ async def scenario_fanout(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
             command_id = json.loads(body).get("commandId") if status == 202 else None
         except (OSError, ConnectionError, TimeoutError, ValueError) as exc:
             status, command_id, answered_at = type(exc).__name__, None, None
-        broadcasts.append({
-            "status": status,
-            "command_id": command_id,
-            "post_answered_ms": round((answered_at - posted_at) * 1000, 2) if answered_at else None,
-            "timed_out": timed_out,
-            "posted_at": posted_at,
-        })
+        broadcasts.append(
+            {
+                "status": status,
+                "command_id": command_id,
+                "post_answered_ms": round((answered_at - posted_at) * 1000, 2)
+                if answered_at
+                else None,
+                "timed_out": timed_out,
+                "posted_at": posted_at,
+            }
+        )
         rss_peak = max(rss_peak, meter.rss_kb())
         if command_id:
             command_ids.append(command_id)
@@ -802,26 +817,32 @@ async def scenario_fanout(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
             duplicates += max(0, seen - 1)
     windows = [b["window_s"] for b in broadcasts if b["window_s"]]
     delivered = len(latencies)
-    result.update({
-        "broadcasts": [{k: v for k, v in b.items() if k != "posted_at"} for b in broadcasts],
-        "events_expected": count * spec["broadcasts"],
-        "events_received": fleet.received,
-        "events_per_s": round(delivered / sum(windows), 1) if windows else None,
-        "events_per_s_definition":
-            "events received / sum over broadcasts of (last receipt - POST sent)",
-        "latency_ms": percentiles(latencies),
-        "exactly_once": missing == 0 and duplicates == 0 and unknown == 0
-        and len(posted) == spec["broadcasts"],
-        "missing": missing,
-        "duplicates": duplicates,
-        "unknown_ids": unknown,
-        "streams_ended_early": fleet.ended,
-        "delivery_cpu": delivery_cpu,
-        "total_cpu": total_cpu,
-        "rss_kb_peak": rss_peak,
-        "delivery_span_s":
-            round(delivery_end - broadcasts[0]["posted_at"], 3) if broadcasts else None,
-    })
+    result.update(
+        {
+            "broadcasts": [{k: v for k, v in b.items() if k != "posted_at"} for b in broadcasts],
+            "events_expected": count * spec["broadcasts"],
+            "events_received": fleet.received,
+            "events_per_s": round(delivered / sum(windows), 1) if windows else None,
+            "events_per_s_definition": (
+                "events received / sum over broadcasts of (last receipt - POST sent)"
+            ),
+            "latency_ms": percentiles(latencies),
+            "exactly_once": missing == 0
+            and duplicates == 0
+            and unknown == 0
+            and len(posted) == spec["broadcasts"],
+            "missing": missing,
+            "duplicates": duplicates,
+            "unknown_ids": unknown,
+            "streams_ended_early": fleet.ended,
+            "delivery_cpu": delivery_cpu,
+            "total_cpu": total_cpu,
+            "rss_kb_peak": rss_peak,
+            "delivery_span_s": round(delivery_end - broadcasts[0]["posted_at"], 3)
+            if broadcasts
+            else None,
+        }
+    )
     if delivered:
         result["server_cpu_us_per_event"] = round(total_cpu["server_cpu_s"] * 1e6 / delivered, 1)
         result["loadgen_cpu_us_per_event"] = round(total_cpu["loadgen_cpu_s"] * 1e6 / delivered, 1)
@@ -874,7 +895,11 @@ async def scenario_heartbeat(spec: dict[str, Any], meter: Meter) -> dict[str, An
     agents = agent_names(spec["agent_prefix"], spec["agents"])
     result: dict[str, Any] = {
         "register": await register_all(
-            host, port, agents, spec["group"], spec["register_connections"],
+            host,
+            port,
+            agents,
+            spec["group"],
+            spec["register_connections"],
             spec["register_timeout_s"],
         )
     }
@@ -918,18 +943,20 @@ async def scenario_heartbeat(spec: dict[str, Any], meter: Meter) -> dict[str, An
     for client in clients:
         client.close()
     ok = statuses.get("204", 0)
-    result.update({
-        "requests": sum(statuses.values()),
-        "ok": ok,
-        "errors": sum(statuses.values()) - ok,
-        "statuses": statuses,
-        "seconds": round(elapsed, 3),
-        "rps": round(ok / elapsed, 1),
-        "latency_ms": percentiles(latencies),
-        "cpu": cpu,
-        "server_cpu_us_per_request": round(cpu["server_cpu_s"] * 1e6 / ok, 1) if ok else None,
-        "loadgen_cpu_us_per_request": round(cpu["loadgen_cpu_s"] * 1e6 / ok, 1) if ok else None,
-    })
+    result.update(
+        {
+            "requests": sum(statuses.values()),
+            "ok": ok,
+            "errors": sum(statuses.values()) - ok,
+            "statuses": statuses,
+            "seconds": round(elapsed, 3),
+            "rps": round(ok / elapsed, 1),
+            "latency_ms": percentiles(latencies),
+            "cpu": cpu,
+            "server_cpu_us_per_request": round(cpu["server_cpu_s"] * 1e6 / ok, 1) if ok else None,
+            "loadgen_cpu_us_per_request": round(cpu["loadgen_cpu_s"] * 1e6 / ok, 1) if ok else None,
+        }
+    )
     return result
 
 

@@ -15,8 +15,17 @@ from typing import Any
 from .server import ROOT
 
 RESULTS = ROOT / "bench" / "results"
-PACKAGES = ("flask", "werkzeug", "gunicorn", "gevent", "greenlet", "marshmallow",
-            "apscheduler", "redis", "hiredis")
+PACKAGES = (
+    "flask",
+    "werkzeug",
+    "gunicorn",
+    "gevent",
+    "greenlet",
+    "marshmallow",
+    "apscheduler",
+    "redis",
+    "hiredis",
+)
 
 # Targets from the issue (one worker, this 2-core machine).
 FANOUT_N = 10_000
@@ -49,10 +58,19 @@ def busy_pct(seconds: float = 1.0) -> float:
 def machine_info() -> dict[str, Any]:
     import resource
 
-    meminfo = {line.split(":")[0]: line.split(":")[1].strip()
-               for line in _read("/proc/meminfo").splitlines() if ":" in line}
-    model = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
-                  if line.startswith("model name")), platform.processor())
+    meminfo = {
+        line.split(":")[0]: line.split(":")[1].strip()
+        for line in _read("/proc/meminfo").splitlines()
+        if ":" in line
+    }
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in _read("/proc/cpuinfo").splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     versions = {}
     for name in PACKAGES:
         try:
@@ -82,8 +100,9 @@ def machine_info() -> dict[str, Any]:
 def _git() -> dict[str, Any]:
     def run(*args: str) -> str:
         try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                                  timeout=10).stdout.strip()
+            return subprocess.run(
+                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
 
@@ -167,19 +186,35 @@ def summary_rows(doc: dict[str, Any]) -> list[list[str]]:
         label = "max" if size == "max" else f"N={int(size):,}"
         for name, (rv, fv) in {
             "time to open (s)": (
-                get(real, "open", "time_to_open_s"), get(floor, "open", "time_to_open_s")),
+                get(real, "open", "time_to_open_s"),
+                get(floor, "open", "time_to_open_s"),
+            ),
             hold_label(real, floor): (
                 (get(real, "held"), get(floor, "held"))
-                if size == "max" or get(real, "hold") or get(floor, "hold") else (None, None)),
+                if size == "max" or get(real, "hold") or get(floor, "hold")
+                else (None, None)
+            ),
             "RSS per open stream (KB)": (
-                _kb(get(real, "rss_bytes_per_stream")), _kb(get(floor, "rss_bytes_per_stream"))),
+                _kb(get(real, "rss_bytes_per_stream")),
+                _kb(get(floor, "rss_bytes_per_stream")),
+            ),
             "server CPU per open (µs)": (
-                get(real, "server_cpu_us_per_open"), get(floor, "server_cpu_us_per_open")),
+                get(real, "server_cpu_us_per_open"),
+                get(floor, "server_cpu_us_per_open"),
+            ),
         }.items():
             if rv is None and fv is None:
                 continue
-            rows.append([f"a. idle {label}", name, fmt(rv), fmt(fv), fmt_ratio(ratio(rv, fv)),
-                         limit_of(get(real, "open", "cpu"))])
+            rows.append(
+                [
+                    f"a. idle {label}",
+                    name,
+                    fmt(rv),
+                    fmt(fv),
+                    fmt_ratio(ratio(rv, fv)),
+                    limit_of(get(real, "open", "cpu")),
+                ]
+            )
         for app, result in (("real", real), ("floor", floor)):
             if _error(result):
                 rows.append([f"a. idle {label}", f"{app}: error", _error(result) or "", "", "", ""])
@@ -195,28 +230,51 @@ def summary_rows(doc: dict[str, Any]) -> list[list[str]]:
     if d and not _error(d):
         for key, label in (("nothing_due", "nothing due"), ("one_percent_due", "1 % due")):
             both = d[key]["both_ms"]
-            rows.append([
-                f"d. sweep {d['agents']:,} agents + {d['open_deliveries']:,} deliveries",
-                f"{label}: median / max (ms)",
-                f"{both['median']:.4g} / {both['max']:.4g}", "n/a (core only)", "-",
-                f"lifecycle {d[key]['lifecycle_ms']['median']:.4g} ms + commands "
-                f"{d[key]['commands_ms']['median']:.4g} ms (median)",
-            ])
+            rows.append(
+                [
+                    f"d. sweep {d['agents']:,} agents + {d['open_deliveries']:,} deliveries",
+                    f"{label}: median / max (ms)",
+                    f"{both['median']:.4g} / {both['max']:.4g}",
+                    "n/a (core only)",
+                    "-",
+                    f"lifecycle {d[key]['lifecycle_ms']['median']:.4g} ms + commands "
+                    f"{d[key]['commands_ms']['median']:.4g} ms (median)",
+                ]
+            )
     elif d:
         rows.append(["d. sweeps", "error", _error(d) or "", "", "", ""])
     e = sc.get("e")
     if e is not None:
         if not e.get("available"):
-            rows.append([f"e. Redis store, {e.get('workers', 2)} workers", "not available",
-                         e.get("reason", "")[:200], "", "", ""])
+            rows.append(
+                [
+                    f"e. Redis store, {e.get('workers', 2)} workers",
+                    "not available",
+                    e.get("reason", "")[:200],
+                    "",
+                    "",
+                    "",
+                ]
+            )
         else:
             floor_b = b
             for size, result in (e.get("fanout") or {}).items():
-                rows.extend(_fanout_rows(
-                    f"e. Redis {e['workers']}w fan-out N={int(size):,}", result,
-                    get(floor_b, size, "floor"), workers=e["workers"]))
-            rows.extend(_heartbeat_rows(f"e. Redis {e['workers']}w heartbeats",
-                                        e.get("heartbeat"), get(c, "floor"), workers=e["workers"]))
+                rows.extend(
+                    _fanout_rows(
+                        f"e. Redis {e['workers']}w fan-out N={int(size):,}",
+                        result,
+                        get(floor_b, size, "floor"),
+                        workers=e["workers"],
+                    )
+                )
+            rows.extend(
+                _heartbeat_rows(
+                    f"e. Redis {e['workers']}w heartbeats",
+                    e.get("heartbeat"),
+                    get(c, "floor"),
+                    workers=e["workers"],
+                )
+            )
     return rows
 
 
@@ -234,15 +292,19 @@ def _kb(value: Any) -> float | None:
 def _fanout_rows(label: str, real: Any, floor: Any, workers: int = 1) -> list[list[str]]:
     rows = []
     limit = limit_of(get(real, "delivery_cpu"), workers)
-    for name, path in (("events/s", ("events_per_s",)),
-                       ("events/s per core of server CPU (real: acks included)", ("_per_core",)),
-                       ("latency p50 (ms)", ("latency_ms", "p50")),
-                       ("latency p99 (ms)", ("latency_ms", "p99")),
-                       ("latency max (ms)", ("latency_ms", "max")),
-                       ("server CPU per event (µs)", ("server_cpu_us_per_event",))):
+    for name, path in (
+        ("events/s", ("events_per_s",)),
+        ("events/s per core of server CPU (real: acks included)", ("_per_core",)),
+        ("latency p50 (ms)", ("latency_ms", "p50")),
+        ("latency p99 (ms)", ("latency_ms", "p99")),
+        ("latency max (ms)", ("latency_ms", "max")),
+        ("server CPU per event (µs)", ("server_cpu_us_per_event",)),
+    ):
         if path == ("_per_core",):
-            rv, fv = per_core(real, "server_cpu_us_per_event"), per_core(
-                floor, "server_cpu_us_per_event")
+            rv, fv = (
+                per_core(real, "server_cpu_us_per_event"),
+                per_core(floor, "server_cpu_us_per_event"),
+            )
             row_limit = "server CPU alone (robust to background load)"
         else:
             rv, fv = get(real, *path), get(floor, *path)
@@ -255,19 +317,32 @@ def _fanout_rows(label: str, real: Any, floor: Any, workers: int = 1) -> list[li
     if first_real is not None or first_floor is not None:
         fr = None if first_real is None else round(first_real * 1000, 1)
         ff = None if first_floor is None else round(first_floor * 1000, 1)
-        rows.append([label, "1st broadcast: POST → last receipt (ms), no acks in flight",
-                     fmt(fr), fmt(ff), fmt_ratio(ratio(fr, ff)), "delivery alone"])
+        rows.append(
+            [
+                label,
+                "1st broadcast: POST → last receipt (ms), no acks in flight",
+                fmt(fr),
+                fmt(ff),
+                fmt_ratio(ratio(fr, ff)),
+                "delivery alone",
+            ]
+        )
     if real and not _error(real):
         acks = real.get("acks") or {}
         tracking = get(real, "tracking", "ok")
         ended = real.get("streams_ended_early")
-        rows.append([label, "exactly once / acks ok / tracking read back / streams lost",
-                     f"{fmt(real.get('exactly_once'))} / {fmt(acks.get('ok'))} of "
-                     f"{fmt(real.get('events_expected'))} / {fmt(tracking)} / {fmt(ended)}",
-                     f"{fmt(get(floor, 'exactly_once'))} / - / - / "
-                     f"{fmt(get(floor, 'streams_ended_early'))}", "-",
-                     f"acks {fmt(acks.get('per_s'))}/s, p99 "
-                     f"{fmt(get(acks, 'latency_ms', 'p99'))} ms"])
+        rows.append(
+            [
+                label,
+                "exactly once / acks ok / tracking read back / streams lost",
+                f"{fmt(real.get('exactly_once'))} / {fmt(acks.get('ok'))} of "
+                f"{fmt(real.get('events_expected'))} / {fmt(tracking)} / {fmt(ended)}",
+                f"{fmt(get(floor, 'exactly_once'))} / - / - / "
+                f"{fmt(get(floor, 'streams_ended_early'))}",
+                "-",
+                f"acks {fmt(acks.get('per_s'))}/s, p99 {fmt(get(acks, 'latency_ms', 'p99'))} ms",
+            ]
+        )
     for app, result in (("real", real), ("floor", floor)):
         if _error(result):
             rows.append([label, f"{app}: error", _error(result) or "", "", "", ""])
@@ -277,11 +352,14 @@ def _fanout_rows(label: str, real: Any, floor: Any, workers: int = 1) -> list[li
 def _heartbeat_rows(label: str, real: Any, floor: Any, workers: int = 1) -> list[list[str]]:
     rows = []
     limit = limit_of(get(real, "cpu"), workers)
-    for name, path in (("requests/s", ("rps",)),
-                       ("requests/s per core of server CPU", ("_per_core",)),
-                       ("latency p50 (ms)", ("latency_ms", "p50")),
-                       ("latency p99 (ms)", ("latency_ms", "p99")), ("errors", ("errors",)),
-                       ("server CPU per request (µs)", ("server_cpu_us_per_request",))):
+    for name, path in (
+        ("requests/s", ("rps",)),
+        ("requests/s per core of server CPU", ("_per_core",)),
+        ("latency p50 (ms)", ("latency_ms", "p50")),
+        ("latency p99 (ms)", ("latency_ms", "p99")),
+        ("errors", ("errors",)),
+        ("server CPU per request (µs)", ("server_cpu_us_per_request",)),
+    ):
         if path == ("_per_core",):
             rv = per_core(real, "server_cpu_us_per_request")
             fv = per_core(floor, "server_cpu_us_per_request")
@@ -318,11 +396,20 @@ def log_rows(doc: dict[str, Any]) -> list[list[str]]:
         workers = get(result, "server", "workers") or 1
         notable = {k: v for k, v in notable.items() if k != "Booting worker" or v > workers}
         if notable:
-            top = "; ".join(f"{count} x \"{pattern}\"" for pattern, count in notable.items()) + (
-                f"; {top}" if top else "")
-        rows.append([label, f"{summary['bytes'] / 1e6:.1f}", fmt(summary["lines"]),
-                     fmt(summary["errors"]), fmt(summary["warnings"]),
-                     fmt(summary["exceptions"]), top or "-"])
+            top = "; ".join(f'{count} x "{pattern}"' for pattern, count in notable.items()) + (
+                f"; {top}" if top else ""
+            )
+        rows.append(
+            [
+                label,
+                f"{summary['bytes'] / 1e6:.1f}",
+                fmt(summary["lines"]),
+                fmt(summary["errors"]),
+                fmt(summary["warnings"]),
+                fmt(summary["exceptions"]),
+                top or "-",
+            ]
+        )
 
     sc = doc["scenarios"]
     for size, pair in (sc.get("a") or {}).items():
@@ -347,10 +434,18 @@ def cpu_rows(doc: dict[str, Any]) -> list[list[str]]:
     def add(label: str, cpu: Any, workers: int = 1) -> None:
         if not isinstance(cpu, dict):
             return
-        rows.append([label, fmt(cpu.get("wall_s"), 2), fmt(cpu.get("server_cpu_pct")),
-                     fmt(cpu.get("loadgen_cpu_pct")), fmt(cpu.get("redis_cpu_pct")),
-                     fmt(cpu.get("other_cpu_pct")), fmt(cpu.get("machine_busy_pct_of_all_cores")),
-                     limit_of(cpu, workers)])
+        rows.append(
+            [
+                label,
+                fmt(cpu.get("wall_s"), 2),
+                fmt(cpu.get("server_cpu_pct")),
+                fmt(cpu.get("loadgen_cpu_pct")),
+                fmt(cpu.get("redis_cpu_pct")),
+                fmt(cpu.get("other_cpu_pct")),
+                fmt(cpu.get("machine_busy_pct_of_all_cores")),
+                limit_of(cpu, workers),
+            ]
+        )
 
     sc = doc["scenarios"]
     for size, pair in (sc.get("a") or {}).items():
@@ -375,24 +470,44 @@ def cpu_rows(doc: dict[str, Any]) -> list[list[str]]:
 # --------------------------------------------------------------------------- targets
 
 
-def _target(name: str, measured: Any, op: str, goal: float, unit: str, where: str,
-            note: str = "") -> dict[str, Any]:
+def _target(
+    name: str, measured: Any, op: str, goal: float, unit: str, where: str, note: str = ""
+) -> dict[str, Any]:
     if not isinstance(measured, int | float):
-        return {"target": name, "goal": f"{op} {goal:g} {unit}".strip(), "measured": None,
-                "status": "not measured", "margin": note or "-", "where": where}
+        return {
+            "target": name,
+            "goal": f"{op} {goal:g} {unit}".strip(),
+            "measured": None,
+            "status": "not measured",
+            "margin": note or "-",
+            "where": where,
+        }
     passed = measured >= goal if op == ">=" else measured <= goal
     if op == ">=":
-        margin = (f"{(measured / goal - 1) * 100:.0f} % headroom" if passed
-                  else f"missed by {(1 - measured / goal) * 100:.0f} % "
-                       f"(needs {goal / measured:.2f}x more)" if measured else "missed")
+        margin = (
+            f"{(measured / goal - 1) * 100:.0f} % headroom"
+            if passed
+            else f"missed by {(1 - measured / goal) * 100:.0f} % "
+            f"(needs {goal / measured:.2f}x more)"
+            if measured
+            else "missed"
+        )
     else:
-        margin = (f"{(1 - measured / goal) * 100:.0f} % headroom" if passed
-                  else f"over by {(measured / goal - 1) * 100:.0f} % "
-                       f"({measured / goal:.2f}x the limit)")
+        margin = (
+            f"{(1 - measured / goal) * 100:.0f} % headroom"
+            if passed
+            else f"over by {(measured / goal - 1) * 100:.0f} % ({measured / goal:.2f}x the limit)"
+        )
     if note:
         margin += f"; {note}"
-    return {"target": name, "goal": f"{op} {goal:g} {unit}".strip(), "measured": measured,
-            "status": "pass" if passed else "MISS", "margin": margin, "where": where}
+    return {
+        "target": name,
+        "goal": f"{op} {goal:g} {unit}".strip(),
+        "measured": measured,
+        "status": "pass" if passed else "MISS",
+        "margin": margin,
+        "where": where,
+    }
 
 
 def _cpu_note(value: float | None) -> str:
@@ -409,63 +524,150 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
     key = str(FANOUT_N)
     b_real, b_floor = get(sc, "b", key, "real"), get(sc, "b", key, "floor")
     fan_ratio = ratio(get(b_real, "events_per_s"), get(b_floor, "events_per_s"))
-    tracking_ok = bool(get(b_real, "exactly_once")) and bool(get(b_real, "acks", "all_ok")) \
+    tracking_ok = (
+        bool(get(b_real, "exactly_once"))
+        and bool(get(b_real, "acks", "all_ok"))
         and bool(get(b_real, "tracking", "ok"))
-    tracking_note = "" if b_real is None or tracking_ok else \
-        "delivery/ack/tracking check FAILED (see b)"
-    fan_core = ratio(per_core(b_real, "server_cpu_us_per_event"),
-                     per_core(b_floor, "server_cpu_us_per_event"))
-    out.append(_target("fan-out to 10 000 streams: events/s ÷ floor", fan_ratio, ">=", 1.0, "x",
-                       "b", _join(tracking_note, _cpu_note(fan_core))))
-    out.append(_target("fan-out to 10 000 streams: p99 POST → receipt, full tracking",
-                       get(b_real, "latency_ms", "p99"), "<=", 1000, "ms", "b", tracking_note))
+    )
+    tracking_note = (
+        "" if b_real is None or tracking_ok else "delivery/ack/tracking check FAILED (see b)"
+    )
+    fan_core = ratio(
+        per_core(b_real, "server_cpu_us_per_event"), per_core(b_floor, "server_cpu_us_per_event")
+    )
+    out.append(
+        _target(
+            "fan-out to 10 000 streams: events/s ÷ floor",
+            fan_ratio,
+            ">=",
+            1.0,
+            "x",
+            "b",
+            _join(tracking_note, _cpu_note(fan_core)),
+        )
+    )
+    out.append(
+        _target(
+            "fan-out to 10 000 streams: p99 POST → receipt, full tracking",
+            get(b_real, "latency_ms", "p99"),
+            "<=",
+            1000,
+            "ms",
+            "b",
+            tracking_note,
+        )
+    )
     floor_kb = _kb(get(sc, "a", key, "floor", "rss_bytes_per_stream"))
-    out.append(_target("memory per open stream at 10 000 streams",
-                       _kb(get(sc, "a", key, "real", "rss_bytes_per_stream")), "<=", 25, "KB", "a",
-                       "" if floor_kb is None else f"the floor uses {floor_kb:g} KB"))
+    out.append(
+        _target(
+            "memory per open stream at 10 000 streams",
+            _kb(get(sc, "a", key, "real", "rss_bytes_per_stream")),
+            "<=",
+            25,
+            "KB",
+            "a",
+            "" if floor_kb is None else f"the floor uses {floor_kb:g} KB",
+        )
+    )
     held = get(sc, "a", "max", "real", "held")
     attempted = get(sc, "a", "max", "real", "open", "attempted")
     hold_s = get(sc, "a", "max", "real", "hold", "seconds")
     held_note = ""
     if held is not None:
-        held_note = (f"{attempted:,} attempted (the open-files limit "
-                     f"{doc['machine']['nofile_limit'][0]:,} bounds it)")
+        held_note = (
+            f"{attempted:,} attempted (the open-files limit "
+            f"{doc['machine']['nofile_limit'][0]:,} bounds it)"
+        )
         if hold_s:
             held_note += f"; counted after {hold_s:g} s idle, past one keepalive ping"
         lost = get(sc, "a", "max", "real", "hold", "lost")
         gone = get(sc, "a", "max", "real", "server_log", "notable", "client went away")
         if lost and gone:
-            held_note += (f"; {lost:,} lost while their clients were connected; the server "
-                          f"logged \"client went away\" {gone:,} times")
-    out.append(_target("streams held by one worker", held, ">=", 19_000, "streams", "a",
-                       held_note))
+            held_note += (
+                f"; {lost:,} lost while their clients were connected; the server "
+                f'logged "client went away" {gone:,} times'
+            )
+    out.append(_target("streams held by one worker", held, ">=", 19_000, "streams", "a", held_note))
     c_ratio = ratio(get(sc, "c", "real", "rps"), get(sc, "c", "floor", "rps"))
-    c_core = ratio(per_core(get(sc, "c", "real"), "server_cpu_us_per_request"),
-                   per_core(get(sc, "c", "floor"), "server_cpu_us_per_request"))
-    out.append(_target("heartbeats: requests/s ÷ floor", c_ratio, ">=", 1.0, "x", "c",
-                       _cpu_note(c_core)))
+    c_core = ratio(
+        per_core(get(sc, "c", "real"), "server_cpu_us_per_request"),
+        per_core(get(sc, "c", "floor"), "server_cpu_us_per_request"),
+    )
+    out.append(
+        _target("heartbeats: requests/s ÷ floor", c_ratio, ">=", 1.0, "x", "c", _cpu_note(c_core))
+    )
     d = sc.get("d") or {}
     agents = d.get("agents")
     sweep_note = "" if agents in (None, 100_000) else f"measured at {agents:,} agents"
-    out.append(_target("sweep, nothing due, 100 000 agents (median, lifecycle + commands)",
-                       get(d, "nothing_due", "both_ms", "median"), "<=", 1, "ms", "d", sweep_note))
-    out.append(_target("sweep, 1 % due, 100 000 agents (median, lifecycle + commands)",
-                       get(d, "one_percent_due", "both_ms", "median"), "<=", 50, "ms", "d",
-                       sweep_note))
+    out.append(
+        _target(
+            "sweep, nothing due, 100 000 agents (median, lifecycle + commands)",
+            get(d, "nothing_due", "both_ms", "median"),
+            "<=",
+            1,
+            "ms",
+            "d",
+            sweep_note,
+        )
+    )
+    out.append(
+        _target(
+            "sweep, 1 % due, 100 000 agents (median, lifecycle + commands)",
+            get(d, "one_percent_due", "both_ms", "median"),
+            "<=",
+            50,
+            "ms",
+            "d",
+            sweep_note,
+        )
+    )
     e = sc.get("e") or {}
     if e and not e.get("available"):
         reason = "Redis store not available: " + str(e.get("reason", ""))[:160]
-        out.append(_target("Redis 2 workers: fan-out events/s ÷ one-worker memory", None, ">=",
-                           1.5, "x", "e", reason))
-        out.append(_target("Redis 2 workers: heartbeats/s ÷ one-worker memory", None, ">=",
-                           1.5, "x", "e", reason))
+        out.append(
+            _target(
+                "Redis 2 workers: fan-out events/s ÷ one-worker memory",
+                None,
+                ">=",
+                1.5,
+                "x",
+                "e",
+                reason,
+            )
+        )
+        out.append(
+            _target(
+                "Redis 2 workers: heartbeats/s ÷ one-worker memory",
+                None,
+                ">=",
+                1.5,
+                "x",
+                "e",
+                reason,
+            )
+        )
     elif e:
         e_fan = get(e, "fanout", key, "events_per_s")
-        out.append(_target("Redis 2 workers: fan-out events/s ÷ one-worker memory",
-                           ratio(e_fan, get(b_real, "events_per_s")), ">=", 1.5, "x", "e"))
-        out.append(_target("Redis 2 workers: heartbeats/s ÷ one-worker memory",
-                           ratio(get(e, "heartbeat", "rps"), get(sc, "c", "real", "rps")), ">=",
-                           1.5, "x", "e"))
+        out.append(
+            _target(
+                "Redis 2 workers: fan-out events/s ÷ one-worker memory",
+                ratio(e_fan, get(b_real, "events_per_s")),
+                ">=",
+                1.5,
+                "x",
+                "e",
+            )
+        )
+        out.append(
+            _target(
+                "Redis 2 workers: heartbeats/s ÷ one-worker memory",
+                ratio(get(e, "heartbeat", "rps"), get(sc, "c", "real", "rps")),
+                ">=",
+                1.5,
+                "x",
+                "e",
+            )
+        )
     return out
 
 
@@ -489,24 +691,32 @@ def render(doc: dict[str, Any]) -> str:
         "# Agent Registry — benchmark results",
         "",
         f"Generated {doc['generated_at']} by `{doc['command']}` in {doc['duration_s']:.0f} s"
-        + (" (**--quick**: fewer sizes, shorter runs)" if p.get("quick") else "") + ".",
+        + (" (**--quick**: fewer sizes, shorter runs)" if p.get("quick") else "")
+        + ".",
         "",
         f"**Machine**: {m['cores']} cores ({m['cpu_model']}), {m['memory_gib']} GiB, "
         f"Linux {m['kernel']}, {m['python']}; open files {m['nofile_limit'][0]:,}; "
         f"flask {v.get('flask')}, werkzeug {v.get('werkzeug')}, gunicorn {v.get('gunicorn')}, "
         f"gevent {v.get('gevent')}, greenlet {v.get('greenlet')}, marshmallow "
         f"{v.get('marshmallow')}, redis-py {v.get('redis')}"
-        + (f", {doc['scenarios']['e'].get('version')}" if get(doc, "scenarios", "e", "version")
-           else "")
+        + (
+            f", {doc['scenarios']['e'].get('version')}"
+            if get(doc, "scenarios", "e", "version")
+            else ""
+        )
         + f". Commit `{m['git']['commit'][:12]}`"
-        + (f" with {len(m['git']['uncommitted_changes'])} uncommitted file(s)"
-           if m["git"]["uncommitted_changes"] else "") + ".",
+        + (
+            f" with {len(m['git']['uncommitted_changes'])} uncommitted file(s)"
+            if m["git"]["uncommitted_changes"]
+            else ""
+        )
+        + ".",
         "",
         f"**Background load**: the machine was {doc['background']['before_pct']} % busy "
         f"(all cores) just before the run and {doc['background'].get('after_pct', '-')} % "
         "just after, with nothing of ours running. Figures taken while other work shares the "
         "2 cores are not final; the CPU table shows how much of each measurement went elsewhere "
-        "(\"others\").",
+        '("others").',
         "",
         "## Summary",
         "",
@@ -515,22 +725,38 @@ def render(doc: dict[str, Any]) -> str:
         "unless marked (e: Redis store, 2 workers; its `x floor` is against the one-worker "
         "floor). `limit` reads the CPU each process used during the measurement.",
         "",
-        table(["scenario", "figure", "real server", "floor", "x floor", "limit"],
-              summary_rows(doc)),
+        table(
+            ["scenario", "figure", "real server", "floor", "x floor", "limit"], summary_rows(doc)
+        ),
         "",
         "## Targets",
         "",
-        table(["target", "goal", "measured", "status", "margin"],
-              [[t["target"], t["goal"], fmt(t["measured"], 2), t["status"], t["margin"]]
-               for t in doc["targets"]]),
+        table(
+            ["target", "goal", "measured", "status", "margin"],
+            [
+                [t["target"], t["goal"], fmt(t["measured"], 2), t["status"], t["margin"]]
+                for t in doc["targets"]
+            ],
+        ),
         "",
         "## Where the CPU went",
         "",
         "% of one core over the measured phase; `others` is whatever else ran on the machine "
         "(other jobs, kernel work not charged to a process); `machine` is % of all cores.",
         "",
-        table(["measurement", "wall (s)", "server %", "loadgen %", "redis %", "others %",
-               "machine %", "limit"], cpu_rows(doc)),
+        table(
+            [
+                "measurement",
+                "wall (s)",
+                "server %",
+                "loadgen %",
+                "redis %",
+                "others %",
+                "machine %",
+                "limit",
+            ],
+            cpu_rows(doc),
+        ),
         "",
         "## Server logs",
         "",
@@ -538,8 +764,18 @@ def render(doc: dict[str, Any]) -> str:
         f"`AGENT_REGISTRY_LOG_LEVEL={p['server_log_level']}`); the commonest error/warning "
         "lines, with ids and numbers blanked.",
         "",
-        table(["measurement", "MB", "lines", "errors", "warnings", "exceptions",
-               "commonest errors / warnings"], log_rows(doc)),
+        table(
+            [
+                "measurement",
+                "MB",
+                "lines",
+                "errors",
+                "warnings",
+                "exceptions",
+                "commonest errors / warnings",
+            ],
+            log_rows(doc),
+        ),
         "",
         "## Parameters",
         "",
@@ -596,8 +832,10 @@ def render(doc: dict[str, Any]) -> str:
 def write(doc: dict[str, Any], out_dir: Path = RESULTS) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     md_path, json_path = out_dir / "latest.md", out_dir / "latest.json"
-    for path, text in ((json_path, json.dumps(doc, indent=1, sort_keys=False) + "\n"),
-                       (md_path, render(doc))):
+    for path, text in (
+        (json_path, json.dumps(doc, indent=1, sort_keys=False) + "\n"),
+        (md_path, render(doc)),
+    ):
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(text)
         tmp.replace(path)

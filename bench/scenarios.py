@@ -105,14 +105,25 @@ class Run:
         self.params = params
         self.log_dir = log_dir
 
-    def server(self, kind: str, workers: int = 1, env: dict[str, str] | None = None,
-               label: str | None = None) -> GunicornServer:
+    def server(
+        self,
+        kind: str,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+        label: str | None = None,
+    ) -> GunicornServer:
         extra = {"AGENT_REGISTRY_LOG_LEVEL": self.params.server_log_level, **(env or {})}
         return GunicornServer(kind, self.log_dir, workers, extra, label).start()
 
-    def measure(self, kind: str, spec_for: Any, workers: int = 1,
-                env: dict[str, str] | None = None, extra_pids: dict[str, int] | None = None,
-                label: str | None = None) -> dict[str, Any]:
+    def measure(
+        self,
+        kind: str,
+        spec_for: Any,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+        extra_pids: dict[str, int] | None = None,
+        label: str | None = None,
+    ) -> dict[str, Any]:
         try:
             server = self.server(kind, workers, env, label)
         except ServerUnavailable as exc:
@@ -130,9 +141,13 @@ class Run:
             code = server.stop()
             if code not in (0, None):
                 log(f"{server.name} exited with code {code}")
-            result["server"] = {"kind": kind, "workers": workers, "port": server.port,
-                                "worker_pids": pids,
-                                "exit_code": code}
+            result["server"] = {
+                "kind": kind,
+                "workers": workers,
+                "port": server.port,
+                "worker_pids": pids,
+                "exit_code": code,
+            }
             result["server_log"] = server.log_summary()
         return result
 
@@ -149,11 +164,17 @@ class Run:
 
                 hold = p.hold_seconds if size in ("max", max(p.streams)) else 0
 
-                def spec(server: GunicornServer, size: int | str = size,
-                         hold: float = hold) -> dict[str, Any]:
+                def spec(
+                    server: GunicornServer, size: int | str = size, hold: float = hold
+                ) -> dict[str, Any]:
                     n = 20_000 if size == "max" else int(size)
-                    return {**_base_spec(server, p, n), "kind": "idle", "n": n,
-                            "max": size == "max", "hold_s": hold}
+                    return {
+                        **_base_spec(server, p, n),
+                        "kind": "idle",
+                        "n": n,
+                        "max": size == "max",
+                        "hold_s": hold,
+                    }
 
                 out[str(size)][app] = result = self.measure(app, spec)
                 log(f"   {app}: {_short_idle(result)}")
@@ -209,8 +230,10 @@ class Run:
     def heartbeats(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for app in APPS:
-            log(f"c. heartbeats: {self.params.heartbeat_connections} clients, "
-                f"{self.params.heartbeat_seconds} s on {app}")
+            log(
+                f"c. heartbeats: {self.params.heartbeat_connections} clients, "
+                f"{self.params.heartbeat_seconds} s on {app}"
+            )
             out[app] = result = self.measure(app, self.heartbeat_spec)
             log(f"   {app}: {_short_heartbeat(result)}")
         return out
@@ -229,16 +252,22 @@ class Run:
         log(f"d. sweeps in-process: {p.sweep_agents} agents, {p.sweep_deliveries} deliveries")
         try:
             done = subprocess.run(
-                [sys.executable, "-m", "bench.sweeps"], input=json.dumps(spec),
-                capture_output=True, text=True, cwd=ROOT, timeout=300,
+                [sys.executable, "-m", "bench.sweeps"],
+                input=json.dumps(spec),
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                timeout=300,
             )
             result = json.loads(done.stdout.strip().splitlines()[-1])
         except (subprocess.TimeoutExpired, IndexError, ValueError) as exc:
             result = {"error": f"sweep benchmark failed: {exc!r}"}
         result["spec"] = spec
         if "error" not in result:
-            log(f"   nothing due {result['nothing_due']['both_ms']['median']} ms, "
-                f"1 % due {result['one_percent_due']['both_ms']['median']} ms")
+            log(
+                f"   nothing due {result['nothing_due']['both_ms']['median']} ms, "
+                f"1 % due {result['one_percent_due']['both_ms']['median']} ms"
+            )
         return result
 
     # ---------------------------------------------------------------- e. Redis, 2 workers
@@ -246,8 +275,11 @@ class Run:
     def redis(self) -> dict[str, Any]:
         p = self.params
         redis = RedisServer(self.log_dir)
-        out: dict[str, Any] = {"redis_server": str(redis.binary), "version": redis.version(),
-                               "workers": p.redis_workers}
+        out: dict[str, Any] = {
+            "redis_server": str(redis.binary),
+            "version": redis.version(),
+            "workers": p.redis_workers,
+        }
         try:
             redis.start()
         except ServerUnavailable as exc:
@@ -263,8 +295,12 @@ class Run:
                 log(f"e. fan-out N={n}, Redis store, {p.redis_workers} workers")
                 _flush_redis(redis.port)
                 result = self.measure(
-                    "real", lambda server, n=n: self.fanout_spec(server, n, "real"),
-                    p.redis_workers, env, extra, label,
+                    "real",
+                    lambda server, n=n: self.fanout_spec(server, n, "real"),
+                    p.redis_workers,
+                    env,
+                    extra,
+                    label,
                 )
                 if result.get("unavailable"):
                     out["available"] = False
@@ -319,8 +355,10 @@ def _short_idle(r: dict[str, Any]) -> str:
     if "error" in r:
         return f"ERROR {r['error']}"
     held = f", {r['held']} still open after {r['hold']['seconds']} s" if "hold" in r else ""
-    return (f"opened {r['open']['opened']}/{r['n']} in {r['open']['time_to_open_s']} s, "
-            f"{r.get('rss_bytes_per_stream', 0) / 1000:.1f} KB/stream{held}")
+    return (
+        f"opened {r['open']['opened']}/{r['n']} in {r['open']['time_to_open_s']} s, "
+        f"{r.get('rss_bytes_per_stream', 0) / 1000:.1f} KB/stream{held}"
+    )
 
 
 def _short_fanout(r: dict[str, Any]) -> str:
@@ -328,8 +366,10 @@ def _short_fanout(r: dict[str, Any]) -> str:
         return f"ERROR {r['error']}"
     lat = r["latency_ms"]
     acks = r.get("acks", {})
-    return (f"{r['events_per_s']} events/s, p50 {lat['p50']} ms, p99 {lat['p99']} ms, "
-            f"exactly once {r['exactly_once']}, acks ok {acks.get('ok', '-')}")
+    return (
+        f"{r['events_per_s']} events/s, p50 {lat['p50']} ms, p99 {lat['p99']} ms, "
+        f"exactly once {r['exactly_once']}, acks ok {acks.get('ok', '-')}"
+    )
 
 
 def _short_heartbeat(r: dict[str, Any]) -> str:

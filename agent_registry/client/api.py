@@ -33,8 +33,9 @@ class ServerUnreachable(RegistryClientError):
 class ApiError(RegistryClientError):
     """The server answered with an error status and its JSON error body."""
 
-    def __init__(self, status: int, code: str, message: str,
-                 errors: dict[str, list[str]] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, errors: dict[str, list[str]] | None = None
+    ) -> None:
         self.status, self.code, self.message, self.errors = status, code, message, errors or {}
         super().__init__(self.sentence())
 
@@ -53,11 +54,18 @@ class ApiError(RegistryClientError):
             body = None
         if not isinstance(body, dict) or "message" not in body:
             reason = response.reason_phrase or "error"
-            return cls(response.status_code, "UNKNOWN",
-                       f"The server answered {response.status_code} {reason} "
-                       f"to {response.request.method} {response.request.url.path}.")
-        return cls(response.status_code, str(body.get("code", "UNKNOWN")), str(body["message"]),
-                   body.get("errors") if isinstance(body.get("errors"), dict) else None)
+            return cls(
+                response.status_code,
+                "UNKNOWN",
+                f"The server answered {response.status_code} {reason} "
+                f"to {response.request.method} {response.request.url.path}.",
+            )
+        return cls(
+            response.status_code,
+            str(body.get("code", "UNKNOWN")),
+            str(body["message"]),
+            body.get("errors") if isinstance(body.get("errors"), dict) else None,
+        )
 
 
 def segment(value: str) -> str:
@@ -80,9 +88,14 @@ def default_tls() -> ssl.SSLContext:
 class RegistryApi:
     """Thin, thread-safe wrapper over one ``httpx.Client``; close it (or use ``with``)."""
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0,
-                 verify: ssl.SSLContext | None = None,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        verify: ssl.SSLContext | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.http = httpx.Client(
             base_url=self.base_url,
@@ -123,8 +136,9 @@ class RegistryApi:
     def agent(self, agent_id: str) -> dict[str, Any]:
         return self.request("GET", f"/agents/{segment(agent_id)}").json()
 
-    def agents(self, *, status: str | None = None, group: str | None = None,
-               page_size: int = 1000) -> list[dict[str, Any]]:
+    def agents(
+        self, *, status: str | None = None, group: str | None = None, page_size: int = 1000
+    ) -> list[dict[str, Any]]:
         """Every matching agent, fetched page by page (keyset paging on ``after``)."""
         params: dict[str, Any] = {"limit": page_size}
         if status:
@@ -141,8 +155,14 @@ class RegistryApi:
 
     # Commands -----------------------------------------------------------------------------
 
-    def send(self, command_type: str, payload: dict[str, Any] | None = None, *,
-             agent: str | None = None, group: str | None = None) -> dict[str, Any]:
+    def send(
+        self,
+        command_type: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        agent: str | None = None,
+        group: str | None = None,
+    ) -> dict[str, Any]:
         """Send to one agent, a group's LIVE agents, or (neither given) every LIVE agent."""
         if agent is not None:
             path = f"/agents/{segment(agent)}/commands"
@@ -156,9 +176,14 @@ class RegistryApi:
     def command(self, command_id: str) -> dict[str, Any]:
         return self.request("GET", f"/commands/{segment(command_id)}").json()
 
-    def ack(self, agent_id: str, command_id: str, status: str = "SUCCESS",
-            message: str | None = None, details: dict[str, Any] | None = None
-            ) -> dict[str, Any]:
+    def ack(
+        self,
+        agent_id: str,
+        command_id: str,
+        status: str = "SUCCESS",
+        message: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"status": status, "details": details or {}}
         if message is not None:
             body["message"] = message

@@ -12,8 +12,14 @@ from collections.abc import Callable
 
 
 class Backoff:
-    def __init__(self, base: float = 1.0, cap: float = 60.0, factor: float = 2.0,
-                 jitter: float = 0.5, rand: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self,
+        base: float = 1.0,
+        cap: float = 60.0,
+        factor: float = 2.0,
+        jitter: float = 0.5,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
         if base <= 0 or cap <= 0 or factor < 1 or not 0 <= jitter <= 1:
             raise ValueError("backoff needs base > 0, cap > 0, factor >= 1, 0 <= jitter <= 1")
         self.base, self.cap, self.factor, self.jitter = base, cap, factor, jitter

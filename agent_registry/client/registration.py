@@ -19,8 +19,9 @@ log = logging.getLogger(__name__)
 
 
 class Registrar:
-    def __init__(self, api: RegistryApi, body: dict[str, Any], stopping: threading.Event,
-                 backoff: Backoff) -> None:
+    def __init__(
+        self, api: RegistryApi, body: dict[str, Any], stopping: threading.Event, backoff: Backoff
+    ) -> None:
         self.api, self.body, self.stopping, self.backoff = api, body, stopping, backoff
         self.agent_id: str = body["id"]
         self.config: dict[str, Any] = {}
@@ -51,8 +52,9 @@ class Registrar:
         """The server answered 404 to something done under ``generation``."""
         with self._lock:
             if generation == self.generation and self._registered.is_set():
-                log.info("agent %s: the server no longer knows it; registering again",
-                         self.agent_id)
+                log.info(
+                    "agent %s: the server no longer knows it; registering again", self.agent_id
+                )
                 self._registered.clear()
 
     def _register_once(self) -> bool:

@@ -46,9 +46,14 @@ class StreamConnection:
 
 
 @contextmanager
-def open_stream(http: httpx.Client, url: str, *, last_event_id: str | None,
-                read_timeout: float, connect_timeout: float = 10.0
-                ) -> Iterator[StreamConnection]:
+def open_stream(
+    http: httpx.Client,
+    url: str,
+    *,
+    last_event_id: str | None,
+    read_timeout: float,
+    connect_timeout: float = 10.0,
+) -> Iterator[StreamConnection]:
     """GET the stream; an error answer raises :class:`ApiError` before anything is read.
 
     ``read_timeout`` should exceed the server's keepalive: a connection that stays silent

@@ -144,8 +144,7 @@ class Commands:
                 )
             if current.status is DeliveryStatus.EXPIRED or now >= command.expires_at:
                 raise CommandExpired(
-                    f"Command '{command_id}' expired for '{agent_id}' before it was "
-                    "acknowledged."
+                    f"Command '{command_id}' expired for '{agent_id}' before it was acknowledged."
                 )
             acknowledged = replace(current, status=wanted, acknowledged_at=now, result=result)
             if self.store.replace_delivery(

@@ -67,8 +67,7 @@ class CommandStore(Protocol):
 
     def get(self, command_id: str) -> CommandSnapshot | None: ...
 
-    def get_delivery(self, command_id: str, agent_id: str) -> tuple[Command, Delivery] | None:
-        ...
+    def get_delivery(self, command_id: str, agent_id: str) -> tuple[Command, Delivery] | None: ...
 
     def mark_delivered(self, command_id: str, agent_ids: Sequence[str], at: float) -> int:
         """PENDING -> DELIVERED (at ``at``) for each agent still PENDING; returns how many."""
@@ -113,3 +112,43 @@ class Bus(Protocol):
     """Carries a new command to whichever process holds each target's stream."""
 
     def publish(self, command: Command, agent_ids: Sequence[str]) -> None: ...
+
+
+class RecentCommands(Protocol):
+    """What a bus across processes reads to catch up after it reconnects."""
+
+    def get(self, command_id: str) -> CommandSnapshot | None: ...
+
+    def unexpired(self, now: float, limit: int) -> list[Command]:
+        """Commands still inside their expiry window."""
+
+
+# Between the stream hub and shared presence: neither knows the other's classes.
+
+
+class OpenStream(Protocol):
+    """One open event stream, as presence sees it (the hub's ``Subscription`` is one)."""
+
+    @property
+    def agent_id(self) -> str: ...
+
+    @property
+    def token(self) -> str:
+        """Unique to this stream, so one process's cleanup never erases another's claim."""
+
+    def end(self) -> None: ...
+
+
+class StreamListener(Protocol):
+    """Told when streams open and close."""
+
+    def opened(self, stream: OpenStream) -> None: ...
+
+    def closed(self, stream: OpenStream) -> None: ...
+
+
+class SharedPresence(Presence, StreamListener, Protocol):
+    """Presence that several processes share, each renewing the claims of its streams."""
+
+    def refresh(self, streams: Sequence[OpenStream]) -> list[OpenStream]:
+        """Renew every local claim; returns the streams another process has replaced."""

@@ -9,11 +9,11 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Protocol
 
 import gevent
 from gevent.monkey import get_original
 
+from ..core.ports import StreamListener
 from .stream_queue import Full, StreamQueue
 
 log = logging.getLogger(__name__)
@@ -107,14 +107,6 @@ def _blocking_poll() -> select.poll:
     """The OS's poll(), even under gevent's monkey-patching: with a zero timeout it never
     blocks, and unlike select() it works for descriptors above 1023 (busy workers)."""
     return get_original("select", "poll")()
-
-
-class StreamListener(Protocol):
-    """Told when streams open and close (shared presence uses it)."""
-
-    def opened(self, subscription: Subscription) -> None: ...
-
-    def closed(self, subscription: Subscription) -> None: ...
 
 
 class StreamHub:

@@ -82,8 +82,11 @@ def events(agent_id: str) -> Response:
     rt.registry.get(agent_id)
     last_event_id = request.headers.get("Last-Event-ID")
     if last_event_id:
-        log.debug("agent %s: reconnect with Last-Event-ID %s (nothing is replayed)",
-                  agent_id, last_event_id)
+        log.debug(
+            "agent %s: reconnect with Last-Event-ID %s (nothing is replayed)",
+            agent_id,
+            last_event_id,
+        )
     body = event_stream(
         rt.hub,
         agent_id,

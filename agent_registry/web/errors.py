@@ -1,7 +1,8 @@
 """The one place where failures become HTTP: every status >= 400 is the JSON error shape.
 
-Domain errors carry their status and code; the framework's own HTTP errors (404, 405,
-413, 415, ...) are mapped by status; anything else is a logged 500 with no details.
+Domain errors are mapped to their status and code by the table below; the framework's own
+HTTP errors (404, 405, 413, 415, ...) are mapped by status; anything else is a logged 500
+with no details.
 """
 
 from __future__ import annotations
@@ -13,9 +14,25 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from .. import errors as domain
 from ..errors import RegistryError
 
 log = logging.getLogger(__name__)
+
+# Each domain error's status and stable code (API.md, Conventions).
+_DOMAIN_ERRORS: dict[type[RegistryError], tuple[int, str]] = {
+    domain.ValidationFailed: (400, "VALIDATION_FAILED"),
+    domain.UnsupportedProtocolVersion: (400, "UNSUPPORTED_PROTOCOL_VERSION"),
+    domain.AgentNotFound: (404, "AGENT_NOT_FOUND"),
+    domain.AgentNotRegistered: (404, "AGENT_NOT_REGISTERED"),
+    domain.NoLiveTargets: (404, "NO_LIVE_TARGETS"),
+    domain.CommandNotFound: (404, "COMMAND_NOT_FOUND"),
+    domain.CommandExpired: (409, "COMMAND_EXPIRED"),
+    domain.AlreadyAcknowledged: (409, "ALREADY_ACKNOWLEDGED"),
+    domain.PayloadTooLarge: (413, "PAYLOAD_TOO_LARGE"),
+    domain.UnsupportedMediaType: (415, "UNSUPPORTED_MEDIA_TYPE"),
+    domain.StoreUnavailable: (503, "STORE_UNAVAILABLE"),
+}
 
 _CODES_BY_STATUS = {
     400: "VALIDATION_FAILED",
@@ -42,7 +59,8 @@ def error_payload(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str]]:
     headers: dict[str, str] = {}
     errors = None
     if isinstance(exc, RegistryError):
-        status, code, message, errors = exc.status, exc.code, exc.message, exc.errors
+        status, code = _DOMAIN_ERRORS.get(type(exc), (500, "INTERNAL_ERROR"))
+        message, errors = exc.message, exc.errors
     elif isinstance(exc, HTTPException):
         status = exc.code or 500
         # Any other framework 4xx is a request the server cannot take as sent.

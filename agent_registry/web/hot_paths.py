@@ -20,7 +20,7 @@ from typing import Any
 from marshmallow import ValidationError
 
 from ..core.models import AckResult
-from ..runtime import Runtime
+from ..server.runtime import Runtime
 from .errors import error_payload
 from .representation import delivery_json
 from .requests import PROTOCOL_HEADER, SUPPORTED_PROTOCOL_VERSIONS, reject_json_constant

@@ -19,7 +19,7 @@ from ..errors import (
     UnsupportedProtocolVersion,
     ValidationFailed,
 )
-from ..runtime import Runtime
+from ..server.runtime import Runtime
 
 PROTOCOL_HEADER = "X-Protocol-Version"
 SUPPORTED_PROTOCOL_VERSIONS = ("1",)

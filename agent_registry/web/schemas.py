@@ -112,7 +112,5 @@ class SendCommandSchema(Schema):
 
 class AckSchema(Schema):
     status = CaseInsensitiveEnum(AckStatus, load_default=AckStatus.SUCCESS)
-    message = fields.String(
-        validate=validate.Length(max=4096), allow_none=True, load_default=None
-    )
+    message = fields.String(validate=validate.Length(max=4096), allow_none=True, load_default=None)
     details = fields.Dict(keys=fields.String(), load_default=dict)

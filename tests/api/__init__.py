@@ -29,17 +29,36 @@ REASONS: dict[int, set[str]] = {
 
 ERROR_KEYS = {"status", "error", "code", "message"}
 AGENT_KEYS = {
-    "id", "name", "group", "version", "routeIds", "capabilities", "state",
-    "registeredAt", "lastHeartbeatAt", "stateChangedAt", "connected",
+    "id",
+    "name",
+    "group",
+    "version",
+    "routeIds",
+    "capabilities",
+    "state",
+    "registeredAt",
+    "lastHeartbeatAt",
+    "stateChangedAt",
+    "connected",
 }
 DELIVERY_KEYS = {"agentId", "status", "deliveredAt", "acknowledgedAt", "result"}
 COMMAND_KEYS = {
-    "commandId", "type", "payload", "target", "createdAt", "expiresAt", "summary", "deliveries",
+    "commandId",
+    "type",
+    "payload",
+    "target",
+    "createdAt",
+    "expiresAt",
+    "summary",
+    "deliveries",
 }
 SUMMARY_KEYS = {"targets", "pending", "delivered", "acknowledged", "failed", "expired"}
 TIMING_KEYS = {
-    "heartbeatIntervalSeconds", "staleAfterSeconds", "deadAfterSeconds",
-    "commandExpirySeconds", "keepaliveSeconds",
+    "heartbeatIntervalSeconds",
+    "staleAfterSeconds",
+    "deadAfterSeconds",
+    "commandExpirySeconds",
+    "keepaliveSeconds",
 }
 
 

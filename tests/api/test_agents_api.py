@@ -53,14 +53,23 @@ def test_register_known_id_is_200_with_the_same_body(api: Api) -> None:
     [
         pytest.param({}, id="defaults"),
         pytest.param(
-            {"heartbeat_interval_seconds": 0.25, "stale_after_seconds": 1.5,
-             "dead_after_seconds": 2.75, "command_expiry_seconds": 0.5,
-             "keepalive_seconds": 0.2},
+            {
+                "heartbeat_interval_seconds": 0.25,
+                "stale_after_seconds": 1.5,
+                "dead_after_seconds": 2.75,
+                "command_expiry_seconds": 0.5,
+                "keepalive_seconds": 0.2,
+            },
             id="fractional",
         ),
         pytest.param(
-            {"heartbeat_interval_seconds": 10, "stale_after_seconds": 40,
-             "dead_after_seconds": 120, "command_expiry_seconds": 20, "keepalive_seconds": 5},
+            {
+                "heartbeat_interval_seconds": 10,
+                "stale_after_seconds": 40,
+                "dead_after_seconds": 120,
+                "command_expiry_seconds": 20,
+                "keepalive_seconds": 5,
+            },
             id="whole",
         ),
     ],
@@ -69,16 +78,20 @@ def test_register_returns_the_configured_timing(make_app, timing: dict[str, floa
     api = Api(make_app(**timing).test_client())
     config = api.register().json["config"]
     assert set(config) == TIMING_KEYS
-    expected = {**DEFAULT_TIMING, **{
-        "heartbeatIntervalSeconds": timing.get("heartbeat_interval_seconds", 30),
-        "staleAfterSeconds": timing.get("stale_after_seconds", 90),
-        "deadAfterSeconds": timing.get("dead_after_seconds", 300),
-        "commandExpirySeconds": timing.get("command_expiry_seconds", 60),
-        "keepaliveSeconds": timing.get("keepalive_seconds", 15),
-    }}
+    expected = {
+        **DEFAULT_TIMING,
+        **{
+            "heartbeatIntervalSeconds": timing.get("heartbeat_interval_seconds", 30),
+            "staleAfterSeconds": timing.get("stale_after_seconds", 90),
+            "deadAfterSeconds": timing.get("dead_after_seconds", 300),
+            "commandExpirySeconds": timing.get("command_expiry_seconds", 60),
+            "keepaliveSeconds": timing.get("keepalive_seconds", 15),
+        },
+    }
     assert config == expected
-    assert all(isinstance(value, int | float) and not isinstance(value, bool)
-               for value in config.values())
+    assert all(
+        isinstance(value, int | float) and not isinstance(value, bool) for value in config.values()
+    )
 
 
 def test_register_defaults_the_optional_fields(api: Api, clock) -> None:
@@ -111,20 +124,30 @@ def test_register_keeps_every_field_given(api: Api) -> None:
     assert agent["group"] == "order-service-prod"
 
 
-def test_reregister_keeps_registered_at_and_replaces_every_other_field(
-    api: Api, clock
-) -> None:
+def test_reregister_keeps_registered_at_and_replaces_every_other_field(api: Api, clock) -> None:
     start = clock.now
-    api.register("agent-1", "group-a", name="Old", version="1.0", routeIds=["r1"],
-                 capabilities={"replay": True})
+    api.register(
+        "agent-1",
+        "group-a",
+        name="Old",
+        version="1.0",
+        routeIds=["r1"],
+        capabilities={"replay": True},
+    )
     clock.advance(42.5)
     assert api.register("agent-1", "group-b").status_code == 200
     agent = api.agent().json
     assert agent["registeredAt"] == iso(start)
     assert agent["lastHeartbeatAt"] == iso(start + 42.5)
-    assert {key: agent[key] for key in ("name", "group", "version", "routeIds", "capabilities")} \
-        == {"name": "agent-1", "group": "group-b", "version": None, "routeIds": [],
-            "capabilities": {}}
+    assert {
+        key: agent[key] for key in ("name", "group", "version", "routeIds", "capabilities")
+    } == {
+        "name": "agent-1",
+        "group": "group-b",
+        "version": None,
+        "routeIds": [],
+        "capabilities": {},
+    }
     assert agent["state"] == "LIVE"
 
 
@@ -161,14 +184,13 @@ def test_reregister_of_a_live_agent_does_not_move_state_changed_at(api: Api, clo
 @pytest.mark.parametrize(
     "agent_id", ["a", "Z", "7", "a" * 128, "order-svc-7f9c", "a.b_c:d-e", "0.0.0.0:8080", "A-"]
 )
-def test_valid_agent_ids_are_accepted_and_addressable(
-    api: Api, agent_id: str
-) -> None:
+def test_valid_agent_ids_are_accepted_and_addressable(api: Api, agent_id: str) -> None:
     response = api.register(agent_id)
     assert response.status_code == 201, response.get_data(as_text=True)
     assert response.json["agentId"] == agent_id
-    assert unquote(urlsplit(response.json["sseEndpoint"]).path) \
-        == f"/api/v1/agents/{agent_id}/events"
+    assert (
+        unquote(urlsplit(response.json["sseEndpoint"]).path) == f"/api/v1/agents/{agent_id}/events"
+    )
     assert api.agent(agent_id).json["id"] == agent_id
     assert api.heartbeat(agent_id).status_code == 204
 
@@ -180,8 +202,31 @@ def test_valid_groups_are_accepted(api: Api, client: FlaskClient, group: str) ->
 
 
 INVALID_IDENTIFIERS = [
-    "", "a" * 129, ".a", "_a", "-a", ":a", "a b", " a", "a/b", "a%2Fb", "a?b", "a#b", "a+b",
-    "a@b", "a,b", "a\u00e4", "\u00e4a", "a\n", "a\t", "a\\b", 7, None, True, ["a"], {"a": 1},
+    "",
+    "a" * 129,
+    ".a",
+    "_a",
+    "-a",
+    ":a",
+    "a b",
+    " a",
+    "a/b",
+    "a%2Fb",
+    "a?b",
+    "a#b",
+    "a+b",
+    "a@b",
+    "a,b",
+    "a\u00e4",
+    "\u00e4a",
+    "a\n",
+    "a\t",
+    "a\\b",
+    7,
+    None,
+    True,
+    ["a"],
+    {"a": 1},
 ]
 
 
@@ -212,12 +257,17 @@ def test_id_and_group_are_required(client: FlaskClient) -> None:
     [
         pytest.param({"name": "n" * 256}, {"name": "n" * 256}, id="name-256"),
         pytest.param({"version": "v" * 64}, {"version": "v" * 64}, id="version-64"),
-        pytest.param({"routeIds": ["r" * 256, "b"]}, {"routeIds": ["r" * 256, "b"]},
-                     id="route-id-256"),
-        pytest.param({"routeIds": ["r"] * 10_000}, {"routeIds": ["r"] * 10_000},
-                     id="10000-route-ids"),
-        pytest.param({"capabilities": {"a": {"b": [1, None, "c"]}}},
-                     {"capabilities": {"a": {"b": [1, None, "c"]}}}, id="nested-capabilities"),
+        pytest.param(
+            {"routeIds": ["r" * 256, "b"]}, {"routeIds": ["r" * 256, "b"]}, id="route-id-256"
+        ),
+        pytest.param(
+            {"routeIds": ["r"] * 10_000}, {"routeIds": ["r"] * 10_000}, id="10000-route-ids"
+        ),
+        pytest.param(
+            {"capabilities": {"a": {"b": [1, None, "c"]}}},
+            {"capabilities": {"a": {"b": [1, None, "c"]}}},
+            id="nested-capabilities",
+        ),
     ],
 )
 def test_field_limits_are_inclusive(
@@ -236,10 +286,12 @@ def test_field_limits_are_inclusive(
         pytest.param({"version": "v" * 65}, {"version"}, id="version-65"),
         pytest.param({"version": 3.2}, {"version"}, id="version-not-string"),
         pytest.param({"routeIds": ["r"] * 10_001}, {"routeIds"}, id="10001-route-ids"),
-        pytest.param({"routeIds": ["a", "b", "c", "r" * 257]}, {"routeIds.3"},
-                     id="route-id-257"),
-        pytest.param({"routeIds": ["a", 1, "c", None]}, {"routeIds.1", "routeIds.3"},
-                     id="route-ids-not-strings"),
+        pytest.param({"routeIds": ["a", "b", "c", "r" * 257]}, {"routeIds.3"}, id="route-id-257"),
+        pytest.param(
+            {"routeIds": ["a", 1, "c", None]},
+            {"routeIds.1", "routeIds.3"},
+            id="route-ids-not-strings",
+        ),
         pytest.param({"routeIds": "route-a"}, {"routeIds"}, id="route-ids-string"),
         pytest.param({"routeIds": {"a": 1}}, {"routeIds"}, id="route-ids-object"),
         pytest.param({"capabilities": []}, {"capabilities"}, id="capabilities-array"),
@@ -264,13 +316,23 @@ FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "registry.example
     ("trusted", "headers", "expected"),
     [
         pytest.param(0, FORWARDED, "http://localhost", id="untrusted-by-default"),
-        pytest.param(0, {**FORWARDED, "X-Forwarded-Port": "8443", "X-Forwarded-Prefix": "/x"},
-                     "http://localhost", id="untrusted-all-headers"),
+        pytest.param(
+            0,
+            {**FORWARDED, "X-Forwarded-Port": "8443", "X-Forwarded-Prefix": "/x"},
+            "http://localhost",
+            id="untrusted-all-headers",
+        ),
         pytest.param(1, {}, "http://localhost", id="trusted-no-headers"),
         pytest.param(1, FORWARDED, "https://registry.example.com", id="trusted-one-hop"),
-        pytest.param(1, {"X-Forwarded-Proto": "http, https",
-                         "X-Forwarded-Host": "evil.example, registry.example.com"},
-                     "https://registry.example.com", id="trusts-only-the-last-hop"),
+        pytest.param(
+            1,
+            {
+                "X-Forwarded-Proto": "http, https",
+                "X-Forwarded-Host": "evil.example, registry.example.com",
+            },
+            "https://registry.example.com",
+            id="trusts-only-the-last-hop",
+        ),
     ],
 )
 def test_sse_endpoint_honours_forwarded_headers_only_from_trusted_proxies(
@@ -297,8 +359,11 @@ def test_heartbeat_is_204_and_moves_last_heartbeat_only(api: Api, clock) -> None
     assert response.get_data() == b""
     agent = api.agent().json
     assert agent["lastHeartbeatAt"] == iso(start + 12.345) == "2026-03-11T10:15:42.345Z"
-    assert (agent["state"], agent["stateChangedAt"], agent["registeredAt"]) \
-        == ("LIVE", iso(start), iso(start))
+    assert (agent["state"], agent["stateChangedAt"], agent["registeredAt"]) == (
+        "LIVE",
+        iso(start),
+        iso(start),
+    )
 
 
 def test_heartbeat_of_an_unknown_agent_says_to_register_again(api: Api) -> None:
@@ -415,8 +480,11 @@ def test_heartbeat_or_registration_makes_a_stale_or_dead_agent_live(
     assert response.status_code == (204 if revive == "heartbeat" else 200)
     agent = api.agent().json
     revived_at = iso(start + pause + 7)
-    assert (agent["state"], agent["stateChangedAt"], agent["lastHeartbeatAt"]) \
-        == ("LIVE", revived_at, revived_at)
+    assert (agent["state"], agent["stateChangedAt"], agent["lastHeartbeatAt"]) == (
+        "LIVE",
+        revived_at,
+        revived_at,
+    )
     assert agent["registeredAt"] == iso(start)
     # the heartbeat clock restarts from the revival
     clock.now = start + pause + 7 + 89.5
@@ -437,12 +505,16 @@ def test_fractional_lifecycle_settings_are_honoured(make_app, clock) -> None:
     assert api.agent().json["state"] == "LIVE"
     clock.now = start + 0.5
     registry.sweep()
-    assert (api.agent().json["state"], api.agent().json["stateChangedAt"]) \
-        == ("STALE", "2026-03-11T10:15:30.500Z")
+    assert (api.agent().json["state"], api.agent().json["stateChangedAt"]) == (
+        "STALE",
+        "2026-03-11T10:15:30.500Z",
+    )
     clock.now = start + 1.75
     registry.sweep()
-    assert (api.agent().json["state"], api.agent().json["stateChangedAt"]) \
-        == ("DEAD", "2026-03-11T10:15:31.750Z")
+    assert (api.agent().json["state"], api.agent().json["stateChangedAt"]) == (
+        "DEAD",
+        "2026-03-11T10:15:31.750Z",
+    )
 
 
 # --- list -------------------------------------------------------------------------------------
@@ -459,8 +531,9 @@ def test_list_is_ordered_by_code_point(api: Api, client: FlaskClient) -> None:
 
 
 def test_list_items_are_agents(api: Api, client: FlaskClient) -> None:
-    api.register("agent-1", "group-a", name="One", version="1", routeIds=["r"],
-                 capabilities={"replay": True})
+    api.register(
+        "agent-1", "group-a", name="One", version="1", routeIds=["r"], capabilities={"replay": True}
+    )
     (item,) = client.get("/api/v1/agents").json
     assert set(item) == AGENT_KEYS
     assert item == api.agent().json
@@ -478,8 +551,10 @@ def fleet(api: Api, runtime, clock) -> None:
     api.register("live-1")
     api.register("live-2", "group-b")
     runtime.registry.sweep()
-    states = {agent_id: api.agent(agent_id).json["state"]
-              for agent_id in ("dead-1", "stale-1", "live-1", "live-2")}
+    states = {
+        agent_id: api.agent(agent_id).json["state"]
+        for agent_id in ("dead-1", "stale-1", "live-1", "live-2")
+    }
     assert states == {"dead-1": "DEAD", "stale-1": "STALE", "live-1": "LIVE", "live-2": "LIVE"}
 
 
@@ -512,7 +587,9 @@ def test_list_rejects_an_unknown_status_listing_the_valid_ones(
 ) -> None:
     body = assert_error(
         client.get("/api/v1/agents", query_string={"status": status}),
-        400, "VALIDATION_FAILED", {"status"},
+        400,
+        "VALIDATION_FAILED",
+        {"status"},
     )
     reasons = " ".join(body["errors"]["status"])
     assert all(name in reasons for name in ("LIVE", "STALE", "DEAD"))
@@ -523,23 +600,28 @@ def test_list_filters_by_group(client: FlaskClient) -> None:
     assert _ids(client.get("/api/v1/agents?group=group-a")) == ["dead-1", "live-1", "stale-1"]
     assert _ids(client.get("/api/v1/agents?group=group-b")) == ["live-2"]
     assert _ids(client.get("/api/v1/agents?group=nobody")) == []
-    assert _ids(client.get("/api/v1/agents?group=group-a&status=live,stale")) \
-        == ["live-1", "stale-1"]
+    assert _ids(client.get("/api/v1/agents?group=group-a&status=live,stale")) == [
+        "live-1",
+        "stale-1",
+    ]
 
 
 @pytest.mark.usefixtures("fleet")
 def test_list_limit_and_after(client: FlaskClient) -> None:
     assert _ids(client.get("/api/v1/agents?limit=2")) == ["dead-1", "live-1"]
     assert _ids(client.get("/api/v1/agents?limit=1")) == ["dead-1"]
-    assert _ids(client.get("/api/v1/agents?limit=10000")) \
-        == ["dead-1", "live-1", "live-2", "stale-1"]
+    assert _ids(client.get("/api/v1/agents?limit=10000")) == [
+        "dead-1",
+        "live-1",
+        "live-2",
+        "stale-1",
+    ]
     assert _ids(client.get("/api/v1/agents?after=live-1")) == ["live-2", "stale-1"]
     assert _ids(client.get("/api/v1/agents?after=live")) == ["live-1", "live-2", "stale-1"]
     assert _ids(client.get("/api/v1/agents?after=stale-1")) == []
     assert _ids(client.get("/api/v1/agents?after=dead-1&limit=2")) == ["live-1", "live-2"]
     assert _ids(client.get("/api/v1/agents?after=dead-1&status=live&limit=1")) == ["live-1"]
-    assert _ids(client.get("/api/v1/agents?after=dead-1&group=group-a")) \
-        == ["live-1", "stale-1"]
+    assert _ids(client.get("/api/v1/agents?after=dead-1&group=group-a")) == ["live-1", "stale-1"]
 
 
 def test_keyset_paging_visits_every_agent_once(api: Api, client: FlaskClient) -> None:
@@ -561,8 +643,12 @@ def test_keyset_paging_visits_every_agent_once(api: Api, client: FlaskClient) ->
 
 @pytest.mark.parametrize("limit", ["0", "10001", "-1", "abc", "1.5", "", "1e3"])
 def test_list_rejects_a_limit_outside_1_to_10000(client: FlaskClient, limit: str) -> None:
-    assert_error(client.get("/api/v1/agents", query_string={"limit": limit}),
-                 400, "VALIDATION_FAILED", {"limit"})
+    assert_error(
+        client.get("/api/v1/agents", query_string={"limit": limit}),
+        400,
+        "VALIDATION_FAILED",
+        {"limit"},
+    )
 
 
 def test_list_rejects_several_wrong_parameters_at_once(client: FlaskClient) -> None:
@@ -574,17 +660,30 @@ def test_list_rejects_several_wrong_parameters_at_once(client: FlaskClient) -> N
 
 
 def test_get_one_returns_the_agent(api: Api) -> None:
-    api.register("order-svc-7f9c", "order-service-prod", name="Order Service",
-                 version="3.2.1", routeIds=["route-a"], capabilities={"deep-trace": True})
+    api.register(
+        "order-svc-7f9c",
+        "order-service-prod",
+        name="Order Service",
+        version="3.2.1",
+        routeIds=["route-a"],
+        capabilities={"deep-trace": True},
+    )
     response = api.agent("order-svc-7f9c")
     assert response.status_code == 200
     agent = response.json
     assert set(agent) == AGENT_KEYS
-    assert {key: agent[key] for key in AGENT_KEYS - {"registeredAt", "lastHeartbeatAt",
-                                                        "stateChangedAt"}} == {
-        "id": "order-svc-7f9c", "name": "Order Service", "group": "order-service-prod",
-        "version": "3.2.1", "routeIds": ["route-a"], "capabilities": {"deep-trace": True},
-        "state": "LIVE", "connected": False,
+    assert {
+        key: agent[key]
+        for key in AGENT_KEYS - {"registeredAt", "lastHeartbeatAt", "stateChangedAt"}
+    } == {
+        "id": "order-svc-7f9c",
+        "name": "Order Service",
+        "group": "order-service-prod",
+        "version": "3.2.1",
+        "routeIds": ["route-a"],
+        "capabilities": {"deep-trace": True},
+        "state": "LIVE",
+        "connected": False,
     }
 
 

@@ -20,8 +20,9 @@ DELIVERY_STATUSES = ["PENDING", "DELIVERED", "ACKNOWLEDGED", "FAILED", "EXPIRED"
 AGENT_DELIVERY_KEYS = DELIVERY_KEYS | {"commandId", "type", "createdAt", "expiresAt"}
 
 
-def _send(api: Api, path: str = "agent-1/commands", command_type: str = "deep-trace",
-          payload: Any = None) -> dict[str, Any]:
+def _send(
+    api: Api, path: str = "agent-1/commands", command_type: str = "deep-trace", payload: Any = None
+) -> dict[str, Any]:
     response = api.send(path, command_type, payload)
     assert response.status_code == 202, response.get_data(as_text=True)
     return response.json
@@ -54,8 +55,7 @@ def _expected_summary(deliveries: list[dict[str, Any]]) -> dict[str, int]:
 @pytest.fixture
 def trio(api: Api) -> None:
     """agent-1 and agent-2 in group-a, agent-3 in group-b, all LIVE."""
-    for agent_id, group in (("agent-1", "group-a"), ("agent-2", "group-a"),
-                            ("agent-3", "group-b")):
+    for agent_id, group in (("agent-1", "group-a"), ("agent-2", "group-a"), ("agent-3", "group-b")):
         assert api.register(agent_id, group).status_code == 201
 
 
@@ -71,12 +71,18 @@ def sent(api: Api, trio: None) -> str:
 @pytest.mark.parametrize(
     ("path", "target", "agents"),
     [
-        pytest.param("agent-1/commands", {"kind": "agent", "value": "agent-1"}, ["agent-1"],
-                     id="agent"),
-        pytest.param("groups/group-a/commands", {"kind": "group", "value": "group-a"},
-                     ["agent-1", "agent-2"], id="group"),
-        pytest.param("commands", {"kind": "all", "value": None},
-                     ["agent-1", "agent-2", "agent-3"], id="all"),
+        pytest.param(
+            "agent-1/commands", {"kind": "agent", "value": "agent-1"}, ["agent-1"], id="agent"
+        ),
+        pytest.param(
+            "groups/group-a/commands",
+            {"kind": "group", "value": "group-a"},
+            ["agent-1", "agent-2"],
+            id="group",
+        ),
+        pytest.param(
+            "commands", {"kind": "all", "value": None}, ["agent-1", "agent-2", "agent-3"], id="all"
+        ),
     ],
 )
 @pytest.mark.usefixtures("trio")
@@ -97,12 +103,22 @@ def test_send_answers_202_with_the_command(
     assert command["expiresAt"] == "2026-03-11T10:16:30.250Z"
     assert sorted(d["agentId"] for d in command["deliveries"]) == agents
     for delivery in command["deliveries"]:
-        assert delivery == {"agentId": delivery["agentId"], "status": "PENDING",
-                            "deliveredAt": None, "acknowledgedAt": None, "result": None}
+        assert delivery == {
+            "agentId": delivery["agentId"],
+            "status": "PENDING",
+            "deliveredAt": None,
+            "acknowledgedAt": None,
+            "result": None,
+        }
     assert set(command["summary"]) == SUMMARY_KEYS
-    assert command["summary"] == {"targets": len(agents), "pending": len(agents),
-                                  "delivered": 0, "acknowledged": 0, "failed": 0,
-                                  "expired": 0}
+    assert command["summary"] == {
+        "targets": len(agents),
+        "pending": len(agents),
+        "delivered": 0,
+        "acknowledged": 0,
+        "failed": 0,
+        "expired": 0,
+    }
     assert _command(client, command["commandId"]) == command
 
 
@@ -129,8 +145,9 @@ def test_every_documented_type_is_accepted(api: Api, command_type: str) -> None:
 def test_unknown_type_is_400_listing_the_valid_ones(
     api: Api, client: FlaskClient, command_type: Any
 ) -> None:
-    body = assert_error(api.send("agent-1/commands", command_type), 400,
-                        "VALIDATION_FAILED", {"type"})
+    body = assert_error(
+        api.send("agent-1/commands", command_type), 400, "VALIDATION_FAILED", {"type"}
+    )
     if isinstance(command_type, str) and command_type:
         reasons = " ".join(body["errors"]["type"])
         assert all(valid in reasons for valid in COMMAND_TYPES), reasons
@@ -146,8 +163,9 @@ def test_type_is_required(client: FlaskClient) -> None:
 @pytest.mark.parametrize("payload", [[], ["a"], "text", 1, True, None], ids=repr)
 @pytest.mark.usefixtures("trio")
 def test_payload_must_be_an_object(client: FlaskClient, payload: Any) -> None:
-    response = client.post("/api/v1/agents/agent-1/commands",
-                           json={"type": "replay", "payload": payload})
+    response = client.post(
+        "/api/v1/agents/agent-1/commands", json={"type": "replay", "payload": payload}
+    )
     assert_error(response, 400, "VALIDATION_FAILED", {"payload"})
     assert _agent_commands(client) == []
 
@@ -163,8 +181,7 @@ def test_expiry_follows_the_configured_fractional_seconds(make_app, clock) -> No
     api = Api(make_app(command_expiry_seconds=2.5).test_client())
     api.register()
     command = _send(api)
-    assert (command["createdAt"], command["expiresAt"]) \
-        == (iso(clock.now), iso(clock.now + 2.5))
+    assert (command["createdAt"], command["expiresAt"]) == (iso(clock.now), iso(clock.now + 2.5))
     assert ISO_MS.match(command["createdAt"]) and ISO_MS.match(command["expiresAt"])
 
 
@@ -232,8 +249,7 @@ def test_a_single_target_is_sent_to_in_any_state(
     runtime.registry.sweep()
     assert api.agent().json["state"] == state
     command = _send(api)
-    assert [(d["agentId"], d["status"]) for d in command["deliveries"]] \
-        == [("agent-1", "PENDING")]
+    assert [(d["agentId"], d["status"]) for d in command["deliveries"]] == [("agent-1", "PENDING")]
 
 
 @pytest.mark.usefixtures("trio")
@@ -241,8 +257,7 @@ def test_group_send_follows_a_group_change(api: Api) -> None:
     api.register("agent-3", "group-a")
     assert_error(api.send("groups/group-b/commands"), 404, "NO_LIVE_TARGETS")
     command = _send(api, "groups/group-a/commands")
-    assert sorted(d["agentId"] for d in command["deliveries"]) \
-        == ["agent-1", "agent-2", "agent-3"]
+    assert sorted(d["agentId"] for d in command["deliveries"]) == ["agent-1", "agent-2", "agent-3"]
 
 
 # --- acknowledge ------------------------------------------------------------------------------
@@ -288,8 +303,11 @@ def test_ack_keeps_message_and_details(api: Api, client: FlaskClient, sent: str)
     details = {"tracedSpans": 12, "routes": ["a"], "nested": {"x": None}}
     response = api.ack("agent-1", sent, status="FAILURE", message="m" * 4096, details=details)
     assert response.status_code == 200
-    assert response.json["result"] == {"status": "FAILURE", "message": "m" * 4096,
-                                       "details": details}
+    assert response.json["result"] == {
+        "status": "FAILURE",
+        "message": "m" * 4096,
+        "details": details,
+    }
     assert _delivery(client, sent)["result"] == response.json["result"]
 
 
@@ -302,8 +320,11 @@ def test_ack_of_a_delivered_command_keeps_delivered_at(
     assert _delivery(client, sent)["status"] == "DELIVERED"
     clock.advance(1)
     delivery = api.ack("agent-1", sent).json
-    assert (delivery["status"], delivery["deliveredAt"], delivery["acknowledgedAt"]) \
-        == ("ACKNOWLEDGED", iso(start + 1), iso(start + 2))
+    assert (delivery["status"], delivery["deliveredAt"], delivery["acknowledgedAt"]) == (
+        "ACKNOWLEDGED",
+        iso(start + 1),
+        iso(start + 2),
+    )
 
 
 @pytest.mark.parametrize("status", ["SUCCESS", "FAILURE"])
@@ -370,11 +391,23 @@ def test_expiry_sweep_marks_undelivered_commands_expired(
     clock.advance(1.1)
     runtime.commands.expire()
     command = _command(client, sent)
-    assert command["deliveries"] == [{"agentId": "agent-1", "status": "EXPIRED",
-                                      "deliveredAt": None, "acknowledgedAt": None,
-                                      "result": None}]
-    assert command["summary"] == {"targets": 1, "pending": 0, "delivered": 0,
-                                  "acknowledged": 0, "failed": 0, "expired": 1}
+    assert command["deliveries"] == [
+        {
+            "agentId": "agent-1",
+            "status": "EXPIRED",
+            "deliveredAt": None,
+            "acknowledgedAt": None,
+            "result": None,
+        }
+    ]
+    assert command["summary"] == {
+        "targets": 1,
+        "pending": 0,
+        "delivered": 0,
+        "acknowledged": 0,
+        "failed": 0,
+        "expired": 1,
+    }
     for status in ("SUCCESS", "FAILURE"):
         assert_error(api.ack("agent-1", sent, status=status), 409, "COMMAND_EXPIRED")
 
@@ -388,8 +421,11 @@ def test_expiry_of_a_delivered_command_keeps_delivered_at(
     clock.advance(60)
     runtime.commands.expire()
     delivery = _delivery(client, sent)
-    assert (delivery["status"], delivery["deliveredAt"], delivery["result"]) \
-        == ("EXPIRED", iso(start + 5), None)
+    assert (delivery["status"], delivery["deliveredAt"], delivery["result"]) == (
+        "EXPIRED",
+        iso(start + 5),
+        None,
+    )
 
 
 @pytest.mark.usefixtures("trio")
@@ -403,8 +439,14 @@ def test_expiry_leaves_acknowledged_deliveries_alone(
     command = _command(client, command_id)
     assert _delivery(client, command_id, "agent-1") == acked
     assert _delivery(client, command_id, "agent-2")["status"] == "EXPIRED"
-    assert command["summary"] == {"targets": 2, "pending": 0, "delivered": 0,
-                                  "acknowledged": 1, "failed": 0, "expired": 1}
+    assert command["summary"] == {
+        "targets": 2,
+        "pending": 0,
+        "delivered": 0,
+        "acknowledged": 1,
+        "failed": 0,
+        "expired": 1,
+    }
 
 
 def test_ack_from_an_unknown_agent_is_404(api: Api, sent: str) -> None:
@@ -438,8 +480,11 @@ def test_ack_of_a_command_not_addressed_to_the_agent_is_404(
         pytest.param({"status": 1}, {"status"}, id="status-not-string"),
         pytest.param({"details": []}, {"details"}, id="details-array"),
         pytest.param({"details": "x"}, {"details"}, id="details-string"),
-        pytest.param({"status": "nope", "message": "m" * 4097, "details": 1, "extra": 1},
-                     {"status", "message", "details", "extra"}, id="all-at-once"),
+        pytest.param(
+            {"status": "nope", "message": "m" * 4097, "details": 1, "extra": 1},
+            {"status", "message", "details", "extra"},
+            id="all-at-once",
+        ),
     ],
 )
 def test_ack_body_is_validated(
@@ -470,15 +515,23 @@ def test_command_summary_matches_its_deliveries(
     by_agent = {d["agentId"]: d["status"] for d in command["deliveries"]}
     assert by_agent == {"agent-1": "ACKNOWLEDGED", "agent-2": "FAILED", "agent-4": "DELIVERED"}
     assert command["summary"] == _expected_summary(command["deliveries"])
-    assert command["summary"] == {"targets": 3, "pending": 0, "delivered": 1,
-                                  "acknowledged": 1, "failed": 1, "expired": 0}
+    assert command["summary"] == {
+        "targets": 3,
+        "pending": 0,
+        "delivered": 1,
+        "acknowledged": 1,
+        "failed": 1,
+        "expired": 0,
+    }
     api.register("agent-5", "group-a")
     second = _send(api, "groups/group-a/commands")["commandId"]
     api.ack("agent-5", second)
     clock.advance(61)
     runtime.commands.expire()
-    for cid, expected in ((command_id, {"delivered": 0, "expired": 1}),
-                          (second, {"pending": 0, "expired": 3})):
+    for cid, expected in (
+        (command_id, {"delivered": 0, "expired": 1}),
+        (second, {"pending": 0, "expired": 3}),
+    ):
         read = _command(client, cid)
         assert read["summary"] == _expected_summary(read["deliveries"])
         assert {key: read["summary"][key] for key in expected} == expected
@@ -494,10 +547,12 @@ def test_agent_commands_are_newest_first_with_command_fields(
     api: Api, client: FlaskClient, clock
 ) -> None:
     sent = []
-    for command_type, path in (("replay", "agent-1/commands"),
-                               ("config-update", "groups/group-a/commands"),
-                               ("deep-trace", "commands"),
-                               ("replay", "agent-1/commands")):
+    for command_type, path in (
+        ("replay", "agent-1/commands"),
+        ("config-update", "groups/group-a/commands"),
+        ("deep-trace", "commands"),
+        ("replay", "agent-1/commands"),
+    ):
         clock.advance(1.5)
         sent.append(_send(api, path, command_type))
     _send(api, "agent-2/commands")
@@ -505,11 +560,10 @@ def test_agent_commands_are_newest_first_with_command_fields(
     assert [item["commandId"] for item in listed] == [c["commandId"] for c in reversed(sent)]
     for item, command in zip(listed, reversed(sent), strict=True):
         assert set(item) == AGENT_DELIVERY_KEYS
-        assert {key: item[key] for key in ("type", "createdAt", "expiresAt")} \
-            == {key: command[key] for key in ("type", "createdAt", "expiresAt")}
-        assert {key: item[key] for key in DELIVERY_KEYS} == _delivery(
-            client, command["commandId"]
-        )
+        assert {key: item[key] for key in ("type", "createdAt", "expiresAt")} == {
+            key: command[key] for key in ("type", "createdAt", "expiresAt")
+        }
+        assert {key: item[key] for key in DELIVERY_KEYS} == _delivery(client, command["commandId"])
 
 
 @pytest.mark.usefixtures("trio")
@@ -554,8 +608,9 @@ def test_agent_commands_filter_by_delivery_status(
     client: FlaskClient, mixed: dict[str, str], query: str | None, expected: list[str]
 ) -> None:
     listed = _agent_commands(client, **({"status": query} if query else {}))
-    assert [(item["commandId"], item["status"]) for item in listed] \
-        == [(mixed[status], status) for status in expected]
+    assert [(item["commandId"], item["status"]) for item in listed] == [
+        (mixed[status], status) for status in expected
+    ]
 
 
 @pytest.mark.parametrize("status", ["bogus", "pending,bogus", "SUCCESS", "LIVE"])
@@ -649,8 +704,11 @@ def test_a_command_is_kept_while_any_delivery_is_not_final(retained, clock) -> N
     clock.now = start + 50
     runtime.commands.purge()
     _assert_kept(api, command_id)
-    assert [d["status"] for d in _command(api.client, command_id)["deliveries"]
-            if d["agentId"] == "agent-2"] == ["PENDING"]
+    assert [
+        d["status"]
+        for d in _command(api.client, command_id)["deliveries"]
+        if d["agentId"] == "agent-2"
+    ] == ["PENDING"]
 
 
 def test_retention_counts_from_the_last_delivery_to_become_final(retained, clock) -> None:

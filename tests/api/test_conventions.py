@@ -104,29 +104,56 @@ def _crash(c: Ctx):
 
 
 ERROR_CASES: list[Any] = [
-    pytest.param(lambda c: c.api.register("bad id"), 400, "VALIDATION_FAILED", {"id"},
-                 id="validation"),
-    pytest.param(lambda c: c.client.post("/api/v1/agents/register", data="x",
-                                         content_type="text/plain"),
-                 415, "UNSUPPORTED_MEDIA_TYPE", None, id="media-type"),
-    pytest.param(lambda c: c.api.register(name="n" * 70_000), 413, "PAYLOAD_TOO_LARGE", None,
-                 id="too-large"),
-    pytest.param(lambda c: c.client.get("/api/v1/agents", headers={"X-Protocol-Version": "2"}),
-                 400, "UNSUPPORTED_PROTOCOL_VERSION", None, id="protocol"),
-    pytest.param(lambda c: c.api.agent("ghost"), 404, "AGENT_NOT_FOUND", None,
-                 id="agent-not-found"),
-    pytest.param(lambda c: c.api.heartbeat("ghost"), 404, "AGENT_NOT_REGISTERED", None,
-                 id="agent-not-registered"),
-    pytest.param(lambda c: c.api.send("commands"), 404, "NO_LIVE_TARGETS", None,
-                 id="no-live-targets"),
-    pytest.param(lambda c: c.client.get("/api/v1/commands/nope"), 404, "COMMAND_NOT_FOUND",
-                 None, id="command-not-found"),
+    pytest.param(
+        lambda c: c.api.register("bad id"), 400, "VALIDATION_FAILED", {"id"}, id="validation"
+    ),
+    pytest.param(
+        lambda c: c.client.post("/api/v1/agents/register", data="x", content_type="text/plain"),
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        None,
+        id="media-type",
+    ),
+    pytest.param(
+        lambda c: c.api.register(name="n" * 70_000), 413, "PAYLOAD_TOO_LARGE", None, id="too-large"
+    ),
+    pytest.param(
+        lambda c: c.client.get("/api/v1/agents", headers={"X-Protocol-Version": "2"}),
+        400,
+        "UNSUPPORTED_PROTOCOL_VERSION",
+        None,
+        id="protocol",
+    ),
+    pytest.param(
+        lambda c: c.api.agent("ghost"), 404, "AGENT_NOT_FOUND", None, id="agent-not-found"
+    ),
+    pytest.param(
+        lambda c: c.api.heartbeat("ghost"),
+        404,
+        "AGENT_NOT_REGISTERED",
+        None,
+        id="agent-not-registered",
+    ),
+    pytest.param(
+        lambda c: c.api.send("commands"), 404, "NO_LIVE_TARGETS", None, id="no-live-targets"
+    ),
+    pytest.param(
+        lambda c: c.client.get("/api/v1/commands/nope"),
+        404,
+        "COMMAND_NOT_FOUND",
+        None,
+        id="command-not-found",
+    ),
     pytest.param(_expired_ack, 409, "COMMAND_EXPIRED", None, id="command-expired"),
     pytest.param(_conflicting_ack, 409, "ALREADY_ACKNOWLEDGED", None, id="already-acked"),
-    pytest.param(lambda c: c.client.get("/api/v1/nope"), 404, "NOT_FOUND", None,
-                 id="unknown-url"),
-    pytest.param(lambda c: c.client.delete("/api/v1/agents/agent-1"), 405,
-                 "METHOD_NOT_ALLOWED", None, id="method-not-allowed"),
+    pytest.param(lambda c: c.client.get("/api/v1/nope"), 404, "NOT_FOUND", None, id="unknown-url"),
+    pytest.param(
+        lambda c: c.client.delete("/api/v1/agents/agent-1"),
+        405,
+        "METHOD_NOT_ALLOWED",
+        None,
+        id="method-not-allowed",
+    ),
     pytest.param(_store_down, 503, "STORE_UNAVAILABLE", None, id="store-unavailable"),
     pytest.param(_crash, 500, "INTERNAL_ERROR", None, id="internal-error"),
 ]
@@ -141,8 +168,14 @@ def test_every_error_has_the_documented_json_shape(
 
 @pytest.mark.parametrize(
     "path",
-    ["/api/v1/nope", "/api/v1/agents/agent-1/nope", "/api/v1/agents/a/b/c/d", "/api/v2/agents",
-     "/api", "/api/v1/commands"],
+    [
+        "/api/v1/nope",
+        "/api/v1/agents/agent-1/nope",
+        "/api/v1/agents/a/b/c/d",
+        "/api/v2/agents",
+        "/api",
+        "/api/v1/commands",
+    ],
 )
 def test_unknown_url_is_a_json_404(client: FlaskClient, path: str) -> None:
     assert_error(client.get(path, headers={"Accept": "text/html"}), 404, "NOT_FOUND")
@@ -183,7 +216,12 @@ def test_method_not_allowed_is_a_json_405_with_allow(
     ],
 )
 def test_unhandled_exception_is_a_json_500_without_details(
-    client: FlaskClient, runtime, command_id: str, monkeypatch, endpoint: str, part: str,
+    client: FlaskClient,
+    runtime,
+    command_id: str,
+    monkeypatch,
+    endpoint: str,
+    part: str,
     patched: str,
 ) -> None:
     def broken(*_args: object, **_kwargs: object) -> None:
@@ -195,8 +233,9 @@ def test_unhandled_exception_is_a_json_500_without_details(
         "get": lambda: client.get("/api/v1/agents/agent-1"),
         "list": lambda: client.get("/api/v1/agents"),
         "heartbeat": lambda: client.post("/api/v1/agents/agent-1/heartbeat"),
-        "send-agent": lambda: client.post("/api/v1/agents/agent-1/commands",
-                                          json={"type": "replay"}),
+        "send-agent": lambda: client.post(
+            "/api/v1/agents/agent-1/commands", json={"type": "replay"}
+        ),
         "ack": lambda: client.post(ack),
         "ack-with-body": lambda: client.post(ack, json={"status": "failure", "message": "m"}),
         "command": lambda: client.get(f"/api/v1/commands/{command_id}"),
@@ -224,9 +263,11 @@ def _non_json(kind: str, document: dict[str, Any]) -> dict[str, Any]:
     if kind == "json-lookalike":
         return {"data": raw, "content_type": "application/jsonp"}
     if kind == "chunked-text":  # as gunicorn hands a chunked request over
-        return {"input_stream": io.BytesIO(raw.encode()),
-                "headers": {"Content-Type": "text/plain", "Transfer-Encoding": "chunked"},
-                "environ_overrides": {"wsgi.input_terminated": True}}
+        return {
+            "input_stream": io.BytesIO(raw.encode()),
+            "headers": {"Content-Type": "text/plain", "Transfer-Encoding": "chunked"},
+            "environ_overrides": {"wsgi.input_terminated": True},
+        }
     raise AssertionError(kind)
 
 
@@ -293,7 +334,8 @@ def test_body_over_max_body_bytes_is_413(small_client: FlaskClient, endpoint: st
     command_id = _prepared_command(small_client)
     path, document, _ = BODY_POSTS[endpoint]
     response = small_client.post(
-        path.format(command_id=command_id), data=padded(document, LIMIT + 1),
+        path.format(command_id=command_id),
+        data=padded(document, LIMIT + 1),
         content_type="application/json",
     )
     assert_error(response, 413, "PAYLOAD_TOO_LARGE")
@@ -306,7 +348,8 @@ def test_body_of_exactly_max_body_bytes_is_accepted(
     command_id = _prepared_command(small_client)
     path, document, status = BODY_POSTS[endpoint]
     response = small_client.post(
-        path.format(command_id=command_id), data=padded(document, LIMIT),
+        path.format(command_id=command_id),
+        data=padded(document, LIMIT),
         content_type="application/json",
     )
     assert response.status_code == status, response.get_data(as_text=True)
@@ -334,8 +377,10 @@ def test_chunked_body_within_the_limit_is_read(small_client: FlaskClient) -> Non
     "document",
     [
         pytest.param({"id": "agent-2", "group": "group-a"}, id="valid-json-padded"),
-        pytest.param({"id": "agent-2", "group": "group-a", "name": "n" * 250,
-                      "routeIds": ["r" * 200] * 10}, id="large-fields"),
+        pytest.param(
+            {"id": "agent-2", "group": "group-a", "name": "n" * 250, "routeIds": ["r" * 200] * 10},
+            id="large-fields",
+        ),
     ],
 )
 def test_chunked_body_over_the_limit_is_413(
@@ -365,44 +410,124 @@ def _text(document: Any) -> dict[str, Any]:
 
 PRECEDENCE = [
     # protocol version beats everything
-    pytest.param("/api/v1/agents/register", {"headers": V2, **_text({"id": "a"})},
-                 400, "UNSUPPORTED_PROTOCOL_VERSION", id="version>media"),
-    pytest.param("/api/v1/agents/register", {"headers": V2, **_json(BIG)},
-                 400, "UNSUPPORTED_PROTOCOL_VERSION", id="version>size"),
-    pytest.param("/api/v1/agents/register", {"headers": V2, **_json({"id": "bad id"})},
-                 400, "UNSUPPORTED_PROTOCOL_VERSION", id="version>validation"),
-    pytest.param("/api/v1/agents/ghost/heartbeat", {"headers": V2},
-                 400, "UNSUPPORTED_PROTOCOL_VERSION", id="version>existence-heartbeat"),
-    pytest.param("/api/v1/agents/ghost/commands", {"headers": V2, **_json({"type": "replay"})},
-                 400, "UNSUPPORTED_PROTOCOL_VERSION", id="version>existence-send"),
+    pytest.param(
+        "/api/v1/agents/register",
+        {"headers": V2, **_text({"id": "a"})},
+        400,
+        "UNSUPPORTED_PROTOCOL_VERSION",
+        id="version>media",
+    ),
+    pytest.param(
+        "/api/v1/agents/register",
+        {"headers": V2, **_json(BIG)},
+        400,
+        "UNSUPPORTED_PROTOCOL_VERSION",
+        id="version>size",
+    ),
+    pytest.param(
+        "/api/v1/agents/register",
+        {"headers": V2, **_json({"id": "bad id"})},
+        400,
+        "UNSUPPORTED_PROTOCOL_VERSION",
+        id="version>validation",
+    ),
+    pytest.param(
+        "/api/v1/agents/ghost/heartbeat",
+        {"headers": V2},
+        400,
+        "UNSUPPORTED_PROTOCOL_VERSION",
+        id="version>existence-heartbeat",
+    ),
+    pytest.param(
+        "/api/v1/agents/ghost/commands",
+        {"headers": V2, **_json({"type": "replay"})},
+        400,
+        "UNSUPPORTED_PROTOCOL_VERSION",
+        id="version>existence-send",
+    ),
     # then media type
-    pytest.param("/api/v1/agents/register", _text(BIG),
-                 415, "UNSUPPORTED_MEDIA_TYPE", id="media>size"),
-    pytest.param("/api/v1/agents/agent-1/commands", _text({"type": "nope"}),
-                 415, "UNSUPPORTED_MEDIA_TYPE", id="media>validation"),
-    pytest.param("/api/v1/agents/ghost/commands", _text({"type": "replay"}),
-                 415, "UNSUPPORTED_MEDIA_TYPE", id="media>existence"),
-    pytest.param("/api/v1/agents/ghost/commands/nope/ack", _text({"status": "SUCCESS"}),
-                 415, "UNSUPPORTED_MEDIA_TYPE", id="media>existence-ack"),
+    pytest.param(
+        "/api/v1/agents/register", _text(BIG), 415, "UNSUPPORTED_MEDIA_TYPE", id="media>size"
+    ),
+    pytest.param(
+        "/api/v1/agents/agent-1/commands",
+        _text({"type": "nope"}),
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        id="media>validation",
+    ),
+    pytest.param(
+        "/api/v1/agents/ghost/commands",
+        _text({"type": "replay"}),
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        id="media>existence",
+    ),
+    pytest.param(
+        "/api/v1/agents/ghost/commands/nope/ack",
+        _text({"status": "SUCCESS"}),
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        id="media>existence-ack",
+    ),
     # then size
-    pytest.param("/api/v1/agents/register", _json(BIG_INVALID),
-                 413, "PAYLOAD_TOO_LARGE", id="size>validation"),
-    pytest.param("/api/v1/agents/agent-1/commands", _json(BIG_BAD_COMMAND),
-                 413, "PAYLOAD_TOO_LARGE", id="size>validation-send"),
-    pytest.param("/api/v1/agents/ghost/commands", _json(BIG_COMMAND),
-                 413, "PAYLOAD_TOO_LARGE", id="size>existence"),
-    pytest.param("/api/v1/agents/ghost/commands/nope/ack",
-                 _json({"message": "m" * (LIMIT + 100)}),
-                 413, "PAYLOAD_TOO_LARGE", id="size>existence-ack"),
+    pytest.param(
+        "/api/v1/agents/register",
+        _json(BIG_INVALID),
+        413,
+        "PAYLOAD_TOO_LARGE",
+        id="size>validation",
+    ),
+    pytest.param(
+        "/api/v1/agents/agent-1/commands",
+        _json(BIG_BAD_COMMAND),
+        413,
+        "PAYLOAD_TOO_LARGE",
+        id="size>validation-send",
+    ),
+    pytest.param(
+        "/api/v1/agents/ghost/commands",
+        _json(BIG_COMMAND),
+        413,
+        "PAYLOAD_TOO_LARGE",
+        id="size>existence",
+    ),
+    pytest.param(
+        "/api/v1/agents/ghost/commands/nope/ack",
+        _json({"message": "m" * (LIMIT + 100)}),
+        413,
+        "PAYLOAD_TOO_LARGE",
+        id="size>existence-ack",
+    ),
     # then validation, existence last
-    pytest.param("/api/v1/agents/ghost/commands", _json({"type": "nope"}),
-                 400, "VALIDATION_FAILED", id="validation>existence-agent"),
-    pytest.param("/api/v1/agents/groups/empty/commands", _json({"type": "replay", "payload": []}),
-                 400, "VALIDATION_FAILED", id="validation>existence-group"),
-    pytest.param("/api/v1/agents/ghost/commands/nope/ack", _json({"status": "MAYBE"}),
-                 400, "VALIDATION_FAILED", id="validation>existence-ack-agent"),
-    pytest.param("/api/v1/agents/agent-1/commands/nope/ack", _json({"details": []}),
-                 400, "VALIDATION_FAILED", id="validation>existence-ack-command"),
+    pytest.param(
+        "/api/v1/agents/ghost/commands",
+        _json({"type": "nope"}),
+        400,
+        "VALIDATION_FAILED",
+        id="validation>existence-agent",
+    ),
+    pytest.param(
+        "/api/v1/agents/groups/empty/commands",
+        _json({"type": "replay", "payload": []}),
+        400,
+        "VALIDATION_FAILED",
+        id="validation>existence-group",
+    ),
+    pytest.param(
+        "/api/v1/agents/ghost/commands/nope/ack",
+        _json({"status": "MAYBE"}),
+        400,
+        "VALIDATION_FAILED",
+        id="validation>existence-ack-agent",
+    ),
+    pytest.param(
+        "/api/v1/agents/agent-1/commands/nope/ack",
+        _json({"details": []}),
+        400,
+        "VALIDATION_FAILED",
+        id="validation>existence-ack-command",
+    ),
 ]
 
 
@@ -532,14 +657,18 @@ def test_body_that_is_not_a_json_object_is_400(
     path = BODY_POSTS[endpoint][0].format(command_id=command_id)
     response = client.post(path, data=raw, content_type="application/json")
     assert_error(response, 400, "VALIDATION_FAILED", ...)
-    assert client.get(f"/api/v1/commands/{command_id}").json["deliveries"][0]["status"] \
-        == "PENDING"
+    assert client.get(f"/api/v1/commands/{command_id}").json["deliveries"][0]["status"] == "PENDING"
     assert api.agent("agent-2").status_code == 404
 
 
 # Where each body takes free-form JSON: a non-JSON constant must not sneak in there.
-FREE_FORM = {"register": "capabilities", "send-agent": "payload", "send-group": "payload",
-             "send-all": "payload", "ack": "details"}
+FREE_FORM = {
+    "register": "capabilities",
+    "send-agent": "payload",
+    "send-group": "payload",
+    "send-all": "payload",
+    "ack": "details",
+}
 
 
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
@@ -550,8 +679,9 @@ def test_non_json_number_constants_are_rejected(
     path, document, _ = BODY_POSTS[endpoint]
     raw = json.dumps({**document, FREE_FORM[endpoint]: {"x": "CONSTANT"}})
     raw = raw.replace('"CONSTANT"', constant)
-    response = client.post(path.format(command_id=command_id), data=raw,
-                           content_type="application/json")
+    response = client.post(
+        path.format(command_id=command_id), data=raw, content_type="application/json"
+    )
     assert_error(response, 400, "VALIDATION_FAILED", ...)
     assert api.agent("agent-2").status_code == 404
     deliveries = client.get("/api/v1/agents/agent-1/commands").json
@@ -569,9 +699,20 @@ def test_validation_failure_names_every_wrong_field_with_dotted_paths(api: Api) 
         extra=True,
     )
     assert_error(
-        response, 400, "VALIDATION_FAILED",
-        {"id", "group", "version", "routeIds.2", "routeIds.3", "routeIds.4", "capabilities",
-         "name", "extra"},
+        response,
+        400,
+        "VALIDATION_FAILED",
+        {
+            "id",
+            "group",
+            "version",
+            "routeIds.2",
+            "routeIds.3",
+            "routeIds.4",
+            "capabilities",
+            "name",
+            "extra",
+        },
     )
 
 

@@ -9,13 +9,15 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from agent_registry.cli import main
+from agent_registry.cli.main import main
 from agent_registry.client import AgentClient
 from tests.server import ServerProcess
 
 # Short expiry, so that EXPIRED (exit 5) is seen within a test.
-CLI_SERVER_ENV = {"AGENT_REGISTRY_COMMAND_EXPIRY_SECONDS": "1.5",
-                  "AGENT_REGISTRY_KEEPALIVE_SECONDS": "0.5"}
+CLI_SERVER_ENV = {
+    "AGENT_REGISTRY_COMMAND_EXPIRY_SECONDS": "1.5",
+    "AGENT_REGISTRY_KEEPALIVE_SECONDS": "0.5",
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +31,9 @@ def cli(server: ServerProcess) -> Callable[..., Result]:
     """``cli("agents", "list")`` runs ``agent-registry --url <server> agents list``."""
 
     def run(*args: str, url: str | None = None, **kwargs: Any) -> Result:
-        return CliRunner().invoke(main, ["--url", url or server.url, *args],
-                                  prog_name="agent-registry", **kwargs)
+        return CliRunner().invoke(
+            main, ["--url", url or server.url, *args], prog_name="agent-registry", **kwargs
+        )
 
     return run
 
@@ -59,9 +62,12 @@ def running_agent(server: ServerProcess) -> Iterator[Callable[..., AgentClient]]
     started: list[AgentClient] = []
 
     def start(agent_id: str, group: str, **handlers: Any) -> AgentClient:
-        agent = AgentClient(server.url, agent_id, group,
-                            handlers={name.replace("_", "-"): handler
-                                      for name, handler in handlers.items()})
+        agent = AgentClient(
+            server.url,
+            agent_id,
+            group,
+            handlers={name.replace("_", "-"): handler for name, handler in handlers.items()},
+        )
         started.append(agent.start())
         assert agent.wait_ready(5)
         return agent

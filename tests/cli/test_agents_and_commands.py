@@ -12,8 +12,9 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def fleet(register):
     register("list-b", "list-group", version="2.0.0")
-    register("list-a", "list-group", name="Alpha", routeIds=["r1", "r2"],
-             capabilities={"replay": True})
+    register(
+        "list-a", "list-group", name="Alpha", routeIds=["r1", "r2"], capabilities={"replay": True}
+    )
     register("list-c", "list-other")
 
 
@@ -22,8 +23,7 @@ def test_list_prints_a_table_ordered_by_id(cli, fleet):
 
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["ID", "GROUP", "STATE", "CONNECTED", "VERSION", "LAST",
-                                "HEARTBEAT"]
+    assert lines[0].split() == ["ID", "GROUP", "STATE", "CONNECTED", "VERSION", "LAST", "HEARTBEAT"]
     assert [line.split()[0] for line in lines[1:]] == ["list-a", "list-b"]
     assert lines[2].split()[1:5] == ["list-group", "LIVE", "no", "2.0.0"]
 
@@ -104,8 +104,11 @@ def test_commands_show_lists_every_delivery(cli, running_agent, register, http):
     assert result.exit_code == 0, result.output
     assert f"commandId:  {command_id}" in result.stdout
     assert "target:     group show-cmd" in result.stdout
-    rows = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()
-            if line.startswith("show-cmd-")}
+    rows = {
+        line.split()[0]: line.split()[1]
+        for line in result.stdout.splitlines()
+        if line.startswith("show-cmd-")
+    }
     assert rows["show-cmd-2"] == "PENDING"
     assert rows["show-cmd-1"] in {"DELIVERED", "ACKNOWLEDGED"}
 

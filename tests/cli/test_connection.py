@@ -15,10 +15,11 @@ def test_the_url_comes_from_the_environment(cli, server, register):
     register("env-url-1", "env-url")
     from click.testing import CliRunner
 
-    from agent_registry.cli import main
+    from agent_registry.cli.main import main
 
-    result = CliRunner().invoke(main, ["agents", "show", "env-url-1", "--json"],
-                                env={"AGENT_REGISTRY_URL": server.url})
+    result = CliRunner().invoke(
+        main, ["agents", "show", "env-url-1", "--json"], env={"AGENT_REGISTRY_URL": server.url}
+    )
 
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["id"] == "env-url-1"
@@ -26,9 +27,13 @@ def test_the_url_comes_from_the_environment(cli, server, register):
 
 @pytest.mark.parametrize(
     "args",
-    [["agents", "list"], ["agents", "show", "x"], ["commands", "show", "x"],
-     ["send", "--all", "--type", "replay", "--wait"],
-     ["simulate", "--agents", "1"]],
+    [
+        ["agents", "list"],
+        ["agents", "show", "x"],
+        ["commands", "show", "x"],
+        ["send", "--all", "--type", "replay", "--wait"],
+        ["simulate", "--agents", "1"],
+    ],
 )
 def test_an_unreachable_server_is_one_sentence_and_exit_1(cli, args):
     url = "http://127.0.0.1:1"  # nothing listens on port 1 (so `simulate` never execs here)
@@ -51,9 +56,22 @@ def test_a_url_that_is_not_http_is_a_usage_error(cli):
 def test_simulate_with_a_group_the_server_refuses_exits_3_before_starting(server):
     # In a process of its own: a simulate that got past its checks would replace this one.
     result = subprocess.run(
-        [sys.executable, "-c", "from agent_registry.cli import main; main()", "--url",
-         server.url, "simulate", "--agents", "2", "--group", "no spaces allowed"],
-        capture_output=True, text=True, timeout=30)
+        [
+            sys.executable,
+            "-c",
+            "from agent_registry.cli.main import main; main()",
+            "--url",
+            server.url,
+            "simulate",
+            "--agents",
+            "2",
+            "--group",
+            "no spaces allowed",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
     assert result.returncode == 3, result.stderr
     assert result.stderr.startswith("Error: The request body is invalid: ")

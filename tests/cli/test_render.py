@@ -5,14 +5,22 @@ from __future__ import annotations
 import io
 import re
 
-from agent_registry.cli import EXIT_EXPIRED, EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, outcome
-from agent_registry.client.render import ProgressLine, table
+from agent_registry.cli.main import EXIT_EXPIRED, EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, outcome
+from agent_registry.cli.render import ProgressLine, table
 
 
 def command(pending=0, delivered=0, acknowledged=0, failed=0, expired=0):
     targets = pending + delivered + acknowledged + failed + expired
-    return {"summary": {"targets": targets, "pending": pending, "delivered": delivered,
-                        "acknowledged": acknowledged, "failed": failed, "expired": expired}}
+    return {
+        "summary": {
+            "targets": targets,
+            "pending": pending,
+            "delivered": delivered,
+            "acknowledged": acknowledged,
+            "failed": failed,
+            "expired": expired,
+        }
+    }
 
 
 class Terminal(io.StringIO):
@@ -48,9 +56,7 @@ def test_elsewhere_a_line_is_written_only_when_the_counts_change():
 
 def test_table_columns_are_as_wide_as_their_widest_cell():
     assert table(["ID", "OK"], [["a-long-id", True], ["b", None]]) == (
-        "ID         OK\n"
-        "a-long-id  yes\n"
-        "b          -"
+        "ID         OK\na-long-id  yes\nb          -"
     )
 
 
@@ -64,7 +70,7 @@ def test_outcome_precedence_failed_then_expired_then_timeout():
 
 
 def test_docs_list_the_same_exit_codes_as_send_help():
-    from agent_registry.cli import EXIT_CODES
+    from agent_registry.cli.main import EXIT_CODES
     from tests.server import ROOT
 
     documented = re.findall(r"^\| (\d+) \|", (ROOT / "docs" / "cli.md").read_text(), re.M)

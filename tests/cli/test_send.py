@@ -21,8 +21,7 @@ def test_wait_exits_0_when_every_target_acknowledged_success(cli, running_agent)
     running_agent("send-ok-1", "send-ok", deep_trace=lambda command: "traced")
     running_agent("send-ok-2", "send-ok", deep_trace=lambda command: "traced")
 
-    result = cli("send", "--group", "send-ok", "--type", "deep-trace", "--wait",
-                 "--timeout", "10")
+    result = cli("send", "--group", "send-ok", "--type", "deep-trace", "--wait", "--timeout", "10")
 
     assert result.exit_code == 0, result.output
     assert "All 2 target(s) acknowledged SUCCESS." in result.stdout
@@ -48,8 +47,9 @@ def test_wait_exits_4_when_a_target_acknowledged_failure(cli, running_agent):
 def test_wait_exits_5_when_a_target_never_acknowledged(cli, register):
     register("send-expire-1", "send-expire")  # no event stream: stays PENDING, then expires
 
-    result = cli("send", "--agent", "send-expire-1", "--type", "deep-trace", "--wait",
-                 "--timeout", "10")
+    result = cli(
+        "send", "--agent", "send-expire-1", "--type", "deep-trace", "--wait", "--timeout", "10"
+    )
 
     assert result.exit_code == 5, result.output
     assert "1 of 1 target(s) expired without an ack." in result.stdout
@@ -59,8 +59,9 @@ def test_wait_exits_5_when_a_target_never_acknowledged(cli, register):
 def test_wait_exits_6_when_the_timeout_passes_first(cli, register):
     register("send-slow-1", "send-slow")
 
-    result = cli("send", "--agent", "send-slow-1", "--type", "deep-trace", "--wait",
-                 "--timeout", "0.3")
+    result = cli(
+        "send", "--agent", "send-slow-1", "--type", "deep-trace", "--wait", "--timeout", "0.3"
+    )
 
     assert result.exit_code == 6, result.output
     assert "1 of 1 target(s) were not final when the 0.3 s timeout passed." in result.stdout
@@ -70,8 +71,17 @@ def test_wait_exits_6_when_the_timeout_passes_first(cli, register):
 def test_wait_with_json_prints_only_the_final_command_on_stdout(cli, running_agent):
     running_agent("send-json-1", "send-json", config_update=lambda command: {"applied": 2})
 
-    result = cli("send", "--agent", "send-json-1", "--type", "config-update",
-                 "--payload", '{"level": "debug"}', "--wait", "--json")
+    result = cli(
+        "send",
+        "--agent",
+        "send-json-1",
+        "--type",
+        "config-update",
+        "--payload",
+        '{"level": "debug"}',
+        "--wait",
+        "--json",
+    )
 
     assert result.exit_code == 0, result.output
     command = json.loads(result.stdout)
@@ -112,11 +122,28 @@ def test_payload_from_a_file_or_stdin(cli, register, tmp_path, source):
     path.write_text('{"routeId": "route-a", "seconds": 30}')
 
     if source == "file":
-        result = cli("send", "--agent", "send-payload-1", "--type", "deep-trace",
-                     "--payload", f"@{path}", "--json")
+        result = cli(
+            "send",
+            "--agent",
+            "send-payload-1",
+            "--type",
+            "deep-trace",
+            "--payload",
+            f"@{path}",
+            "--json",
+        )
     else:
-        result = cli("send", "--agent", "send-payload-1", "--type", "deep-trace",
-                     "--payload", "@-", "--json", input=path.read_text())
+        result = cli(
+            "send",
+            "--agent",
+            "send-payload-1",
+            "--type",
+            "deep-trace",
+            "--payload",
+            "@-",
+            "--json",
+            input=path.read_text(),
+        )
 
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["payload"] == {"routeId": "route-a", "seconds": 30}
@@ -145,7 +172,8 @@ def test_exits_3_naming_the_valid_types_for_an_unknown_type(cli, register):
 
     assert result.exit_code == 3
     assert "Unknown command type 'reboot'; valid types: config-update, deep-trace, replay" in (
-        result.stderr)
+        result.stderr
+    )
 
 
 @pytest.mark.parametrize(

@@ -12,21 +12,26 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from agent_registry.cli import main
+from agent_registry.cli.main import main
 from tests.server import ROOT, free_port
 
 from ..sdk.conftest import wait_until
 
 pytestmark = pytest.mark.e2e
 
-CLI = [sys.executable, "-c", "from agent_registry.cli import main; main()"]
+CLI = [sys.executable, "-c", "from agent_registry.cli.main import main; main()"]
 
 
 def test_serve_runs_the_server_until_sigterm():
     port = free_port()
-    process = subprocess.Popen([*CLI, "serve", "--bind", f"127.0.0.1:{port}"], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [*CLI, "serve", "--bind", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
+
         def answers() -> bool:
             try:
                 return httpx.get(f"http://127.0.0.1:{port}/api/v1/agents").status_code == 200
@@ -41,8 +46,9 @@ def test_serve_runs_the_server_until_sigterm():
 
 def run_simulator(url: str, log, *args: str) -> subprocess.Popen:
     """The simulator in its own process; its output goes to ``log`` (a pipe could fill)."""
-    return subprocess.Popen([*CLI, "--url", url, "simulate", *args], cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [*CLI, "--url", url, "simulate", *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+    )
 
 
 def stop(simulator: subprocess.Popen, signum: int) -> int:
@@ -64,14 +70,28 @@ def test_simulate_200_agents_acknowledge_a_group_command(start_server, tmp_path)
         simulator = run_simulator(server.url, log, "--agents", "200", "--group", "sim200")
     try:
         with httpx.Client(base_url=f"{server.url}/api/v1", timeout=5) as http:
+
             def all_connected() -> bool:
                 agents = http.get("/agents", params={"group": "sim200"}).json()
                 return len(agents) == 200 and all(agent["connected"] for agent in agents)
 
             wait_until(all_connected, timeout=30, every=0.2)
 
-        result = CliRunner().invoke(main, ["--url", server.url, "send", "--group", "sim200",
-                                           "--type", "deep-trace", "--wait", "--timeout", "20"])
+        result = CliRunner().invoke(
+            main,
+            [
+                "--url",
+                server.url,
+                "send",
+                "--group",
+                "sim200",
+                "--type",
+                "deep-trace",
+                "--wait",
+                "--timeout",
+                "20",
+            ],
+        )
         assert result.exit_code == 0, result.output
         assert "200 target(s): 0 pending, 0 delivered, 200 acknowledged" in result.stdout
         assert "All 200 target(s) acknowledged SUCCESS." in result.stdout
@@ -89,23 +109,53 @@ def test_simulate_fail_rate_and_ack_delay(start_server, tmp_path):
     server = start_server()
     log_path = tmp_path / "simulate.log"
     with log_path.open("w") as log:
-        simulator = run_simulator(server.url, log, "--agents", "3", "--group", "simfail",
-                                  "--fail-rate", "1", "--ack-delay", "0.2")
+        simulator = run_simulator(
+            server.url,
+            log,
+            "--agents",
+            "3",
+            "--group",
+            "simfail",
+            "--fail-rate",
+            "1",
+            "--ack-delay",
+            "0.2",
+        )
     try:
         with httpx.Client(base_url=f"{server.url}/api/v1", timeout=5) as http:
-            wait_until(lambda: [a["connected"] for a in
-                                http.get("/agents", params={"group": "simfail"}).json()]
-                       == [True] * 3, timeout=15, every=0.1)
+            wait_until(
+                lambda: (
+                    [
+                        a["connected"]
+                        for a in http.get("/agents", params={"group": "simfail"}).json()
+                    ]
+                    == [True] * 3
+                ),
+                timeout=15,
+                every=0.1,
+            )
             started = time.monotonic()
-            result = CliRunner().invoke(main, ["--url", server.url, "send", "--group",
-                                               "simfail", "--type", "replay", "--wait",
-                                               "--json"])
+            result = CliRunner().invoke(
+                main,
+                [
+                    "--url",
+                    server.url,
+                    "send",
+                    "--group",
+                    "simfail",
+                    "--type",
+                    "replay",
+                    "--wait",
+                    "--json",
+                ],
+            )
             assert result.exit_code == 4, result.output
             assert time.monotonic() - started >= 0.2
             command = json.loads(result.stdout)
             assert command["summary"]["failed"] == 3
             assert command["deliveries"][0]["result"]["message"] == (
-                "simulated failure (fail rate 1)")
+                "simulated failure (fail rate 1)"
+            )
     finally:
         returncode = stop(simulator, signal.SIGTERM)
     err = log_path.read_text()

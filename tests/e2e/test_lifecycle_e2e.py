@@ -24,9 +24,7 @@ def wait_for_state(client: httpx.Client, agent_id: str, state: str, within: floa
 def test_agent_goes_stale_then_dead_and_heartbeat_revives_it(start_server):
     server = start_server(FAST_LIFECYCLE)
     with httpx.Client(base_url=server.url, timeout=5) as client:
-        registered = client.post(
-            "/api/v1/agents/register", json={"id": "e2e-1", "group": "g"}
-        )
+        registered = client.post("/api/v1/agents/register", json={"id": "e2e-1", "group": "g"})
         assert registered.status_code == 201
 
         stale = wait_for_state(client, "e2e-1", "STALE", within=3)

@@ -61,13 +61,19 @@ def test_three_workers_deliver_once_accept_acks_anywhere_and_sweep_once(start_se
             fleet = Fleet(client, agent_ids)
             await fleet.open()
             try:
-                everyone = (await client.post("/api/v1/agents/commands",
-                                              json={"type": "deep-trace"})).json()
-                group = (await client.post("/api/v1/agents/groups/multi/commands",
-                                           json={"type": "replay"})).json()
+                everyone = (
+                    await client.post("/api/v1/agents/commands", json={"type": "deep-trace"})
+                ).json()
+                group = (
+                    await client.post(
+                        "/api/v1/agents/groups/multi/commands", json={"type": "replay"}
+                    )
+                ).json()
                 async with asyncio.timeout(10):
-                    while (fleet.received[everyone["commandId"]] < 50
-                           or fleet.received[group["commandId"]] < 50):
+                    while (
+                        fleet.received[everyone["commandId"]] < 50
+                        or fleet.received[group["commandId"]] < 50
+                    ):
                         await asyncio.sleep(0.05)
                 await asyncio.sleep(0.5)
                 assert fleet.received == {everyone["commandId"]: 50, group["commandId"]: 50}
@@ -75,7 +81,8 @@ def test_three_workers_deliver_once_accept_acks_anywhere_and_sweep_once(start_se
                 for agent_id in agent_ids:
                     async with async_client(server.url, 1) as fresh:
                         answer = await fresh.post(
-                            f"/api/v1/agents/{agent_id}/commands/{group['commandId']}/ack")
+                            f"/api/v1/agents/{agent_id}/commands/{group['commandId']}/ack"
+                        )
                         assert answer.status_code == 200
                 summary = (await client.get(f"/api/v1/commands/{group['commandId']}")).json()
                 assert summary["summary"]["acknowledged"] == 50
@@ -87,9 +94,11 @@ def test_three_workers_deliver_once_accept_acks_anywhere_and_sweep_once(start_se
     assert len(set(owners[agent_id] for agent_id in agent_ids)) >= 2, "streams did not spread"
 
     with httpx.Client(base_url=server.url, timeout=5) as http:
+
         def all_dead():
             listed = http.get("/api/v1/agents", params={"status": "DEAD"}).json()
             return len(listed) == 50
+
         assert wait_until(all_dead, within=10)
     time.sleep(0.5)
     log = server.log()
@@ -109,8 +118,12 @@ def test_a_command_posted_to_one_server_reaches_a_stream_on_another(start_server
             assert stream.commands_within(0.3) == []
             assert http.get("/api/v1/agents/cross-1").json()["connected"] is True
             delivered = wait_until(
-                lambda: http.get(f"/api/v1/commands/{sent['commandId']}").json()["summary"][
-                    "delivered"] == 1, within=3)
+                lambda: (
+                    http.get(f"/api/v1/commands/{sent['commandId']}").json()["summary"]["delivered"]
+                    == 1
+                ),
+                within=3,
+            )
             assert delivered
 
 
@@ -148,15 +161,14 @@ def test_redis_outage_answers_503_keeps_streams_and_recovers_without_loss(
 
             redis_server.start()
             assert wait_until(
-                lambda: http.post("/api/v1/agents/outage-1/heartbeat").status_code == 204, 10)
+                lambda: http.post("/api/v1/agents/outage-1/heartbeat").status_code == 204, 10
+            )
             after = http.post("/api/v1/agents/outage-1/commands", json={"type": "replay"}).json()
             assert stream.next_command()["id"] == after["commandId"]
             assert stream.commands_within(0.5) == []
             commands = http.get("/api/v1/agents/outage-1/commands").json()
-            assert [c["commandId"] for c in commands] == [after["commandId"],
-                                                           before["commandId"]]
-            assert wait_until(
-                lambda: http.get("/api/v1/agents/outage-1").json()["connected"], 5)
+            assert [c["commandId"] for c in commands] == [after["commandId"], before["commandId"]]
+            assert wait_until(lambda: http.get("/api/v1/agents/outage-1").json()["connected"], 5)
 
 
 def test_agents_of_a_worker_killed_with_sigkill_read_disconnected(start_server, redis_url):

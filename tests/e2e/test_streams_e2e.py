@@ -93,8 +93,14 @@ def test_single_agent_command_arrives_once_and_is_acknowledged(http, listen):
     assert ack.status_code == 200
     assert ack.json()["status"] == "ACKNOWLEDGED"
     summary = http.get(f"/api/v1/commands/{command_id}").json()["summary"]
-    assert summary == {"targets": 1, "pending": 0, "delivered": 0, "acknowledged": 1,
-                       "failed": 0, "expired": 0}
+    assert summary == {
+        "targets": 1,
+        "pending": 0,
+        "delivered": 0,
+        "acknowledged": 1,
+        "failed": 0,
+        "expired": 0,
+    }
 
 
 def test_group_and_all_reach_only_live_agents_with_open_streams(http, listen):
@@ -122,9 +128,9 @@ def test_group_and_all_reach_only_live_agents_with_open_streams(http, listen):
 def test_failure_ack_is_recorded_with_its_result(http, listen):
     register(http, "fail-1", "fail")
     stream = listen("fail-1")
-    command_id = http.post(
-        "/api/v1/agents/fail-1/commands", json={"type": "replay"}
-    ).json()["commandId"]
+    command_id = http.post("/api/v1/agents/fail-1/commands", json={"type": "replay"}).json()[
+        "commandId"
+    ]
     stream.next_command()
     ack = http.post(
         f"/api/v1/agents/fail-1/commands/{command_id}/ack",
@@ -132,7 +138,9 @@ def test_failure_ack_is_recorded_with_its_result(http, listen):
     )
     assert ack.json()["status"] == "FAILED"
     assert ack.json()["result"] == {
-        "status": "FAILURE", "message": "route not found", "details": {"route": "r9"}
+        "status": "FAILURE",
+        "message": "route not found",
+        "details": {"route": "r9"},
     }
 
 

@@ -42,8 +42,9 @@ def make_agent(server: ServerProcess) -> Iterator[Callable[..., AgentClient]]:
     """Build (not start) agents on the module's server; every one is stopped afterwards."""
     built: list[AgentClient] = []
 
-    def make(agent_id: str, group: str = "sdk", url: str | None = None,
-             **options: Any) -> AgentClient:
+    def make(
+        agent_id: str, group: str = "sdk", url: str | None = None, **options: Any
+    ) -> AgentClient:
         agent = AgentClient(url or server.url, agent_id, group, **options)
         built.append(agent)
         return agent
@@ -53,10 +54,15 @@ def make_agent(server: ServerProcess) -> Iterator[Callable[..., AgentClient]]:
         agent.stop()
 
 
-def send(http: httpx.Client, agent_id: str, command_type: str = "deep-trace",
-         payload: dict[str, Any] | None = None) -> str:
-    answer = http.post(f"/agents/{agent_id}/commands",
-                       json={"type": command_type, "payload": payload or {}})
+def send(
+    http: httpx.Client,
+    agent_id: str,
+    command_type: str = "deep-trace",
+    payload: dict[str, Any] | None = None,
+) -> str:
+    answer = http.post(
+        f"/agents/{agent_id}/commands", json={"type": command_type, "payload": payload or {}}
+    )
     assert answer.status_code == 202, answer.text
     return answer.json()["commandId"]
 

@@ -16,8 +16,14 @@ pytestmark = pytest.mark.e2e
 
 
 def test_registers_with_its_identity_and_learns_the_servers_config(make_agent, http):
-    agent = make_agent("cycle-register", group="payments", name="Payments", version="3.2.1",
-                       route_ids=["route-a"], capabilities={"replay": True}).start()
+    agent = make_agent(
+        "cycle-register",
+        group="payments",
+        name="Payments",
+        version="3.2.1",
+        route_ids=["route-a"],
+        capabilities={"replay": True},
+    ).start()
     assert agent.wait_ready(5)
 
     record = http.get("/agents/cycle-register").json()
@@ -49,18 +55,21 @@ def test_each_command_type_goes_to_its_handler_and_the_result_is_acknowledged(ma
     agent.start()
     assert agent.wait_ready(5)
 
-    traced = final_delivery(http, send(http, "cycle-commands", "deep-trace",
-                                       {"routeId": "route-a"}))
+    traced = final_delivery(
+        http, send(http, "cycle-commands", "deep-trace", {"routeId": "route-a"})
+    )
     replayed = final_delivery(http, send(http, "cycle-commands", "replay"))
 
     assert [command.type for command in seen] == ["deep-trace", "replay"]
     assert seen[0].payload == {"routeId": "route-a"}
     assert seen[0].issued_at and seen[0].expires_at
     assert traced["status"] == "ACKNOWLEDGED"
-    assert traced["result"] == {"status": "SUCCESS", "message": "tracing route-a",
-                                "details": {}}
-    assert replayed["result"] == {"status": "SUCCESS", "message": "replayed",
-                                  "details": {"exchanges": 3}}
+    assert traced["result"] == {"status": "SUCCESS", "message": "tracing route-a", "details": {}}
+    assert replayed["result"] == {
+        "status": "SUCCESS",
+        "message": "replayed",
+        "details": {"exchanges": 3},
+    }
     assert agent.commands_handled == 2
 
 
@@ -83,8 +92,11 @@ def test_a_handler_that_raises_is_acknowledged_as_failure_with_its_message(make_
     unhandled = final_delivery(http, send(http, "cycle-failure", "config-update"))
 
     assert failed["status"] == "FAILED"
-    assert failed["result"] == {"status": "FAILURE", "message": "trace buffer is full",
-                                "details": {}}
+    assert failed["result"] == {
+        "status": "FAILURE",
+        "message": "trace buffer is full",
+        "details": {},
+    }
     assert detailed["result"]["details"] == {"reason": "read-only"}
     assert unhandled["result"]["message"] == (
         "This agent has no handler for command type 'config-update'."
@@ -109,8 +121,9 @@ def test_a_slow_handler_does_not_stall_the_stream(make_agent, http):
     slow_id = send(http, "cycle-slow", "replay")
     quick_id = send(http, "cycle-slow", "deep-trace")
     # Both are written to the stream while the first handler still runs.
-    wait_until(lambda: http.get(f"/commands/{quick_id}").json()["deliveries"][0]["status"]
-               == "DELIVERED")
+    wait_until(
+        lambda: http.get(f"/commands/{quick_id}").json()["deliveries"][0]["status"] == "DELIVERED"
+    )
     release.set()
     assert final_delivery(http, slow_id)["status"] == "ACKNOWLEDGED"
     assert final_delivery(http, quick_id)["status"] == "ACKNOWLEDGED"

@@ -90,22 +90,31 @@ class TestHandlerOutcome:
         assert "deep-trace" in result.message
 
     def test_a_command_is_read_from_the_event_data(self):
-        data = json.dumps({"commandId": "c-9", "type": "replay", "payload": {"x": 1},
-                           "issuedAt": "2026-03-11T10:15:30.000Z",
-                           "expiresAt": "2026-03-11T10:16:30.000Z"})
+        data = json.dumps(
+            {
+                "commandId": "c-9",
+                "type": "replay",
+                "payload": {"x": 1},
+                "issuedAt": "2026-03-11T10:15:30.000Z",
+                "expiresAt": "2026-03-11T10:16:30.000Z",
+            }
+        )
         command = Command.from_event("replay", data)
-        assert command == Command("c-9", "replay", {"x": 1}, "2026-03-11T10:15:30.000Z",
-                                  "2026-03-11T10:16:30.000Z")
+        assert command == Command(
+            "c-9", "replay", {"x": 1}, "2026-03-11T10:15:30.000Z", "2026-03-11T10:16:30.000Z"
+        )
         with pytest.raises(ValueError):
             Command.from_event("replay", '{"no": "id"}')
 
 
 def test_api_error_sentence_names_each_wrong_field():
-    error = ApiError(400, "VALIDATION_FAILED", "The request body is invalid: type.",
-                     {"type": ["Unknown command type 'x'."]})
-    assert str(error) == (
-        "The request body is invalid: type — type: Unknown command type 'x'."
+    error = ApiError(
+        400,
+        "VALIDATION_FAILED",
+        "The request body is invalid: type.",
+        {"type": ["Unknown command type 'x'."]},
     )
+    assert str(error) == ("The request body is invalid: type — type: Unknown command type 'x'.")
 
 
 def test_a_heartbeat_answered_404_registers_again():
@@ -118,18 +127,38 @@ def test_a_heartbeat_answered_404_registers_again():
         with lock:
             calls.append(path)
         if path.endswith("/register"):
-            return httpx.Response(201, json={
-                "agentId": "unit-1", "sseEndpoint": None,
-                "config": {"heartbeatIntervalSeconds": 0.05}, "serverPublicKey": None})
+            return httpx.Response(
+                201,
+                json={
+                    "agentId": "unit-1",
+                    "sseEndpoint": None,
+                    "config": {"heartbeatIntervalSeconds": 0.05},
+                    "serverPublicKey": None,
+                },
+            )
         if path.endswith("/heartbeat"):
-            return httpx.Response(404, json={
-                "status": 404, "error": "Not Found", "code": "AGENT_NOT_REGISTERED",
-                "message": "Agent 'unit-1' is not registered; register again."})
-        return httpx.Response(503, json={"status": 503, "error": "Service Unavailable",
-                                          "code": "STORE_UNAVAILABLE", "message": "down"})
+            return httpx.Response(
+                404,
+                json={
+                    "status": 404,
+                    "error": "Not Found",
+                    "code": "AGENT_NOT_REGISTERED",
+                    "message": "Agent 'unit-1' is not registered; register again.",
+                },
+            )
+        return httpx.Response(
+            503,
+            json={
+                "status": 503,
+                "error": "Service Unavailable",
+                "code": "STORE_UNAVAILABLE",
+                "message": "down",
+            },
+        )
 
-    agent = AgentClient("http://registry.test", "unit-1", "g",
-                        transport=httpx.MockTransport(answer))
+    agent = AgentClient(
+        "http://registry.test", "unit-1", "g", transport=httpx.MockTransport(answer)
+    )
     agent.start()
     try:
         wait_until(lambda: agent.registrations >= 3, timeout=3)
@@ -140,8 +169,12 @@ def test_a_heartbeat_answered_404_registers_again():
 
 
 def test_a_stopped_client_cannot_be_started_again():
-    agent = AgentClient("http://registry.test", "unit-2", "g",
-                        transport=httpx.MockTransport(lambda request: httpx.Response(503)))
+    agent = AgentClient(
+        "http://registry.test",
+        "unit-2",
+        "g",
+        transport=httpx.MockTransport(lambda request: httpx.Response(503)),
+    )
     agent.stop()
     with pytest.raises(RuntimeError, match="starts once"):
         agent.start()

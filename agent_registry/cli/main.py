@@ -17,11 +17,11 @@ from typing import Any, NoReturn
 
 import click
 
-from .client.api import ApiError, RegistryApi, ServerUnreachable
-from .client.render import ProgressLine, agent_table, command_lines, key_values
-from .client.watch import wait_for_command
+from ..client.api import ApiError, RegistryApi, ServerUnreachable
+from .render import ProgressLine, agent_table, command_lines, key_values
+from .watch import wait_for_command
 
-SETTINGS_MODULE = "python:agent_registry.gunicorn_settings"
+SETTINGS_MODULE = "python:agent_registry.server.gunicorn_settings"
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
@@ -55,8 +55,9 @@ class RegistryGroup(click.Group):
         except ServerUnreachable as exc:
             raise Failure(str(exc), EXIT_ERROR) from None
         except ApiError as exc:
-            raise Failure(exc.sentence(), EXIT_REJECTED if exc.status < 500 else EXIT_ERROR
-                          ) from None
+            raise Failure(
+                exc.sentence(), EXIT_REJECTED if exc.status < 500 else EXIT_ERROR
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,14 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 
 
 @click.group(cls=RegistryGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--url", envvar="AGENT_REGISTRY_URL", default=DEFAULT_URL, show_default=True,
-              callback=_check_url, help="The server's base URL (AGENT_REGISTRY_URL).")
+@click.option(
+    "--url",
+    envvar="AGENT_REGISTRY_URL",
+    default=DEFAULT_URL,
+    show_default=True,
+    callback=_check_url,
+    help="The server's base URL (AGENT_REGISTRY_URL).",
+)
 @click.pass_context
 def main(ctx: click.Context, url: str) -> None:
     """Agent Registry: the control plane for a fleet of monitoring agents."""
@@ -93,10 +100,21 @@ def main(ctx: click.Context, url: str) -> None:
 
 
 @main.command()
-@click.option("--bind", envvar="AGENT_REGISTRY_BIND", default="0.0.0.0:8080", show_default=True,
-              help="Address to listen on (AGENT_REGISTRY_BIND).")
-@click.option("--workers", envvar="WEB_CONCURRENCY", default=1, show_default=True, type=int,
-              help="gevent worker processes (WEB_CONCURRENCY); >1 needs a Redis store.")
+@click.option(
+    "--bind",
+    envvar="AGENT_REGISTRY_BIND",
+    default="0.0.0.0:8080",
+    show_default=True,
+    help="Address to listen on (AGENT_REGISTRY_BIND).",
+)
+@click.option(
+    "--workers",
+    envvar="WEB_CONCURRENCY",
+    default=1,
+    show_default=True,
+    type=int,
+    help="gevent worker processes (WEB_CONCURRENCY); >1 needs a Redis store.",
+)
 def serve(bind: str, workers: int) -> None:
     """Run the server under gunicorn with gevent workers (what `make run` starts)."""
     os.environ["AGENT_REGISTRY_BIND"] = bind
@@ -175,7 +193,7 @@ def _payload(ctx: click.Context, param: click.Parameter, value: str | None) -> d
     except ValueError as exc:
         raise click.BadParameter(f"not valid JSON: {exc}.") from None
     if not isinstance(payload, dict):
-        raise click.BadParameter("must be a JSON object, e.g. '{\"routeId\": \"route-a\"}'.")
+        raise click.BadParameter('must be a JSON object, e.g. \'{"routeId": "route-a"}\'.')
     return payload
 
 
@@ -183,18 +201,40 @@ def _payload(ctx: click.Context, param: click.Parameter, value: str | None) -> d
 @click.option("--agent", "agent_id", metavar="ID", help="Send to this agent (in any state).")
 @click.option("--group", metavar="G", help="Send to this group's LIVE agents.")
 @click.option("--all", "to_all", is_flag=True, help="Send to every LIVE agent.")
-@click.option("--type", "command_type", required=True, metavar="T",
-              help="config-update, deep-trace or replay.")
-@click.option("--payload", callback=_payload, metavar="JSON|@FILE",
-              help="A JSON object, or @file to read it from (@- for stdin).")
-@click.option("--wait", is_flag=True,
-              help="Follow deliveries and acks until every target is final.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="S",
-              help="With --wait: give up after S seconds (default: until every target is "
-                   "final; unacknowledged deliveries expire on the server).")
+@click.option(
+    "--type",
+    "command_type",
+    required=True,
+    metavar="T",
+    help="config-update, deep-trace or replay.",
+)
+@click.option(
+    "--payload",
+    callback=_payload,
+    metavar="JSON|@FILE",
+    help="A JSON object, or @file to read it from (@- for stdin).",
+)
+@click.option(
+    "--wait", is_flag=True, help="Follow deliveries and acks until every target is final."
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="S",
+    help="With --wait: give up after S seconds (default: until every target is "
+    "final; unacknowledged deliveries expire on the server).",
+)
 @json_option
-def send(agent_id: str | None, group: str | None, to_all: bool, command_type: str,
-         payload: dict[str, Any], wait: bool, timeout: float | None, as_json: bool) -> None:
+def send(
+    agent_id: str | None,
+    group: str | None,
+    to_all: bool,
+    command_type: str,
+    payload: dict[str, Any],
+    wait: bool,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
     """Send a command to one agent, a group, or every LIVE agent."""
     if sum((agent_id is not None, group is not None, to_all)) != 1:
         raise click.UsageError("Give exactly one of --agent ID, --group G or --all.")
@@ -207,23 +247,32 @@ def send(agent_id: str | None, group: str | None, to_all: bool, command_type: st
             emit_json(command)
         else:
             summary = command["summary"]
-            click.echo(f"Command {command['commandId']} ({command['type']}) sent to "
-                       f"{summary['targets']} agent(s).")
+            click.echo(
+                f"Command {command['commandId']} ({command['type']}) sent to "
+                f"{summary['targets']} agent(s)."
+            )
         return
     _follow(client, command, timeout, as_json)
 
 
-def _follow(client: RegistryApi, command: dict[str, Any], timeout: float | None,
-            as_json: bool) -> NoReturn:
+def _follow(
+    client: RegistryApi, command: dict[str, Any], timeout: float | None, as_json: bool
+) -> NoReturn:
     progress = ProgressLine(sys.stderr)
-    click.echo(f"Command {command['commandId']} ({command['type']}): waiting for "
-               f"{command['summary']['targets']} target(s).", err=True)
+    click.echo(
+        f"Command {command['commandId']} ({command['type']}): waiting for "
+        f"{command['summary']['targets']} target(s).",
+        err=True,
+    )
     try:
         final, done = wait_for_command(client, command, timeout=timeout, on_progress=progress)
     except KeyboardInterrupt:
         progress.finish()
-        raise Failure(f"Interrupted; the command goes on: agent-registry commands show "
-                      f"{command['commandId']}", EXIT_INTERRUPTED) from None
+        raise Failure(
+            f"Interrupted; the command goes on: agent-registry commands show "
+            f"{command['commandId']}",
+            EXIT_INTERRUPTED,
+        ) from None
     progress.finish()
     code, sentence = outcome(final, done, timeout)
     if as_json:
@@ -245,8 +294,9 @@ def outcome(command: dict[str, Any], settled: bool, timeout: float | None) -> tu
     if expired:
         parts.append(f"{expired} of {targets} target(s) expired without an ack")
     if not settled:
-        parts.append(f"{open_} of {targets} target(s) were not final when the {timeout:g} s "
-                     "timeout passed")
+        parts.append(
+            f"{open_} of {targets} target(s) were not final when the {timeout:g} s timeout passed"
+        )
     if not parts:
         return EXIT_OK, f"All {targets} target(s) acknowledged SUCCESS."
     code = EXIT_FAILED if failed else EXIT_EXPIRED if expired else EXIT_TIMEOUT
@@ -258,17 +308,41 @@ def outcome(command: dict[str, Any], settled: bool, timeout: float | None) -> tu
 
 
 @main.command()
-@click.option("--agents", "count", type=click.IntRange(min=1), required=True, metavar="N",
-              help="How many agents to simulate.")
-@click.option("--group", default="simulated", show_default=True, metavar="G",
-              help="Their group; agent ids are G-00001, G-00002, ...")
-@click.option("--fail-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              metavar="P", help="Probability that a command is acknowledged as FAILURE.")
-@click.option("--ack-delay", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              metavar="S", help="Seconds each agent works on a command before acknowledging.")
+@click.option(
+    "--agents",
+    "count",
+    type=click.IntRange(min=1),
+    required=True,
+    metavar="N",
+    help="How many agents to simulate.",
+)
+@click.option(
+    "--group",
+    default="simulated",
+    show_default=True,
+    metavar="G",
+    help="Their group; agent ids are G-00001, G-00002, ...",
+)
+@click.option(
+    "--fail-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    metavar="P",
+    help="Probability that a command is acknowledged as FAILURE.",
+)
+@click.option(
+    "--ack-delay",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    metavar="S",
+    help="Seconds each agent works on a command before acknowledging.",
+)
 @click.pass_context
-def simulate(ctx: click.Context, count: int, group: str, fail_rate: float,
-             ack_delay: float) -> None:
+def simulate(
+    ctx: click.Context, count: int, group: str, fail_rate: float, ack_delay: float
+) -> None:
     """Run N simulated agents (the Python SDK, under gevent) until Ctrl-C."""
     from .simulate import GEVENT_LAUNCHER, Fleet, gevent_patched
 
@@ -277,8 +351,19 @@ def simulate(ctx: click.Context, count: int, group: str, fail_rate: float,
     api().register(Fleet.registration(group, 1, count))
     if not gevent_patched():
         # Like `serve`, this replaces the current process (here: by a gevent-patched one).
-        args = ["--url", url, "simulate", "--agents", str(count), "--group", group,
-                "--fail-rate", str(fail_rate), "--ack-delay", str(ack_delay)]
+        args = [
+            "--url",
+            url,
+            "simulate",
+            "--agents",
+            str(count),
+            "--group",
+            group,
+            "--fail-rate",
+            str(fail_rate),
+            "--ack-delay",
+            str(ack_delay),
+        ]
         sys.stdout.flush()
         sys.stderr.flush()
         os.execv(sys.executable, [sys.executable, "-c", GEVENT_LAUNCHER, *args])
@@ -300,15 +385,21 @@ def _run_fleet(url: str, count: int, group: str, fail_rate: float, ack_delay: fl
         while (ready := fleet.ready()) < count and time.monotonic() < deadline:
             if stop.wait(0.1):
                 break
-        click.echo(f"{ready} of {count} simulated agents in group '{group}' connected to {url}; "
-                   "Ctrl-C stops them.", err=True)
+        click.echo(
+            f"{ready} of {count} simulated agents in group '{group}' connected to {url}; "
+            "Ctrl-C stops them.",
+            err=True,
+        )
         reported = (0, 0)
         while not stop.wait(2.0):
             handled = fleet.handled()
             if handled != reported:
                 reported = handled
-                click.echo(f"{fleet.ready()} connected; {handled[0]} command(s) handled, "
-                           f"{handled[1]} failed.", err=True)
+                click.echo(
+                    f"{fleet.ready()} connected; {handled[0]} command(s) handled, "
+                    f"{handled[1]} failed.",
+                    err=True,
+                )
     finally:
         click.echo(f"Stopping {count} simulated agents...", err=True)
         fleet.stop()

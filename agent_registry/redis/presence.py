@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 import redis
 
-from ..streams.hub import Subscription
-from .redis_client import OUTAGE_ERRORS, outage_as_unavailable
+from ..core.ports import OpenStream
+from .client import OUTAGE_ERRORS, outage_as_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def presence_key(agent_id: str) -> str:
 
 
 class RedisPresence:
-    """A ``StreamListener`` for the hub and the ``Presence`` the API reads."""
+    """The ``SharedPresence``: told by the hub when streams open and close, read by the API."""
 
     def __init__(
         self,
@@ -54,41 +54,45 @@ class RedisPresence:
         self._release = client.register_script(_RELEASE)
         self._renew = client.register_script(_RENEW)
 
-    def opened(self, subscription: Subscription) -> None:
+    def opened(self, stream: OpenStream) -> None:
         try:
             previous = self._redis.set(
-                presence_key(subscription.agent_id),
-                subscription.token,
+                presence_key(stream.agent_id),
+                stream.token,
                 px=self._ttl_ms,
                 get=True,
             )
         except OUTAGE_ERRORS:
-            log.warning("agent %s: presence not recorded (store unavailable); retried at the "
-                        "next refresh", subscription.agent_id)
+            log.warning(
+                "agent %s: presence not recorded (store unavailable); retried at the next refresh",
+                stream.agent_id,
+            )
             return
-        if previous and previous != subscription.token:
-            self._on_replaced(subscription.agent_id, previous)
+        if previous and previous != stream.token:
+            self._on_replaced(stream.agent_id, previous)
 
-    def closed(self, subscription: Subscription) -> None:
+    def closed(self, stream: OpenStream) -> None:
         try:
-            self._release(keys=[presence_key(subscription.agent_id)], args=[subscription.token])
+            self._release(keys=[presence_key(stream.agent_id)], args=[stream.token])
         except OUTAGE_ERRORS:
-            log.warning("agent %s: presence not released (store unavailable); it lapses by "
-                        "itself", subscription.agent_id)
+            log.warning(
+                "agent %s: presence not released (store unavailable); it lapses by itself",
+                stream.agent_id,
+            )
 
-    def refresh(self, subscriptions: Sequence[Subscription]) -> list[Subscription]:
+    def refresh(self, streams: Sequence[OpenStream]) -> list[OpenStream]:
         """Renew every local claim; returns the streams another process has replaced."""
-        if not subscriptions:
+        if not streams:
             return []
         pipe = self._redis.pipeline(transaction=False)
-        for subscription in subscriptions:
+        for stream in streams:
             self._renew(
-                keys=[presence_key(subscription.agent_id)],
-                args=[subscription.token, self._ttl_ms],
+                keys=[presence_key(stream.agent_id)],
+                args=[stream.token, self._ttl_ms],
                 client=pipe,
             )
         renewed = pipe.execute()
-        return [sub for sub, kept in zip(subscriptions, renewed, strict=True) if not kept]
+        return [sub for sub, kept in zip(streams, renewed, strict=True) if not kept]
 
     @outage_as_unavailable
     def is_connected(self, agent_id: str) -> bool:

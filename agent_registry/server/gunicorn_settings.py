@@ -19,23 +19,27 @@ from agent_registry.config import ConfigError, Settings, load_settings
 def _worker_count() -> int:
     raw = os.environ.get("WEB_CONCURRENCY", "1")
     if not raw.strip().isdigit() or int(raw) < 1:
-        sys.exit(f"Error: invalid configuration: WEB_CONCURRENCY={raw!r} must be a whole "
-                 "number of at least 1")
+        sys.exit(
+            f"Error: invalid configuration: WEB_CONCURRENCY={raw!r} must be a whole "
+            "number of at least 1"
+        )
     return int(raw)
 
 
 def _log_level() -> str:
     raw = os.environ.get("AGENT_REGISTRY_LOG_LEVEL", "info")
     if raw.lower() not in ("debug", "info", "warning", "error", "critical"):
-        sys.exit(f"Error: invalid configuration: AGENT_REGISTRY_LOG_LEVEL={raw!r} must be "
-                 "debug, info, warning, error or critical")
+        sys.exit(
+            f"Error: invalid configuration: AGENT_REGISTRY_LOG_LEVEL={raw!r} must be "
+            "debug, info, warning, error or critical"
+        )
     return raw.lower()
 
 
-wsgi_app = "agent_registry.wsgi:app"
+wsgi_app = "agent_registry.server.wsgi:app"
 bind = [os.environ.get("AGENT_REGISTRY_BIND", "0.0.0.0:8080")]
 workers = _worker_count()
-worker_class = "agent_registry.gunicorn_worker.Worker"
+worker_class = "agent_registry.server.gunicorn_worker.Worker"
 # A hard cap on open connections per worker, event streams included.
 worker_connections = 20_000
 # Every stream counts as a request: recycling workers would drop all of them.
@@ -151,5 +155,3 @@ def _raise_open_files_limit(log: logging.Logger) -> None:
             worker_connections,
             soft - 100,
         )
-
-

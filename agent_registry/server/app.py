@@ -8,11 +8,11 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import web
-from .clock import Clock, system_clock
-from .config import load_settings
+from .. import web
+from ..clock import Clock, system_clock
+from ..config import load_settings
+from ..web.hot_paths import HotPaths
 from .runtime import Runtime
-from .web.hot_paths import HotPaths
 
 
 def create_app(config: Mapping[str, Any] | None = None, *, clock: Clock = system_clock) -> Flask:

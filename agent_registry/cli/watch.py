@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .api import RegistryApi, ServerUnreachable
+from ..client.api import RegistryApi, ServerUnreachable
 
 FINAL_STATUSES = frozenset({"ACKNOWLEDGED", "FAILED", "EXPIRED"})
 

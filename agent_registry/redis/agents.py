@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 import redis
 
 from ..core.models import Agent, AgentState
-from .redis_client import guard_public_methods, num
+from .client import guard_public_methods, num
 
 P = "ar:"
 ALL_AGENTS = P + "agents"

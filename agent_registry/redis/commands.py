@@ -25,7 +25,7 @@ from ..core.models import (
     Target,
     TargetKind,
 )
-from .redis_client import guard_public_methods, num
+from .client import guard_public_methods, num
 
 P = "ar:"
 EXPIRIES = P + "cmd-expiries"
@@ -88,8 +88,11 @@ def _encode_delivery(delivery: Delivery) -> str:
             "acknowledgedAt": delivery.acknowledged_at,
             "result": None
             if result is None
-            else {"status": result.status.value, "message": result.message,
-                  "details": result.details},
+            else {
+                "status": result.status.value,
+                "message": result.message,
+                "details": result.details,
+            },
         },
         separators=(",", ":"),
     )

@@ -10,14 +10,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .clock import Clock, system_clock
-from .config import Settings
-from .core.commands import Commands, CommandTiming
-from .core.ports import AgentStore, Bus, CommandStore, Presence
-from .core.registry import Lifecycle, Registry
+from ..clock import Clock, system_clock
+from ..config import Settings
+from ..core.commands import Commands, CommandTiming
+from ..core.ports import AgentStore, Bus, CommandStore, Presence
+from ..core.registry import Lifecycle, Registry
+from ..streams.delivery_recorder import DeliveryRecorder
+from ..streams.hub import StreamHub
 from .scheduler import Sweeper
-from .streams.delivery_recorder import DeliveryRecorder
-from .streams.hub import StreamHub
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +40,18 @@ class Backend:
 
 
 def memory_backend(hub: StreamHub) -> Backend:
-    from .stores.memory import MemoryAgentStore, MemoryCommandStore
-    from .streams.local_bus import LocalBus
+    from ..stores.memory import MemoryAgentStore, MemoryCommandStore
+    from ..streams.local_bus import LocalBus
 
     return Backend(MemoryAgentStore(), MemoryCommandStore(), LocalBus(hub), hub)
 
 
 def redis_backend(settings: Settings, hub: StreamHub, clock: Clock) -> Backend:
-    from .stores.redis_agents import RedisAgentStore
-    from .stores.redis_client import connect
-    from .stores.redis_commands import RedisCommandStore
-    from .stores.redis_presence import RedisPresence
-    from .streams.redis_bus import RedisBus
+    from ..redis.agents import RedisAgentStore
+    from ..redis.bus import RedisBus
+    from ..redis.client import connect
+    from ..redis.commands import RedisCommandStore
+    from ..redis.presence import RedisPresence
 
     client = connect(settings.store)
     commands = RedisCommandStore(client)

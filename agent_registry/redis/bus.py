@@ -19,11 +19,10 @@ import redis
 
 from ..clock import Clock
 from ..core.models import Command, CommandSnapshot, DeliveryStatus
-from ..stores.redis_client import OUTAGE_ERRORS
-from ..stores.redis_commands import RedisCommandStore
-from ..stores.redis_presence import RedisPresence
-from .hub import StreamHub
-from .sse import command_frame
+from ..core.ports import RecentCommands, SharedPresence
+from ..streams.hub import StreamHub
+from ..streams.sse import command_frame
+from .client import OUTAGE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +35,7 @@ class RedisBus:
         self,
         client: redis.Redis,
         hub: StreamHub,
-        commands: RedisCommandStore,
+        commands: RecentCommands,
         clock: Clock,
         refresh_every: float,
     ) -> None:
@@ -46,7 +45,7 @@ class RedisBus:
         self._clock = clock
         self._refresh_every = refresh_every
         self.origin = uuid.uuid4().hex
-        self.presence: RedisPresence | None = None
+        self.presence: SharedPresence | None = None
         self._greenlets: list[gevent.Greenlet] = []
 
     # -- publishing (any greenlet) --
@@ -64,15 +63,20 @@ class RedisBus:
         try:
             self._redis.publish(CHANNEL, json.dumps({"origin": self.origin, **message}))
         except OUTAGE_ERRORS:
-            log.warning("bus: could not announce %s (store unavailable); other workers catch "
-                        "up when they reconnect", message)
+            log.warning(
+                "bus: could not announce %s (store unavailable); other workers catch "
+                "up when they reconnect",
+                message,
+            )
 
     # -- the worker's background greenlets --
 
     def start(self) -> None:
         if not self._greenlets:
-            self._greenlets = [gevent.spawn(self._subscribe_forever),
-                               gevent.spawn(self._refresh_forever)]
+            self._greenlets = [
+                gevent.spawn(self._subscribe_forever),
+                gevent.spawn(self._refresh_forever),
+            ]
 
     def stop(self) -> None:
         gevent.killall(self._greenlets, timeout=2)
@@ -108,8 +112,9 @@ class RedisBus:
                     log.info("agent %s: stream replaced in another process", replaced.agent_id)
                     replaced.end()
             except OUTAGE_ERRORS:
-                log.warning("presence: could not renew %d stream(s) (store unavailable)",
-                            len(self._hub))
+                log.warning(
+                    "presence: could not renew %d stream(s) (store unavailable)", len(self._hub)
+                )
 
     # -- what the subscriber does --
 

@@ -7,9 +7,14 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
-AGENT_COLUMNS = (("ID", "id"), ("GROUP", "group"), ("STATE", "state"),
-                 ("CONNECTED", "connected"), ("VERSION", "version"),
-                 ("LAST HEARTBEAT", "lastHeartbeatAt"))
+AGENT_COLUMNS = (
+    ("ID", "id"),
+    ("GROUP", "group"),
+    ("STATE", "state"),
+    ("CONNECTED", "connected"),
+    ("VERSION", "version"),
+    ("LAST HEARTBEAT", "lastHeartbeatAt"),
+)
 PROBLEM_STATUSES = frozenset({"PENDING", "DELIVERED", "FAILED", "EXPIRED"})
 
 
@@ -36,8 +41,10 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def agent_table(agents: Sequence[Mapping[str, Any]]) -> str:
-    return table([title for title, _ in AGENT_COLUMNS],
-                 ([agent.get(key) for _, key in AGENT_COLUMNS] for agent in agents))
+    return table(
+        [title for title, _ in AGENT_COLUMNS],
+        ([agent.get(key) for _, key in AGENT_COLUMNS] for agent in agents),
+    )
 
 
 def key_values(record: Mapping[str, Any]) -> str:
@@ -46,28 +53,43 @@ def key_values(record: Mapping[str, Any]) -> str:
 
 
 def summary_line(summary: Mapping[str, int]) -> str:
-    return (f"{summary['targets']} target(s): {summary['pending']} pending, "
-            f"{summary['delivered']} delivered, {summary['acknowledged']} acknowledged, "
-            f"{summary['failed']} failed, {summary['expired']} expired")
+    return (
+        f"{summary['targets']} target(s): {summary['pending']} pending, "
+        f"{summary['delivered']} delivered, {summary['acknowledged']} acknowledged, "
+        f"{summary['failed']} failed, {summary['expired']} expired"
+    )
 
 
 def command_lines(command: Mapping[str, Any], only_problems: bool = False) -> str:
     """The command, its summary, and a table of deliveries (only unhappy ones if asked)."""
     target = command["target"]
-    head = key_values({
-        "commandId": command["commandId"], "type": command["type"],
-        "target": target["kind"] + (f" {target['value']}" if target["value"] else ""),
-        "payload": command["payload"], "createdAt": command["createdAt"],
-        "expiresAt": command["expiresAt"], "summary": summary_line(command["summary"]),
-    })
-    deliveries = [d for d in command["deliveries"]
-                  if not only_problems or d["status"] in PROBLEM_STATUSES]
+    head = key_values(
+        {
+            "commandId": command["commandId"],
+            "type": command["type"],
+            "target": target["kind"] + (f" {target['value']}" if target["value"] else ""),
+            "payload": command["payload"],
+            "createdAt": command["createdAt"],
+            "expiresAt": command["expiresAt"],
+            "summary": summary_line(command["summary"]),
+        }
+    )
+    deliveries = [
+        d for d in command["deliveries"] if not only_problems or d["status"] in PROBLEM_STATUSES
+    ]
     if not deliveries:
         return head
-    rows = ([d["agentId"], d["status"], d["deliveredAt"], d["acknowledgedAt"],
-             (d["result"] or {}).get("message")] for d in deliveries)
-    return head + "\n\n" + table(["AGENT", "STATUS", "DELIVERED", "ACKNOWLEDGED", "MESSAGE"],
-                                 rows)
+    rows = (
+        [
+            d["agentId"],
+            d["status"],
+            d["deliveredAt"],
+            d["acknowledgedAt"],
+            (d["result"] or {}).get("message"),
+        ]
+        for d in deliveries
+    )
+    return head + "\n\n" + table(["AGENT", "STATUS", "DELIVERED", "ACKNOWLEDGED", "MESSAGE"], rows)
 
 
 class ProgressLine:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .client import AgentClient, Command, CommandFailed
+from ..client import AgentClient, Command, CommandFailed
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ COMMAND_TYPES = ("config-update", "deep-trace", "replay")
 # ``python -c GEVENT_LAUNCHER ARGS...`` runs ``agent-registry ARGS...`` fully gevent-patched.
 GEVENT_LAUNCHER = (
     "from gevent import monkey; monkey.patch_all()\n"
-    "from agent_registry.cli import main\n"
+    "from agent_registry.cli.main import main\n"
     "main(prog_name='agent-registry')\n"
 )
 
@@ -47,30 +47,43 @@ class Behaviour:
         if self.ack_delay:
             time.sleep(self.ack_delay)
         if random.random() < self.fail_rate:
-            raise CommandFailed(f"simulated failure (fail rate {self.fail_rate:g})",
-                                {"simulated": True})
+            raise CommandFailed(
+                f"simulated failure (fail rate {self.fail_rate:g})", {"simulated": True}
+            )
         return f"simulated {command.type} done"
 
 
 class Fleet:
     """``count`` agents named ``{group}-00001``... in ``group``; ``start()``, ``stop()``."""
 
-    def __init__(self, url: str, count: int, group: str = "simulated",
-                 behaviour: Behaviour | None = None) -> None:
+    def __init__(
+        self, url: str, count: int, group: str = "simulated", behaviour: Behaviour | None = None
+    ) -> None:
         handlers = dict.fromkeys(COMMAND_TYPES, behaviour or Behaviour())
         self.agents = []
         for number in range(1, count + 1):
             body = self.registration(group, number, count)
-            self.agents.append(AgentClient(url, body["id"], group, version=body["version"],
-                                           capabilities=body["capabilities"],
-                                           handlers=handlers))
+            self.agents.append(
+                AgentClient(
+                    url,
+                    body["id"],
+                    group,
+                    version=body["version"],
+                    capabilities=body["capabilities"],
+                    handlers=handlers,
+                )
+            )
 
     @staticmethod
     def registration(group: str, number: int, count: int) -> dict[str, Any]:
         """The registration body of simulated agent ``number`` of ``count``."""
         width = max(5, len(str(count)))
-        return {"id": f"{group}-{number:0{width}d}", "group": group, "version": "simulated",
-                "capabilities": {"simulated": True}}
+        return {
+            "id": f"{group}-{number:0{width}d}",
+            "group": group,
+            "version": "simulated",
+            "capabilities": {"simulated": True},
+        }
 
     def start(self) -> None:
         for agent in self.agents:
@@ -82,8 +95,10 @@ class Fleet:
 
     def handled(self) -> tuple[int, int]:
         """Commands handled so far, and how many of them were acknowledged as FAILURE."""
-        return (sum(agent.commands_handled for agent in self.agents),
-                sum(agent.commands_failed for agent in self.agents))
+        return (
+            sum(agent.commands_handled for agent in self.agents),
+            sum(agent.commands_failed for agent in self.agents),
+        )
 
     def stop(self) -> None:
         for agent in self.agents:

@@ -11,9 +11,9 @@ from datetime import UTC
 
 from apscheduler.schedulers.gevent import GeventScheduler
 
-from .core.commands import Commands
-from .core.registry import Registry
-from .errors import StoreUnavailable
+from ..core.commands import Commands
+from ..core.registry import Registry
+from ..errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The operators' command line: serve, agents, send, commands, simulate; rendering and waiting."""

@@ -1,0 +1,1 @@
+"""Redis adapters, for several workers and hosts: agents, commands, presence and the bus."""
