@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from agent_registry import cli as cli_module
+from agent_registry.cli import main as cli_module
 from agent_registry.client import Command
 
 pytestmark = pytest.mark.e2e

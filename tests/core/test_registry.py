@@ -229,8 +229,6 @@ def test_heartbeat_of_an_unknown_agent_is_agent_not_registered(registry):
     with pytest.raises(AgentNotRegistered) as raised:
         registry.heartbeat("ghost")
 
-    assert raised.value.code == "AGENT_NOT_REGISTERED"
-    assert raised.value.status == 404
     assert "register" in raised.value.message
     assert registry.list() == []
 
@@ -241,8 +239,6 @@ def test_get_of_an_unknown_agent_is_agent_not_found(registry):
     with pytest.raises(AgentNotFound) as raised:
         registry.get("ghost")
 
-    assert raised.value.code == "AGENT_NOT_FOUND"
-    assert raised.value.status == 404
 
 
 # --- lifecycle boundaries ----------------------------------------------------------------
