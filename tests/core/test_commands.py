@@ -249,7 +249,7 @@ def test_send_to_a_group_without_live_agents_is_no_live_targets(
     assert registry.list(states=[AgentState.LIVE]) == []
 
     for target in (group("group-c"), group("no-such-group"), ALL):
-        with pytest.raises(NoLiveTargets) as raised:
+        with pytest.raises(NoLiveTargets):
             commands.send(target, CommandType.REPLAY, {})
 
     assert bus.published == []
@@ -437,7 +437,7 @@ def test_a_different_status_after_a_final_ack_is_already_acknowledged(
     done = commands.acknowledge("agent-1", one, first)
     clock.advance(1)
 
-    with pytest.raises(AlreadyAcknowledged) as raised:
+    with pytest.raises(AlreadyAcknowledged):
         commands.acknowledge("agent-1", one, second)
 
     assert delivery_of(commands, one, "agent-1") == done
@@ -461,7 +461,7 @@ def test_ack_at_or_after_expires_at_is_command_expired_before_any_sweep(
     before = delivery_of(commands, one, "agent-1")
     clock.advance(EXPIRY + late)
 
-    with pytest.raises(CommandExpired) as raised:
+    with pytest.raises(CommandExpired):
         commands.acknowledge("agent-1", one, SUCCESS)
 
     assert delivery_of(commands, one, "agent-1") == before
@@ -489,9 +489,8 @@ def test_repeat_of_the_same_status_after_expiry_time_still_succeeds(commands, cl
 
 
 def test_ack_of_an_unknown_command_is_command_not_found(commands, one):
-    with pytest.raises(CommandNotFound) as raised:
+    with pytest.raises(CommandNotFound):
         commands.acknowledge("agent-1", "no-such-command", SUCCESS)
-
 
 
 def test_ack_of_a_command_not_addressed_to_the_agent_is_command_not_found(registry, commands, one):
@@ -507,7 +506,7 @@ def test_ack_of_a_command_not_addressed_to_the_agent_is_command_not_found(regist
 
 
 def test_ack_from_an_unknown_agent_is_agent_not_found(commands, one):
-    with pytest.raises(AgentNotFound) as raised:
+    with pytest.raises(AgentNotFound):
         commands.acknowledge("ghost", one, SUCCESS)
 
     with pytest.raises(AgentNotFound):
