@@ -226,7 +226,7 @@ def test_heartbeat_revives_to_live_dated_at_that_moment(registry, clock, pause, 
 
 
 def test_heartbeat_of_an_unknown_agent_is_agent_not_registered(registry):
-    with pytest.raises(AgentNotRegistered):
+    with pytest.raises(AgentNotRegistered) as raised:
         registry.heartbeat("ghost")
 
     assert "register" in raised.value.message
