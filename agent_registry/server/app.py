@@ -11,27 +11,39 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .. import web
 from ..clock import Clock, system_clock
 from ..config import load_settings
-from ..web.hot_paths import HotPaths
+from ..web.pipeline import RequestPipeline
 from .runtime import Runtime
 
+PIPELINE_KEY = "agent_registry.pipeline"
 
-def create_app(config: Mapping[str, Any] | None = None, *, clock: Clock = system_clock) -> Flask:
+
+def create_app(
+    config: Mapping[str, Any] | None = None,
+    *,
+    clock: Clock = system_clock,
+    fast_paths: bool = True,
+) -> Flask:
     """Build the WSGI app. ``config`` takes the same names as the environment.
+
+    Every request passes one ``RequestPipeline`` (``app.extensions[PIPELINE_KEY]``, whose
+    ``hooks`` every request runs). ``fast_paths=False`` sends the views declared fast
+    through Flask too: the tests compare both ways.
 
     Background work (sweeps, the Redis bus) is not started here: the server worker calls
     ``app.extensions["agent_registry"].start()`` (see ``gunicorn_settings``).
     """
     settings = load_settings(config)
     app = Flask("agent_registry")
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     runtime = Runtime(settings, clock)
     app.extensions["agent_registry"] = runtime
-    app.wsgi_app = HotPaths(app.wsgi_app, runtime)  # type: ignore[method-assign]
+    web.init_app(app)
+    pipeline = RequestPipeline(app.wsgi_app, app, runtime, fast=fast_paths)
+    app.extensions[PIPELINE_KEY] = pipeline
+    app.wsgi_app = pipeline  # type: ignore[method-assign]
     if settings.trusted_proxies:
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
         )
-    web.init_app(app)
     return app

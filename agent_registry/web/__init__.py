@@ -1,14 +1,14 @@
-"""The HTTP adapter: Flask blueprints over the core, one error handler."""
+"""The HTTP adapter: one request pipeline in front of Flask blueprints, one error mapping."""
 
 from __future__ import annotations
 
 from flask import Flask
 
-from . import agents, commands, errors, requests
+from . import agents, commands, errors, openapi
 
 
 def init_app(app: Flask) -> None:
-    requests.init_app(app)
     errors.init_app(app)
     app.register_blueprint(agents.bp)
     app.register_blueprint(commands.bp)
+    app.register_blueprint(openapi.bp)

@@ -4,81 +4,88 @@ from __future__ import annotations
 
 import logging
 import socket
+from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, request, url_for
 
 from ..core.registry import Registration
 from ..streams.writer import event_stream
+from .declare import Reply, declare
 from .representation import agent_json
-from .requests import json_body, load, load_query, runtime
-from .schemas import AgentListQuery, RegisterSchema
+from .schemas import AgentListQuery, AgentSchema, RegisterSchema, RegistrationSchema
+
+if TYPE_CHECKING:
+    from ..server.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("agents", __name__, url_prefix="/api/v1/agents")
 
-_register_schema = RegisterSchema()
-_list_query = AgentListQuery()
-
 
 @bp.post("/register")
-def register() -> tuple[Response, int]:
-    data = load(_register_schema, json_body())
-    rt = runtime()
+@declare(
+    "Register an agent, or resume a known id (agent restart)",
+    status=201,
+    other_statuses=((200, "The id was known: its identity resumes"),),
+    body=RegisterSchema(),
+    response=RegistrationSchema(),
+)
+def register(rt: Runtime, body: dict[str, Any]) -> Reply:
     agent, created = rt.registry.register(
         Registration(
-            id=data["id"],
-            group=data["group"],
-            name=data["name"],
-            version=data["version"],
-            route_ids=tuple(data["route_ids"]),
-            capabilities=data["capabilities"],
+            id=body["id"],
+            group=body["group"],
+            name=body["name"],
+            version=body["version"],
+            route_ids=tuple(body["route_ids"]),
+            capabilities=body["capabilities"],
         )
     )
-    body = {
+    answer = {
         "agentId": agent.id,
         "sseEndpoint": url_for("agents.events", agent_id=agent.id, _external=True),
         "config": rt.settings.public_config(),
         "serverPublicKey": None,
     }
-    return jsonify(body), 201 if created else 200
+    return Reply(answer, 201 if created else 200)
 
 
 @bp.post("/<agent_id>/heartbeat")
-def heartbeat(agent_id: str) -> Response:
-    runtime().registry.heartbeat(agent_id)
-    response = Response(status=204)
-    del response.headers["Content-Type"]  # no body, so no media type
-    return response
+@declare("Heartbeat: the agent is alive (any body is ignored)", status=204, fast=True)
+def heartbeat(rt: Runtime, agent_id: str) -> None:
+    rt.registry.heartbeat(agent_id)
 
 
 @bp.get("")
-def list_agents() -> Response:
-    query = load_query(_list_query)
-    rt = runtime()
+@declare(
+    "List agents by id, filtered and keyset-paged",
+    query=AgentListQuery(),
+    response=AgentSchema(many=True),
+)
+def list_agents(rt: Runtime, query: dict[str, Any]) -> list[dict[str, Any]]:
     agents = rt.registry.list(
         states=query["status"], group=query["group"], after=query["after"], limit=query["limit"]
     )
     connected = rt.presence.connected(agent.id for agent in agents)
-    return jsonify([agent_json(agent, agent.id in connected) for agent in agents])
+    return [agent_json(agent, agent.id in connected) for agent in agents]
 
 
 @bp.get("/<agent_id>")
-def get_agent(agent_id: str) -> Response:
-    rt = runtime()
+@declare("One agent", response=AgentSchema())
+def get_agent(rt: Runtime, agent_id: str) -> dict[str, Any]:
     agent = rt.registry.get(agent_id)
-    return jsonify(agent_json(agent, rt.presence.is_connected(agent_id)))
+    return agent_json(agent, rt.presence.is_connected(agent_id))
 
 
-def client_socket(environ: dict) -> socket.socket | None:
+def client_socket(environ: dict[str, Any]) -> socket.socket | None:
     """The client's socket (gunicorn's gevent worker), to notice a client that left before
     a write fails; None under other servers, where only failed writes tell."""
     return environ.get("gunicorn.socket")
 
 
 @bp.get("/<agent_id>/events")
-def events(agent_id: str) -> Response:
-    rt = runtime()
+@declare("The agent's event stream (Server-Sent Events)", media_type="text/event-stream")
+def events(rt: Runtime, agent_id: str) -> Response:
     rt.registry.get(agent_id)
     last_event_id = request.headers.get("Last-Event-ID")
     if last_event_id:

@@ -2,56 +2,83 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint
 
 from ..core.models import AckResult, CommandType, Target, TargetKind
+from .declare import DeclaredView, Handler, declare
 from .representation import agent_delivery_json, command_json, delivery_json
-from .requests import json_body, load, load_query, runtime
-from .schemas import AckSchema, DeliveryListQuery, SendCommandSchema
+from .schemas import (
+    AckSchema,
+    AgentDeliverySchema,
+    CommandSchema,
+    DeliveryListQuery,
+    DeliverySchema,
+    SendCommandSchema,
+)
+
+if TYPE_CHECKING:
+    from ..server.runtime import Runtime
 
 bp = Blueprint("commands", __name__, url_prefix="/api/v1")
 
-_send_schema = SendCommandSchema()
-_ack_schema = AckSchema()
-_delivery_query = DeliveryListQuery()
+
+def send(rt: Runtime, target: Target, body: dict[str, Any]) -> dict[str, Any]:
+    snapshot = rt.commands.send(target, CommandType(body["type"]), body["payload"])
+    return command_json(snapshot)
 
 
-def _send(target: Target) -> tuple[Response, int]:
-    data = load(_send_schema, json_body())
-    snapshot = runtime().commands.send(target, CommandType(data["type"]), data["payload"])
-    return jsonify(command_json(snapshot)), 202
+def declare_send(summary: str) -> Callable[[Handler], DeclaredView]:
+    return declare(summary, status=202, body=SendCommandSchema(), response=CommandSchema())
 
 
 @bp.post("/agents/<agent_id>/commands")
-def send_to_agent(agent_id: str) -> tuple[Response, int]:
-    return _send(Target(TargetKind.AGENT, agent_id))
+@declare_send("Send a command to one agent, in any state")
+def send_to_agent(rt: Runtime, agent_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    return send(rt, Target(TargetKind.AGENT, agent_id), body)
 
 
 @bp.post("/agents/groups/<group>/commands")
-def send_to_group(group: str) -> tuple[Response, int]:
-    return _send(Target(TargetKind.GROUP, group))
+@declare_send("Send a command to a group's LIVE agents")
+def send_to_group(rt: Runtime, group: str, body: dict[str, Any]) -> dict[str, Any]:
+    return send(rt, Target(TargetKind.GROUP, group), body)
 
 
 @bp.post("/agents/commands")
-def send_to_all() -> tuple[Response, int]:
-    return _send(Target(TargetKind.ALL))
+@declare_send("Send a command to every LIVE agent")
+def send_to_all(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
+    return send(rt, Target(TargetKind.ALL), body)
 
 
 @bp.post("/agents/<agent_id>/commands/<command_id>/ack")
-def acknowledge(agent_id: str, command_id: str) -> Response:
-    data = load(_ack_schema, json_body(optional=True))
-    result = AckResult(data["status"], data["message"], data["details"])
-    delivery = runtime().commands.acknowledge(agent_id, command_id, result)
-    return jsonify(delivery_json(delivery))
+@declare(
+    "Acknowledge a command (the body may be omitted: SUCCESS)",
+    body=AckSchema(),
+    body_optional=True,
+    response=DeliverySchema(),
+    fast=True,
+)
+def acknowledge(
+    rt: Runtime, agent_id: str, command_id: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    result = AckResult(body["status"], body["message"], body["details"])
+    return delivery_json(rt.commands.acknowledge(agent_id, command_id, result))
 
 
 @bp.get("/agents/<agent_id>/commands")
-def agent_deliveries(agent_id: str) -> Response:
-    query = load_query(_delivery_query)
-    found = runtime().commands.for_agent(agent_id, query["status"])
-    return jsonify([agent_delivery_json(command, delivery) for command, delivery in found])
+@declare(
+    "An agent's deliveries, newest first",
+    query=DeliveryListQuery(),
+    response=AgentDeliverySchema(many=True),
+)
+def agent_deliveries(rt: Runtime, agent_id: str, query: dict[str, Any]) -> list[dict[str, Any]]:
+    found = rt.commands.for_agent(agent_id, query["status"])
+    return [agent_delivery_json(command, delivery) for command, delivery in found]
 
 
 @bp.get("/commands/<command_id>")
-def get_command(command_id: str) -> Response:
-    return jsonify(command_json(runtime().commands.get(command_id)))
+@declare("A command with its deliveries", response=CommandSchema())
+def get_command(rt: Runtime, command_id: str) -> dict[str, Any]:
+    return command_json(rt.commands.get(command_id))

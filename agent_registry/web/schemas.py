@@ -1,7 +1,10 @@
-"""marshmallow schemas for every request body and query string.
+"""marshmallow schemas for every request body and query string, and for every answer.
 
-Unknown fields are rejected (marshmallow's default ``RAISE``), so a typo in an ops script
-fails loudly instead of being ignored.
+Request schemas validate and load: unknown fields are rejected (marshmallow's default
+``RAISE``), so a typo in an ops script fails loudly instead of being ignored. Answer
+schemas are never used to dump (``representation.py`` builds the JSON, which is cheaper
+for 10 000 agents): they describe the answers in the OpenAPI document, and the tests
+validate every answer against that document.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from ..core.models import AckStatus, AgentState, CommandType, DeliveryStatus
+from ..core.models import AckStatus, AgentState, CommandType, DeliveryStatus, TargetKind
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z"
 IDENTIFIER_RULE = (
@@ -114,3 +117,98 @@ class AckSchema(Schema):
     status = CaseInsensitiveEnum(AckStatus, load_default=AckStatus.SUCCESS)
     message = fields.String(validate=validate.Length(max=4096), allow_none=True, load_default=None)
     details = fields.Dict(keys=fields.String(), load_default=dict)
+
+
+# --- answers (documentation and response validation only) ------------------------------
+
+
+def _stamp(**kwargs: Any) -> fields.DateTime:
+    """An ISO 8601 UTC timestamp with milliseconds: ``2026-03-11T10:15:30.123Z``."""
+    return fields.DateTime(required=True, **kwargs)
+
+
+def _enum(enum: type[StrEnum]) -> fields.String:
+    return fields.String(required=True, validate=validate.OneOf([member.value for member in enum]))
+
+
+class AgentSchema(Schema):
+    id = identifier(required=True)
+    name = fields.String(required=True)
+    group = identifier(required=True)
+    version = fields.String(required=True, allow_none=True)
+    route_ids = fields.List(fields.String(), required=True, data_key="routeIds")
+    capabilities = fields.Dict(keys=fields.String(), required=True)
+    state = _enum(AgentState)
+    registered_at = _stamp(data_key="registeredAt")
+    last_heartbeat_at = _stamp(data_key="lastHeartbeatAt")
+    state_changed_at = _stamp(data_key="stateChangedAt")
+    connected = fields.Boolean(required=True)
+
+
+class TimingSchema(Schema):
+    heartbeat_interval_seconds = fields.Float(required=True, data_key="heartbeatIntervalSeconds")
+    stale_after_seconds = fields.Float(required=True, data_key="staleAfterSeconds")
+    dead_after_seconds = fields.Float(required=True, data_key="deadAfterSeconds")
+    command_expiry_seconds = fields.Float(required=True, data_key="commandExpirySeconds")
+    keepalive_seconds = fields.Float(required=True, data_key="keepaliveSeconds")
+
+
+class RegistrationSchema(Schema):
+    agent_id = identifier(required=True, data_key="agentId")
+    sse_endpoint = fields.Url(required=True, data_key="sseEndpoint")
+    config = fields.Nested(TimingSchema, required=True)
+    server_public_key = fields.Raw(required=True, allow_none=True, data_key="serverPublicKey")
+
+
+class ResultSchema(Schema):
+    status = _enum(AckStatus)
+    message = fields.String(required=True, allow_none=True)
+    details = fields.Dict(keys=fields.String(), required=True)
+
+
+class DeliverySchema(Schema):
+    agent_id = identifier(required=True, data_key="agentId")
+    status = _enum(DeliveryStatus)
+    delivered_at = _stamp(allow_none=True, data_key="deliveredAt")
+    acknowledged_at = _stamp(allow_none=True, data_key="acknowledgedAt")
+    result = fields.Nested(ResultSchema, required=True, allow_none=True)
+
+
+class AgentDeliverySchema(DeliverySchema):
+    command_id = fields.String(required=True, data_key="commandId")
+    type = _enum(CommandType)
+    created_at = _stamp(data_key="createdAt")
+    expires_at = _stamp(data_key="expiresAt")
+
+
+class TargetSchema(Schema):
+    kind = _enum(TargetKind)
+    value = fields.String(required=True, allow_none=True)
+
+
+class SummarySchema(Schema):
+    targets = fields.Integer(required=True)
+    pending = fields.Integer(required=True)
+    delivered = fields.Integer(required=True)
+    acknowledged = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+    expired = fields.Integer(required=True)
+
+
+class CommandSchema(Schema):
+    command_id = fields.String(required=True, data_key="commandId")
+    type = _enum(CommandType)
+    payload = fields.Dict(keys=fields.String(), required=True)
+    target = fields.Nested(TargetSchema, required=True)
+    created_at = _stamp(data_key="createdAt")
+    expires_at = _stamp(data_key="expiresAt")
+    summary = fields.Nested(SummarySchema, required=True)
+    deliveries = fields.List(fields.Nested(DeliverySchema), required=True)
+
+
+class ErrorSchema(Schema):
+    status = fields.Integer(required=True)
+    error = fields.String(required=True)
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))

@@ -1,0 +1,151 @@
+"""The OpenAPI 3.1 document, generated from the views' declarations (``declare.py``).
+
+Every route of the URL map whose view is declared becomes an operation: its path
+parameters from the rule, its query parameters, body and answer from the declared
+schemas, and every error answer as the one JSON error shape. ``GET
+/api/v1/openapi.json`` serves it; it is built once per app, on first request.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Blueprint, Flask, current_app
+from marshmallow import fields
+
+from .declare import DeclaredView, ViewSpec, declare
+from .schemas import (
+    IDENTIFIER_PATTERN,
+    CaseInsensitiveEnum,
+    EnumList,
+    ErrorSchema,
+)
+
+bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
+
+_DOCUMENT_KEY = "agent_registry.openapi"
+_PATH_ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+# Path arguments that are identifiers (API.md, Conventions); a command id is any segment.
+_IDENTIFIER_ARGUMENTS = frozenset({"agent_id", "group"})
+_ERROR = {"$ref": "#/components/responses/Error"}
+
+
+@bp.get("/openapi.json")
+@declare("This document: the OpenAPI 3.1 description of the API")
+def openapi_document(_rt: object) -> dict[str, Any]:
+    document: dict[str, Any] | None = current_app.extensions.get(_DOCUMENT_KEY)
+    if document is None:
+        document = build_document(current_app)
+        current_app.extensions[_DOCUMENT_KEY] = document
+    return document
+
+
+def build_document(app: Flask) -> dict[str, Any]:
+    marshmallow = MarshmallowPlugin()
+    spec = APISpec(
+        title="Agent Registry",
+        version=_version(),
+        openapi_version="3.1.0",
+        plugins=[marshmallow],
+        info={"description": "Registration, lifecycle, SSE command push and delivery tracking."},
+    )
+    assert marshmallow.converter is not None
+    marshmallow.converter.add_attribute_function(_custom_fields)
+    spec.components.schema("Error", schema=ErrorSchema)
+    spec.components.response(
+        "Error",
+        {
+            "description": "Any error: the JSON error shape of API.md",
+            "content": {"application/json": {"schema": "Error"}},
+        },
+    )
+    for rule in sorted(app.url_map.iter_rules(), key=lambda rule: rule.rule):
+        view = app.view_functions.get(rule.endpoint)
+        if not isinstance(view, DeclaredView):
+            continue
+        methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+        spec.path(
+            path=_PATH_ARGUMENT.sub(r"{\1}", rule.rule),
+            operations={method.lower(): _operation(rule.endpoint, view.spec) for method in methods},
+            parameters=[_path_parameter(name) for name in _PATH_ARGUMENT.findall(rule.rule)],
+        )
+    document = spec.to_dict()
+    _plain_query_parameters(document)
+    return document
+
+
+def _plain_query_parameters(document: dict[str, Any]) -> None:
+    """A query parameter is a string that is there or not: never ``null``, no null default."""
+    for item in document["paths"].values():
+        operations = [item[method] for method in item if method != "parameters"]
+        for operation in operations:
+            for parameter in operation.get("parameters", []):
+                schema = parameter["schema"]
+                schema.pop("default", None)
+                if isinstance(schema.get("type"), list):
+                    schema["type"] = next(kind for kind in schema["type"] if kind != "null")
+
+
+def _operation(endpoint: str, spec: ViewSpec) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "operationId": endpoint.replace(".", "_"),
+        "summary": spec.summary,
+        "tags": [endpoint.split(".", 1)[0]],
+        "responses": {**_answers(spec), "default": _ERROR},
+    }
+    if spec.query is not None:
+        operation["parameters"] = [{"in": "query", "schema": spec.query}]
+    if spec.body is not None:
+        operation["requestBody"] = {
+            "required": not spec.body_optional,
+            "content": {"application/json": {"schema": spec.body}},
+        }
+    return operation
+
+
+def _answers(spec: ViewSpec) -> dict[str, Any]:
+    content: dict[str, Any] = {}
+    if spec.response is not None:
+        content = {spec.media_type: {"schema": spec.response}}
+    elif spec.media_type != "application/json" or spec.status != 204:
+        content = {spec.media_type: {"schema": {}}}
+    answer: dict[str, Any] = {"description": spec.summary}
+    if content:
+        answer["content"] = content
+    answers = {str(spec.status): answer}
+    for status, meaning in spec.other_statuses:
+        answers[str(status)] = {**answer, "description": meaning}
+    return answers
+
+
+def _path_parameter(name: str) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "minLength": 1}
+    if name in _IDENTIFIER_ARGUMENTS:
+        schema = {"type": "string", "pattern": IDENTIFIER_PATTERN.replace("\\Z", "$")}
+    return {"in": "path", "name": name, "required": True, "schema": schema}
+
+
+def _custom_fields(
+    _converter: object, field: fields.Field, ret: dict[str, Any], **_kwargs: Any
+) -> dict[str, Any]:
+    """How our own fields read in JSON Schema (a converter method, run after apispec's)."""
+    if "pattern" in ret:
+        # Python's end-of-text anchor; JSON Schema patterns are ECMA-262, where it is "$".
+        return {"pattern": ret["pattern"].replace("\\Z", "$")}
+    if isinstance(field, EnumList):
+        valid = ", ".join(member.value for member in field.enum)
+        return {"type": "string", "description": f"Comma-separated, any case, of: {valid}."}
+    if isinstance(field, CaseInsensitiveEnum):
+        return {"type": "string", "enum": [member.value for member in field.enum]}
+    return {}
+
+
+def _version() -> str:
+    try:
+        return version("agent-registry")
+    except PackageNotFoundError:
+        return "0.0.0"

@@ -1,0 +1,163 @@
+"""One request pipeline: every request passes it, whether a fast view answers it or Flask.
+
+The pipeline sits in front of Flask as WSGI middleware. For each request it
+
+1. matches the route once, with Flask's own URL map (the blueprint rules);
+2. runs every hook's ``before`` (authentication, metrics and request logs plug in here);
+3. runs the checks of ``checks.py`` in the contract's order and loads the declared inputs;
+4. calls a view declared ``fast`` directly and writes its answer itself, skipping Flask's
+   request and response objects (heartbeat and ack are most of the traffic); hands every
+   other request to Flask with its inputs loaded;
+5. runs every hook's ``after`` as the answer starts, on both paths and for errors too.
+
+Any failure becomes the JSON error shape through ``errors.error_payload``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Protocol
+
+from flask import Flask
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
+
+from .checks import (
+    AGENTS_PREFIX,
+    PROTOCOL_HEADER,
+    SUPPORTED_PROTOCOL_VERSIONS,
+    Environ,
+    check_protocol,
+    load_body,
+    load_query,
+    read_body,
+)
+from .declare import INPUTS_KEY, BodyRule, DeclaredView, answer_of
+from .errors import error_payload
+
+if TYPE_CHECKING:
+    from ..server.runtime import Runtime
+
+WSGIApp = Callable[[Environ, Callable[..., Any]], Iterable[bytes]]
+StartResponse = Callable[..., Any]
+Headers = list[tuple[str, str]]
+
+_PROTOCOL = (PROTOCOL_HEADER, SUPPORTED_PROTOCOL_VERSIONS[-1])
+
+
+class Call:
+    """One request as the hooks see it: what was asked, and which route answers it."""
+
+    __slots__ = ("endpoint", "environ", "method", "path", "path_args", "route")
+
+    def __init__(self, environ: Environ) -> None:
+        self.environ = environ
+        self.method: str = environ["REQUEST_METHOD"]
+        # WSGI hands the path over as latin-1; werkzeug's request.path decodes it the same way.
+        self.path: str = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
+        self.endpoint: str | None = None
+        self.route: str | None = None  # the rule template, e.g. /api/v1/agents/<agent_id>
+        self.path_args: dict[str, Any] = {}
+
+
+class RequestHook(Protocol):
+    def before(self, call: Call) -> None:
+        """Runs first, before any check; raising a domain error refuses the request."""
+
+    def after(self, call: Call, status: int, headers: Headers) -> None:
+        """Runs as the answer starts, for every answer; may add headers."""
+
+
+class RequestPipeline:
+    def __init__(
+        self, app: WSGIApp, flask_app: Flask, runtime: Runtime, *, fast: bool = True
+    ) -> None:
+        self._app = app
+        # Nothing here matches on host names, so one adapter serves every request.
+        self._urls = flask_app.url_map.bind("localhost")
+        self._views = flask_app.view_functions
+        self._runtime = runtime
+        self._limit = runtime.settings.max_body_bytes
+        self._fast = fast
+        self.hooks: list[RequestHook] = []
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        call = Call(environ)
+        respond = self._responder(call, start_response)
+        try:
+            view, routing_error = self._route(call)
+            for hook in self.hooks:
+                hook.before(call)
+            check_protocol(environ)
+            if routing_error is not None:
+                raise routing_error
+            inputs = self._inputs(call, view)
+            if self._fast and view is not None and view.spec.fast:
+                status, value = answer_of(
+                    view.spec, view.handler(self._runtime, **call.path_args, **inputs)
+                )
+                return _json(respond, status, value)
+        except Exception as exc:
+            status, body, headers = error_payload(exc)
+            return _json(respond, status, body, list(headers.items()))
+        environ[INPUTS_KEY] = inputs
+        return self._app(environ, respond)
+
+    def _route(self, call: Call) -> tuple[DeclaredView | None, HTTPException | None]:
+        try:
+            rule, call.path_args = self._urls.match(call.path, call.method, return_rule=True)
+        except RequestRedirect:
+            return None, None  # Flask answers it: the redirect needs the request's real host
+        except HTTPException as exc:
+            return None, exc
+        call.endpoint, call.route = rule.endpoint, rule.rule
+        view = self._views.get(rule.endpoint)
+        return (view if isinstance(view, DeclaredView) else None), None
+
+    def _inputs(self, call: Call, view: DeclaredView | None) -> dict[str, Any]:
+        spec = view.spec if view is not None else None
+        raw = b""
+        if call.method == "POST":
+            rule = spec.body_rule if spec is not None else BodyRule.NONE
+            raw = read_body(call.environ, rule, self._limit)
+        query = load_query(call.environ, spec)
+        inputs: dict[str, Any] = {}
+        if spec is not None and spec.query is not None:
+            inputs["query"] = query
+        if spec is not None and spec.body is not None:
+            inputs["body"] = load_body(raw, spec)
+        return inputs
+
+    def _responder(self, call: Call, start_response: StartResponse) -> StartResponse:
+        def respond(status: str, headers: Headers, exc_info: Any = None) -> Any:
+            if call.path.startswith(AGENTS_PREFIX):
+                headers.append(_PROTOCOL)
+            for hook in self.hooks:
+                hook.after(call, int(status[:3]), headers)
+            return start_response(status, headers, exc_info)
+
+        return respond
+
+
+def _json(
+    respond: StartResponse, status: int, value: Any, extra: Headers | None = None
+) -> list[bytes]:
+    """Write an answer: a JSON value, or no body at all for ``None``."""
+    headers = extra or []
+    if value is None:
+        respond(_status_line(status), headers)
+        return []
+    payload = json.dumps(value, separators=(",", ":")).encode()
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(len(payload))),
+        *headers,
+    ]
+    respond(_status_line(status), headers)
+    return [payload]
+
+
+def _status_line(status: int) -> str:
+    return f"{status} {HTTPStatus(status).phrase}"
