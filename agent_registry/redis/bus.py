@@ -46,7 +46,7 @@ class RedisBus:
         self._refresh_every = refresh_every
         self.origin = uuid.uuid4().hex
         self.presence: SharedPresence | None = None
-        self._greenlets: list[gevent.Greenlet] = []
+        self._greenlets: list[gevent.Greenlet[[], None]] = []
 
     # -- publishing (any greenlet) --
 
