@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import gevent
 import redis
+from redis.client import PubSub
 
 from ..clock import Clock
 from ..core.models import Command, CommandSnapshot, DeliveryStatus
@@ -85,7 +86,8 @@ class RedisBus:
     def _subscribe_forever(self) -> None:
         backoff = 0.1
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            # redis-py leaves Redis.pubsub unannotated; what it returns is a typed PubSub.
+            pubsub: PubSub = self._redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
             try:
                 pubsub.subscribe(CHANNEL)
                 log.info("bus: subscribed to %s", CHANNEL)
