@@ -43,7 +43,9 @@ class Failure(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        # click declares exit_code a ClassVar (one per exception class) but reads it from the
+        # instance when it exits, so one class can carry every code.
+        self.exit_code = exit_code  # type: ignore[misc]
 
 
 class RegistryGroup(click.Group):
@@ -71,10 +73,17 @@ def _check_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value.rstrip("/")
 
 
+def options(ctx: click.Context) -> Options:
+    """The group's options, which ``cli`` stores before any subcommand runs."""
+    found = ctx.find_object(Options)
+    assert found is not None, "a subcommand ran outside the cli group"
+    return found
+
+
 def api() -> RegistryApi:
     """The API client of this invocation, closed when the command ends."""
     ctx = click.get_current_context()
-    return ctx.with_resource(RegistryApi(ctx.find_object(Options).url))
+    return ctx.with_resource(RegistryApi(options(ctx).url))
 
 
 def emit_json(value: Any) -> None:
@@ -346,7 +355,7 @@ def simulate(
     """Run N simulated agents (the Python SDK, under gevent) until Ctrl-C."""
     from .simulate import GEVENT_LAUNCHER, Fleet, gevent_patched
 
-    url = ctx.find_object(Options).url
+    url = options(ctx).url
     # Fail fast, in one sentence, when the server cannot be reached or refuses the names.
     api().register(Fleet.registration(group, 1, count))
     if not gevent_patched():

@@ -18,7 +18,7 @@ FINAL_STATUSES = frozenset({"ACKNOWLEDGED", "FAILED", "EXPIRED"})
 
 def settled(command: dict[str, Any]) -> bool:
     """True when every delivery is ``ACKNOWLEDGED``, ``FAILED`` or ``EXPIRED``."""
-    summary = command["summary"]
+    summary: dict[str, int] = command["summary"]
     return summary["pending"] == 0 and summary["delivered"] == 0
 
 

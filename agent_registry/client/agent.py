@@ -20,7 +20,7 @@ import signal
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from types import FrameType
 from typing import Any
 
@@ -53,7 +53,7 @@ class AgentClient:
         version: str | None = None,
         route_ids: Iterable[str] = (),
         capabilities: dict[str, Any] | None = None,
-        handlers: dict[str, Handler] | None = None,
+        handlers: Mapping[str, Handler] | None = None,
         timeout: float = 10.0,
         max_backoff: float = 60.0,
         verify: ssl.SSLContext | None = None,
@@ -184,7 +184,11 @@ class AgentClient:
             self._stopping.set()
 
         previous = signal.signal(signal.SIGTERM, on_sigterm)
-        return lambda: signal.signal(signal.SIGTERM, previous)
+
+        def restore() -> None:
+            signal.signal(signal.SIGTERM, previous)
+
+        return restore
 
     # The event stream ---------------------------------------------------------------------
 

@@ -73,6 +73,12 @@ def segment(value: str) -> str:
     return quote(value, safe="")
 
 
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The body of a successful answer that the API defines as one JSON object."""
+    body: dict[str, Any] = response.json()
+    return body
+
+
 def unreachable(base_url: str, exc: httpx.HTTPError) -> ServerUnreachable:
     reason = str(exc) or type(exc).__name__
     return ServerUnreachable(f"Cannot reach the Agent Registry at {base_url}: {reason}.")
@@ -128,13 +134,13 @@ class RegistryApi:
     # Agents -------------------------------------------------------------------------------
 
     def register(self, registration: dict[str, Any]) -> dict[str, Any]:
-        return self.request("POST", "/agents/register", json=registration).json()
+        return json_object(self.request("POST", "/agents/register", json=registration))
 
     def heartbeat(self, agent_id: str) -> None:
         self.request("POST", f"/agents/{segment(agent_id)}/heartbeat")
 
     def agent(self, agent_id: str) -> dict[str, Any]:
-        return self.request("GET", f"/agents/{segment(agent_id)}").json()
+        return json_object(self.request("GET", f"/agents/{segment(agent_id)}"))
 
     def agents(
         self, *, status: str | None = None, group: str | None = None, page_size: int = 1000
@@ -171,10 +177,10 @@ class RegistryApi:
         else:
             path = "/agents/commands"
         body = {"type": command_type, "payload": payload or {}}
-        return self.request("POST", path, json=body).json()
+        return json_object(self.request("POST", path, json=body))
 
     def command(self, command_id: str) -> dict[str, Any]:
-        return self.request("GET", f"/commands/{segment(command_id)}").json()
+        return json_object(self.request("GET", f"/commands/{segment(command_id)}"))
 
     def ack(
         self,
@@ -188,4 +194,4 @@ class RegistryApi:
         if message is not None:
             body["message"] = message
         path = f"/agents/{segment(agent_id)}/commands/{segment(command_id)}/ack"
-        return self.request("POST", path, json=body).json()
+        return json_object(self.request("POST", path, json=body))

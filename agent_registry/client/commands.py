@@ -74,7 +74,8 @@ def run_handler(handler: Handler | None, command: Command) -> Result:
     if handler is None:
         return Result(FAILURE, f"This agent has no handler for command type '{command.type}'.")
     try:
-        outcome = handler(command)
+        # Handlers are the SDK user's code: take whatever they return, not what they declare.
+        outcome: object = handler(command)
     except CommandFailed as exc:
         return Result(FAILURE, _message(exc), exc.details)
     except Exception as exc:

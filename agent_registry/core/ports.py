@@ -8,6 +8,7 @@ compare-and-set and reports whether it applied.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Collection, Iterable, Sequence
 from typing import Protocol
 
@@ -41,10 +42,10 @@ class AgentStore(Protocol):
     ) -> list[Agent]:
         """Agents ordered by id (code point order), filtered, keyset-paged."""
 
-    def live_ids(self, group: str | None = None) -> list[str]:
+    def live_ids(self, group: str | None = None) -> builtins.list[str]:
         """Ids of LIVE agents (of one group, or all), ordered by id."""
 
-    def due(self, now: float, limit: int) -> list[Agent]:
+    def due(self, now: float, limit: int) -> builtins.list[Agent]:
         """Agents whose lifecycle deadline is at or before ``now``, earliest first."""
 
     def transition(

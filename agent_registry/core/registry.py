@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -85,7 +86,7 @@ class Registry:
     ) -> list[Agent]:
         return self.store.list(states=states, group=group, after=after, limit=limit)
 
-    def sweep(self, now: float | None = None, batch: int = 10_000) -> list[Transition]:
+    def sweep(self, now: float | None = None, batch: int = 10_000) -> builtins.list[Transition]:
         """Apply every lifecycle transition due at ``now``; each one happens once.
 
         A transition is dated at its deadline, not at the moment the sweep noticed it.

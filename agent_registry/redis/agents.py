@@ -8,13 +8,14 @@ only what is due. Every write that must not race is one Lua script (atomic in Re
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Collection, Sequence
 
 import redis
 
 from ..core.models import Agent, AgentState
-from .client import guard_public_methods, num
+from .client import guard_public_methods, num, text_hash, text_set, texts
 
 P = "ar:"
 ALL_AGENTS = P + "agents"
@@ -132,7 +133,7 @@ class RedisAgentStore:
         )
 
     def get(self, agent_id: str) -> Agent | None:
-        return _decode(self._redis.hgetall(agent_key(agent_id)))
+        return _decode(text_hash(self._redis.hgetall(agent_key(agent_id))))
 
     def get_many(self, agent_ids: Sequence[str]) -> list[Agent | None]:
         pipe = self._redis.pipeline(transaction=False)
@@ -150,7 +151,7 @@ class RedisAgentStore:
         found: list[Agent] = []
         cursor = f"({after}" if after is not None else "-"
         while True:
-            ids = self._redis.zrangebylex(ALL_AGENTS, cursor, "+", start=0, num=self._PAGE)
+            ids = texts(self._redis.zrangebylex(ALL_AGENTS, cursor, "+", start=0, num=self._PAGE))
             if not ids:
                 return found
             for agent in self.get_many(ids):
@@ -163,14 +164,14 @@ class RedisAgentStore:
                     return found
             cursor = f"({ids[-1]}"
 
-    def live_ids(self, group: str | None = None) -> list[str]:
+    def live_ids(self, group: str | None = None) -> builtins.list[str]:
         live = f"{P}state:{AgentState.LIVE}"
         if group is None:
-            return sorted(self._redis.smembers(live))
-        return sorted(self._redis.sinter(live, f"{P}group:{group}"))
+            return sorted(text_set(self._redis.smembers(live)))
+        return sorted(text_set(self._redis.sinter([live, f"{P}group:{group}"])))
 
-    def due(self, now: float, limit: int) -> list[Agent]:
-        ids = self._redis.zrangebyscore(DEADLINES, "-inf", num(now), start=0, num=limit)
+    def due(self, now: float, limit: int) -> builtins.list[Agent]:
+        ids = texts(self._redis.zrangebyscore(DEADLINES, "-inf", num(now), start=0, num=limit))
         return [agent for agent in self.get_many(ids) if agent is not None]
 
     def transition(

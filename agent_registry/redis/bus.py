@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import gevent
 import redis
+from redis.client import PubSub
 
 from ..clock import Clock
 from ..core.models import Command, CommandSnapshot, DeliveryStatus
@@ -46,7 +47,7 @@ class RedisBus:
         self._refresh_every = refresh_every
         self.origin = uuid.uuid4().hex
         self.presence: SharedPresence | None = None
-        self._greenlets: list[gevent.Greenlet] = []
+        self._greenlets: list[gevent.Greenlet[[], None]] = []
 
     # -- publishing (any greenlet) --
 
@@ -85,7 +86,8 @@ class RedisBus:
     def _subscribe_forever(self) -> None:
         backoff = 0.1
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            # redis-py leaves Redis.pubsub unannotated; what it returns is a typed PubSub.
+            pubsub: PubSub = self._redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
             try:
                 pubsub.subscribe(CHANNEL)
                 log.info("bus: subscribed to %s", CHANNEL)

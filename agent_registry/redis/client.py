@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
+from redis.typing import ZSetRangeResponse
 
 from ..errors import StoreUnavailable
 
@@ -67,3 +68,20 @@ def guard_public_methods(cls: type[T]) -> type[T]:
 def num(value: float) -> str:
     """A float as Redis stores it: ``repr`` round-trips exactly, so CAS can compare text."""
     return repr(float(value))
+
+
+# connect() sets decode_responses=True, so every reply is text. redis-py's annotations
+# cannot follow that setting and say ``bytes | str``; these say what the reply is.
+
+
+def texts(reply: list[bytes | str] | ZSetRangeResponse) -> list[str]:
+    """Members of a list or sorted-set range read without scores."""
+    return cast("list[str]", reply)
+
+
+def text_set(reply: set[bytes | str]) -> set[str]:
+    return cast("set[str]", reply)
+
+
+def text_hash(reply: dict[bytes | str, bytes | str]) -> dict[str, str]:
+    return cast("dict[str, str]", reply)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
-from typing import Any
 
 import redis
+from redis.typing import EncodableT
 
 from ..core.models import (
     AckResult,
@@ -25,7 +25,7 @@ from ..core.models import (
     Target,
     TargetKind,
 )
-from .client import guard_public_methods, num
+from .client import guard_public_methods, num, texts
 
 P = "ar:"
 EXPIRIES = P + "cmd-expiries"
@@ -112,7 +112,7 @@ def _decode_delivery(agent_id: str, text: str) -> Delivery:
     )
 
 
-def _encode_command(command: Command, open_count: int) -> dict[str, Any]:
+def _encode_command(command: Command, open_count: int) -> dict[EncodableT, EncodableT]:
     return {
         "id": command.id,
         "type": command.type.value,
@@ -215,7 +215,7 @@ class RedisCommandStore:
     def for_agent(
         self, agent_id: str, statuses: Collection[DeliveryStatus] | None = None
     ) -> list[tuple[Command, Delivery]]:
-        command_ids = self._redis.zrevrange(agent_commands_key(agent_id), 0, -1)
+        command_ids = texts(self._redis.zrevrange(agent_commands_key(agent_id), 0, -1))
         pipe = self._redis.pipeline(transaction=False)
         for command_id in command_ids:
             pipe.hgetall(command_key(command_id))
@@ -232,12 +232,14 @@ class RedisCommandStore:
         return found
 
     def due_expiries(self, now: float, limit: int) -> list[Command]:
-        command_ids = self._redis.zrangebyscore(EXPIRIES, "-inf", num(now), start=0, num=limit)
+        command_ids = texts(
+            self._redis.zrangebyscore(EXPIRIES, "-inf", num(now), start=0, num=limit)
+        )
         return self._commands(command_ids)
 
     def unexpired(self, now: float, limit: int) -> list[Command]:
         """Commands still inside their expiry window (catch-up after a bus reconnect)."""
-        command_ids = self._redis.zrangebyscore(EXPIRIES, f"({num(now)}", "+inf", 0, limit)
+        command_ids = texts(self._redis.zrangebyscore(EXPIRIES, f"({num(now)}", "+inf", 0, limit))
         return self._commands(command_ids)
 
     def _commands(self, command_ids: Sequence[str]) -> list[Command]:
@@ -251,10 +253,10 @@ class RedisCommandStore:
         self._redis.zrem(EXPIRIES, command_id)
 
     def due_purges(self, now: float, limit: int) -> list[str]:
-        return self._redis.zrangebyscore(PURGES, "-inf", num(now), start=0, num=limit)
+        return texts(self._redis.zrangebyscore(PURGES, "-inf", num(now), start=0, num=limit))
 
     def purge(self, command_id: str) -> None:
-        agent_ids = self._redis.hkeys(deliveries_key(command_id))
+        agent_ids = texts(self._redis.hkeys(deliveries_key(command_id)))
         pipe = self._redis.pipeline(transaction=True)
         for agent_id in agent_ids:
             pipe.zrem(agent_commands_key(agent_id), command_id)

@@ -68,7 +68,7 @@ class RedisPresence:
                 stream.agent_id,
             )
             return
-        if previous and previous != stream.token:
+        if isinstance(previous, str) and previous != stream.token:
             self._on_replaced(stream.agent_id, previous)
 
     def closed(self, stream: OpenStream) -> None:

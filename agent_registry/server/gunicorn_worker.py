@@ -25,12 +25,13 @@ class KeepAliveHandler(PyWSGIHandler):
     idle_timeout: float = 2.0
 
     def __init__(self, sock: Any, address: Any, server: Any) -> None:
-        super().__init__(sock, address, server, rfile=sock.makefile("rb", _READ_BUFFER))
+        # pywsgi takes ``rfile`` (its one way to size the read buffer); the stubs leave it out.
+        rfile = sock.makefile("rb", _READ_BUFFER)
+        super().__init__(sock, address, server, rfile=rfile)  # type: ignore[call-arg]
 
-    def read_requestline(self) -> str | None:
-        with gevent.Timeout(self.idle_timeout, False):
-            return super().read_requestline()
-        return None  # idle for too long: pywsgi closes the connection
+    def read_requestline(self) -> str:
+        # Idle for too long: an empty request line makes pywsgi close the connection.
+        return gevent.with_timeout(self.idle_timeout, super().read_requestline, timeout_value="")
 
     def get_environ(self) -> dict[str, Any]:
         environ = super().get_environ()

@@ -6,6 +6,7 @@ gevent; that is all the compare-and-set guarantees the core asks for.
 
 from __future__ import annotations
 
+import builtins
 from bisect import bisect_right, insort
 from collections.abc import Collection, Sequence
 
@@ -83,13 +84,13 @@ class MemoryAgentStore:
                 break
         return found
 
-    def live_ids(self, group: str | None = None) -> list[str]:
+    def live_ids(self, group: str | None = None) -> builtins.list[str]:
         live = self._by_state[AgentState.LIVE]
         if group is None:
             return sorted(live)
         return sorted(live.intersection(self._by_group.get(group, ())))
 
-    def due(self, now: float, limit: int) -> list[Agent]:
+    def due(self, now: float, limit: int) -> builtins.list[Agent]:
         return [self._agents[agent_id] for agent_id, _ in self._deadlines.due(now, limit)]
 
     def transition(

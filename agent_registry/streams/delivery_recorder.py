@@ -22,7 +22,7 @@ class DeliveryRecorder:
     def __init__(self, commands: Commands) -> None:
         self._commands = commands
         self._pending: dict[str, list[str]] = {}
-        self._flushing: gevent.Greenlet | None = None
+        self._flushing: gevent.Greenlet[[], None] | None = None
 
     def __call__(self, agent_id: str, command_ids: Sequence[str]) -> None:
         for command_id in command_ids:

@@ -106,7 +106,8 @@ class Subscription:
 def _blocking_poll() -> select.poll:
     """The OS's poll(), even under gevent's monkey-patching: with a zero timeout it never
     blocks, and unlike select() it works for descriptors above 1023 (busy workers)."""
-    return get_original("select", "poll")()
+    poll: Callable[[], select.poll] = get_original("select", "poll")
+    return poll()
 
 
 class StreamHub:

@@ -24,7 +24,7 @@ class StreamQueue:
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
         self._items: list[Any] = []
-        self._waiter: Waiter | None = None
+        self._waiter: Waiter[object] | None = None
 
     def __len__(self) -> int:
         return len(self._items)
@@ -51,7 +51,7 @@ class StreamQueue:
         """The next item, waiting at most ``timeout`` seconds; ``Empty`` when none came."""
         if self._items:
             return self._items.pop(0)
-        waiter = Waiter()
+        waiter: Waiter[object] = Waiter()
         self._waiter = waiter
         timer = get_hub().loop.timer(timeout)
         timer.start(waiter.switch, _TIMED_OUT)
