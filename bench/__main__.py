@@ -10,13 +10,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from . import report
-from .scenarios import Params, Run, log
+from .metering import busy_pct
+from .scenarios import Params, Run
+from .targets import targets
+
+log = logging.getLogger("bench")
 
 SCENARIOS = ("a", "b", "c", "d", "e")
 
@@ -128,20 +133,25 @@ def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, Params]:
 
 def main(argv: list[str] | None = None) -> int:
     args, params = parse(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="[bench %(asctime)s] %(message)s", datefmt="%H:%M:%S"
+    )
     if args.rerender:
         doc = json.loads((args.out / "latest.json").read_text())
-        doc["targets"] = report.targets(doc)
+        doc["targets"] = targets(doc)
         doc["notes"] = notes(doc)
         md_path, _ = report.write(doc, args.out)
         print(md_path.read_text())
         return 0
     started = time.monotonic()
     log_dir = Path(tempfile.mkdtemp(prefix="agent-registry-bench-"))
-    log(f"scenarios {','.join(args.chosen)}; server logs in {log_dir}")
+    log.info(f"scenarios {','.join(args.chosen)}; server logs in {log_dir}")
     machine = report.machine_info()
-    background = {"before_pct": report.busy_pct(1.0)}
+    background = {"before_pct": busy_pct(1.0)}
     if background["before_pct"] > 20:
-        log(f"the machine is already {background['before_pct']} % busy: figures will be noisy")
+        log.warning(
+            f"the machine is already {background['before_pct']} % busy: figures will be noisy"
+        )
     run = Run(params, log_dir)
     steps = {
         "a": run.idle_streams,
@@ -157,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             scenarios[name] = steps[name]()
         except Exception as exc:  # one broken scenario must not lose the others' figures
-            log(f"scenario {name} failed: {type(exc).__name__}: {exc}")
+            log.warning(f"scenario {name} failed: {type(exc).__name__}: {exc}")
             scenarios[name] = {"error": f"{type(exc).__name__}: {exc}"}
-    background["after_pct"] = report.busy_pct(1.0)
+    background["after_pct"] = busy_pct(1.0)
     doc = {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": report.command_line(),
@@ -170,11 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         "log_dir": str(log_dir),
         "scenarios": scenarios,
     }
-    doc["targets"] = report.targets(doc)
+    doc["targets"] = targets(doc)
     doc["notes"] = notes(doc)
     md_path, json_path = report.write(doc, args.out)
     print(md_path.read_text())
-    log(f"wrote {md_path} and {json_path} in {doc['duration_s']:.0f} s")
+    log.info(f"wrote {md_path} and {json_path} in {doc['duration_s']:.0f} s")
     return 0
 
 
