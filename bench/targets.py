@@ -162,50 +162,18 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
         )
     )
     e = sc.get("e") or {}
-    if e and not e.get("available"):
-        reason = "Redis store not available: " + str(e.get("reason", ""))[:160]
-        out.append(
-            _target(
+    if e:
+        available = bool(e.get("available"))
+        reason = "" if available else "Redis store not available: " + str(e.get("reason", ""))[:160]
+        for name, measured in (
+            (
                 "Redis 2 workers: fan-out events/s ÷ one-worker memory",
-                None,
-                ">=",
-                1.5,
-                "x",
-                "e",
-                reason,
-            )
-        )
-        out.append(
-            _target(
-                "Redis 2 workers: heartbeats/s ÷ one-worker memory",
-                None,
-                ">=",
-                1.5,
-                "x",
-                "e",
-                reason,
-            )
-        )
-    elif e:
-        e_fan = get(e, "fanout", key, "events_per_s")
-        out.append(
-            _target(
-                "Redis 2 workers: fan-out events/s ÷ one-worker memory",
-                ratio(e_fan, get(b_real, "events_per_s")),
-                ">=",
-                1.5,
-                "x",
-                "e",
-            )
-        )
-        out.append(
-            _target(
+                ratio(get(e, "fanout", key, "events_per_s"), get(b_real, "events_per_s")),
+            ),
+            (
                 "Redis 2 workers: heartbeats/s ÷ one-worker memory",
                 ratio(get(e, "heartbeat", "rps"), get(sc, "c", "real", "rps")),
-                ">=",
-                1.5,
-                "x",
-                "e",
-            )
-        )
+            ),
+        ):
+            out.append(_target(name, measured if available else None, ">=", 1.5, "x", "e", reason))
     return out

@@ -18,14 +18,7 @@ async def scenario_fanout(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
     host, port, count = spec["host"], spec["port"], spec["n"]
     agents = agent_names(spec["agent_prefix"], count)
     result: dict[str, Any] = {"n": count}
-    result["register"] = await register_all(
-        host,
-        port,
-        agents,
-        spec["group"],
-        spec["register_connections"],
-        spec["register_timeout_s"],
-    )
+    result["register"] = await register_all(spec, agents)
     await wait_settled(spec["settle_s"])
     fleet = Fleet(host, port)
     sources = spec.get("sources") or source_addresses(count + spec["ack_connections"] + 8)

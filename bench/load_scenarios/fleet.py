@@ -35,9 +35,10 @@ async def run_pool(
             client.close()
 
 
-async def register_all(
-    host: str, port: int, agent_ids: Sequence[str], group: str, connections: int, timeout: float
-) -> dict[str, Any]:
+async def register_all(spec: dict[str, Any], agent_ids: Sequence[str]) -> dict[str, Any]:
+    """Register every agent in the spec's group, over its pool of keep-alive connections."""
+    host, port, group = spec["host"], spec["port"], spec["group"]
+    connections, timeout = spec["register_connections"], spec["register_timeout_s"]
     pending = list(reversed(agent_ids))
     statuses: dict[str, int] = {}
     started = now()

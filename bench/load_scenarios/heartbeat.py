@@ -14,16 +14,7 @@ async def scenario_heartbeat(spec: dict[str, Any], meter: Meter) -> dict[str, An
     """(c) Concurrent keep-alive clients sending heartbeats for a fixed time."""
     host, port = spec["host"], spec["port"]
     agents = agent_names(spec["agent_prefix"], spec["agents"])
-    result: dict[str, Any] = {
-        "register": await register_all(
-            host,
-            port,
-            agents,
-            spec["group"],
-            spec["register_connections"],
-            spec["register_timeout_s"],
-        )
-    }
+    result: dict[str, Any] = {"register": await register_all(spec, agents)}
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     counter = 0

@@ -21,14 +21,7 @@ async def scenario_idle(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
     agents = agent_names(spec["agent_prefix"], count)
     result: dict[str, Any] = {"n": count}
     snap = meter.snapshot()
-    result["register"] = await register_all(
-        host,
-        port,
-        agents,
-        spec["group"],
-        spec["register_connections"],
-        spec["register_timeout_s"],
-    )
+    result["register"] = await register_all(spec, agents)
     result["register"]["cpu"] = meter.delta(snap, meter.snapshot())
     await wait_settled(spec["settle_s"])  # let the server drop the pool's connections
     rss_before = meter.rss_kb()
