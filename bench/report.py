@@ -58,7 +58,7 @@ def machine_info() -> dict[str, Any]:
         ),
         platform.processor(),
     )
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)

@@ -75,7 +75,7 @@ async def scenario_fanout(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
 
     poster = Client(host, port, sources[0])
     payload = json.dumps({"type": "deep-trace", "payload": spec["payload"]}).encode()
-    broadcasts = []
+    broadcasts: list[dict[str, Any]] = []
     command_ids: list[str] = []
     snap = meter.snapshot()
     rss_peak = meter.rss_kb()
@@ -90,6 +90,8 @@ async def scenario_fanout(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
             await asyncio.wait_for(fleet.target_reached.wait(), spec["delivery_timeout_s"])
         except TimeoutError:
             timed_out = True
+        status: int | str
+        answered_at: float | None
         try:
             status, body = await asyncio.wait_for(post, spec["delivery_timeout_s"])
             answered_at = now()
@@ -138,9 +140,9 @@ async def scenario_fanout(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
         if t > last_receipt.get(cid, 0.0):
             last_receipt[cid] = t
     for b in broadcasts:
-        cid = b["command_id"].encode() if b["command_id"] else None
+        sent_id = b["command_id"].encode() if b["command_id"] else None
         b["window_s"] = (
-            round(last_receipt[cid] - b["posted_at"], 4) if cid in last_receipt else None
+            round(last_receipt[sent_id] - b["posted_at"], 4) if sent_id in last_receipt else None
         )
     # Exactly once: every stream saw every command id exactly once.
     missing = duplicates = 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 from ..http_client import LOOPBACK, Client, EventStream, connect, now
 from ..metering import percentiles
@@ -119,13 +120,12 @@ class Fleet:
                 t0 = now()
                 stream: EventStream | None = None
                 try:
-                    stream = await asyncio.wait_for(  # type: ignore[assignment]
-                        connect(
-                            self.host, self.port, lambda a=agent_id: EventStream(self, a), source
-                        ),
-                        timeout=max(0.1, deadline - now()),
+                    factory = partial(EventStream, self, agent_id)
+                    opening = connect(self.host, self.port, factory, source)
+                    stream = cast(
+                        EventStream,
+                        await asyncio.wait_for(opening, timeout=max(0.1, deadline - now())),
                     )
-                    assert stream is not None
                     self.streams.append(stream)
                     await asyncio.wait_for(stream.ready, timeout=max(0.1, deadline - now()))
                     ready_times.append(now() - t0)
