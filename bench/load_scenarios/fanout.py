@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Sequence
 from typing import Any
 
-from ..http_client import Client, EventStream, now, source_addresses
+from ..http_client import Client, now, source_addresses
 from ..metering import Meter, percentiles
-from .fleet import Fleet, agent_names, register_all, run_pool, wait_settled
+from .acks import Acker
+from .fleet import Fleet, agent_names, register_all, wait_settled
 
 
 async def scenario_fanout(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
@@ -32,105 +32,94 @@ async def scenario_fanout(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
         result["error"] = f"only {opened} of {count} streams opened"
         return result
 
-    # Acks: each event is acknowledged on receipt, through a pool of keep-alive connections
-    # (an agent would use its own; 10 000 more sockets would not fit the fd budget).
-    ack_queue: asyncio.Queue[tuple[str, str, float]] = asyncio.Queue()
-    ack_latencies: list[float] = []
-    ack_statuses: dict[str, int] = {}
-    ack_times: list[float] = []
-    acking = bool(spec["ack"])
-    deferred: list[tuple[str, str, float]] = []
-    if acking:
-
-        def on_command(stream: EventStream, command_id: bytes, received_at: float) -> None:
-            ack_queue.put_nowait((stream.agent_id, command_id.decode(), received_at))
-
-        def on_command_later(stream: EventStream, command_id: bytes, received_at: float) -> None:
-            deferred.append((stream.agent_id, command_id.decode(), received_at))
-
+    acker = None
+    if spec["ack"]:
         inline = spec.get("ack_mode", "inline") == "inline"
-        fleet.on_command = on_command if inline else on_command_later
-
-    async def ack_worker(client: Client) -> None:
-        while True:
-            agent_id, command_id, received_at = await ack_queue.get()
-            try:
-                status, _ = await client.request(
-                    "POST", f"/api/v1/agents/{agent_id}/commands/{command_id}/ack"
-                )
-                key = str(status)
-            except (OSError, ConnectionError) as exc:
-                key = type(exc).__name__
-            done = now()
-            ack_statuses[key] = ack_statuses.get(key, 0) + 1
-            ack_latencies.append(done - received_at)
-            ack_times.append(done)
-            ack_queue.task_done()
-
-    ack_task = None
-    if acking:
-        ack_task = asyncio.ensure_future(
-            run_pool(spec["ack_connections"], host, port, ack_worker, sources)
-        )
+        acker = Acker(host, port, spec["ack_connections"], sources, inline)
+        fleet.on_command = acker.on_command
 
     poster = Client(host, port, sources[0])
     payload = json.dumps({"type": "deep-trace", "payload": spec["payload"]}).encode()
-    broadcasts: list[dict[str, Any]] = []
-    command_ids: list[str] = []
     snap = meter.snapshot()
     rss_peak = meter.rss_kb()
+    broadcasts: list[dict[str, Any]] = []
     for index in range(spec["broadcasts"]):
         fleet.expect((index + 1) * count)
-        posted_at = now()
-        post = asyncio.ensure_future(
-            poster.request("POST", "/api/v1/agents/commands", payload, retry=False)
-        )
-        timed_out = False
-        try:
-            await asyncio.wait_for(fleet.target_reached.wait(), spec["delivery_timeout_s"])
-        except TimeoutError:
-            timed_out = True
-        status: int | str
-        answered_at: float | None
-        try:
-            status, body = await asyncio.wait_for(post, spec["delivery_timeout_s"])
-            answered_at = now()
-            command_id = json.loads(body).get("commandId") if status == 202 else None
-        except (OSError, ConnectionError, TimeoutError, ValueError) as exc:
-            status, command_id, answered_at = type(exc).__name__, None, None
-        broadcasts.append(
-            {
-                "status": status,
-                "command_id": command_id,
-                "post_answered_ms": round((answered_at - posted_at) * 1000, 2)
-                if answered_at
-                else None,
-                "timed_out": timed_out,
-                "posted_at": posted_at,
-            }
-        )
+        broadcasts.append(await broadcast(poster, payload, fleet, spec["delivery_timeout_s"]))
         rss_peak = max(rss_peak, meter.rss_kb())
-        if command_id:
-            command_ids.append(command_id)
-        if timed_out:
+        if broadcasts[-1]["timed_out"]:
             break
     delivery_end = now()
     delivery_cpu = meter.delta(snap, meter.snapshot())
-
-    ack_drain_s = None
-    if acking:
-        drain_started = now()
-        for item in deferred:
-            ack_queue.put_nowait(item)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ack_queue.join(), spec["ack_timeout_s"])
-        ack_drain_s = round(now() - drain_started, 3)
-        ack_task.cancel()  # type: ignore[union-attr]
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await ack_task  # type: ignore[misc]
+    ack_drain_s = await acker.drain(spec["ack_timeout_s"]) if acker else None
     total_cpu = meter.delta(snap, meter.snapshot())
     rss_peak = max(rss_peak, meter.rss_kb())
 
+    delivery = delivery_figures(fleet, broadcasts, spec["broadcasts"])
+    delivered = delivery["latency_ms"]["count"]
+    result.update(
+        {
+            "broadcasts": [{k: v for k, v in b.items() if k != "posted_at"} for b in broadcasts],
+            "events_expected": count * spec["broadcasts"],
+            **delivery,
+            "delivery_cpu": delivery_cpu,
+            "total_cpu": total_cpu,
+            "rss_kb_peak": rss_peak,
+            "delivery_span_s": round(delivery_end - broadcasts[0]["posted_at"], 3)
+            if broadcasts
+            else None,
+        }
+    )
+    if delivered:
+        result["server_cpu_us_per_event"] = round(total_cpu["server_cpu_s"] * 1e6 / delivered, 1)
+        result["loadgen_cpu_us_per_event"] = round(total_cpu["loadgen_cpu_s"] * 1e6 / delivered, 1)
+    if acker:
+        first_post = broadcasts[0]["posted_at"] if broadcasts else None
+        result["acks"] = acker.figures(
+            delivered, count * spec["broadcasts"], first_post, ack_drain_s
+        )
+    command_ids = [b["command_id"] for b in broadcasts if b["command_id"]]
+    if spec.get("verify") and command_ids:
+        result["tracking"] = await verify_tracking(
+            host, port, command_ids, count, acked=acker is not None
+        )
+    poster.close()
+    fleet.close()
+    return result
+
+
+async def broadcast(poster: Client, payload: bytes, fleet: Fleet, timeout: float) -> dict[str, Any]:
+    """POST one broadcast and wait until the fleet received it (or ``timeout`` passed)."""
+    posted_at = now()
+    post = asyncio.ensure_future(
+        poster.request("POST", "/api/v1/agents/commands", payload, retry=False)
+    )
+    timed_out = False
+    try:
+        await asyncio.wait_for(fleet.target_reached.wait(), timeout)
+    except TimeoutError:
+        timed_out = True
+    status: int | str
+    answered_at: float | None
+    try:
+        status, body = await asyncio.wait_for(post, timeout)
+        answered_at = now()
+        command_id = json.loads(body).get("commandId") if status == 202 else None
+    except (OSError, ConnectionError, TimeoutError, ValueError) as exc:
+        status, command_id, answered_at = type(exc).__name__, None, None
+    return {
+        "status": status,
+        "command_id": command_id,
+        "post_answered_ms": round((answered_at - posted_at) * 1000, 2) if answered_at else None,
+        "timed_out": timed_out,
+        "posted_at": posted_at,
+    }
+
+
+def delivery_figures(
+    fleet: Fleet, broadcasts: list[dict[str, Any]], expected_broadcasts: int
+) -> dict[str, Any]:
+    """Latency, events/s and exactly-once from the receipts; sets each broadcast's window."""
     # Latency: POST sent -> event read, on this process's clock.
     posted = {b["command_id"].encode(): b["posted_at"] for b in broadcasts if b["command_id"]}
     latencies = [t - posted[cid] for cid, t in fleet.receipts if cid in posted]
@@ -152,54 +141,22 @@ async def scenario_fanout(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
             missing += seen == 0
             duplicates += max(0, seen - 1)
     windows = [b["window_s"] for b in broadcasts if b["window_s"]]
-    delivered = len(latencies)
-    result.update(
-        {
-            "broadcasts": [{k: v for k, v in b.items() if k != "posted_at"} for b in broadcasts],
-            "events_expected": count * spec["broadcasts"],
-            "events_received": fleet.received,
-            "events_per_s": round(delivered / sum(windows), 1) if windows else None,
-            "events_per_s_definition": (
-                "events received / sum over broadcasts of (last receipt - POST sent)"
-            ),
-            "latency_ms": percentiles(latencies),
-            "exactly_once": missing == 0
-            and duplicates == 0
-            and unknown == 0
-            and len(posted) == spec["broadcasts"],
-            "missing": missing,
-            "duplicates": duplicates,
-            "unknown_ids": unknown,
-            "streams_ended_early": fleet.ended,
-            "delivery_cpu": delivery_cpu,
-            "total_cpu": total_cpu,
-            "rss_kb_peak": rss_peak,
-            "delivery_span_s": round(delivery_end - broadcasts[0]["posted_at"], 3)
-            if broadcasts
-            else None,
-        }
-    )
-    if delivered:
-        result["server_cpu_us_per_event"] = round(total_cpu["server_cpu_s"] * 1e6 / delivered, 1)
-        result["loadgen_cpu_us_per_event"] = round(total_cpu["loadgen_cpu_s"] * 1e6 / delivered, 1)
-    if acking:
-        ok = ack_statuses.get("200", 0)
-        span = (max(ack_times) - broadcasts[0]["posted_at"]) if ack_times else None
-        result["acks"] = {
-            "sent": sum(ack_statuses.values()),
-            "ok": ok,
-            "statuses": ack_statuses,
-            "all_ok": ok == delivered and delivered == count * spec["broadcasts"],
-            "latency_ms": percentiles(ack_latencies),
-            "per_s": round(ok / span, 1) if span else None,
-            "drain_after_last_delivery_s": ack_drain_s,
-            "done_after_first_post_s": round(span, 3) if span else None,
-        }
-    if spec.get("verify") and command_ids:
-        result["tracking"] = await verify_tracking(host, port, command_ids, count, acking)
-    poster.close()
-    fleet.close()
-    return result
+    return {
+        "events_received": fleet.received,
+        "events_per_s": round(len(latencies) / sum(windows), 1) if windows else None,
+        "events_per_s_definition": (
+            "events received / sum over broadcasts of (last receipt - POST sent)"
+        ),
+        "latency_ms": percentiles(latencies),
+        "exactly_once": missing == 0
+        and duplicates == 0
+        and unknown == 0
+        and len(posted) == expected_broadcasts,
+        "missing": missing,
+        "duplicates": duplicates,
+        "unknown_ids": unknown,
+        "streams_ended_early": fleet.ended,
+    }
 
 
 async def verify_tracking(
