@@ -10,13 +10,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from . import report
-from .scenarios import Params, Run, log
+from .metering import busy_pct
+from .scenarios import Params, Run
+from .targets import judge
+
+log = logging.getLogger("bench")
 
 SCENARIOS = ("a", "b", "c", "d", "e")
 
@@ -128,20 +133,24 @@ def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, Params]:
 
 def main(argv: list[str] | None = None) -> int:
     args, params = parse(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="[bench %(asctime)s] %(message)s", datefmt="%H:%M:%S"
+    )
     if args.rerender:
         doc = json.loads((args.out / "latest.json").read_text())
-        doc["targets"] = report.targets(doc)
-        doc["notes"] = notes(doc)
+        judge(doc)
         md_path, _ = report.write(doc, args.out)
         print(md_path.read_text())
         return 0
     started = time.monotonic()
     log_dir = Path(tempfile.mkdtemp(prefix="agent-registry-bench-"))
-    log(f"scenarios {','.join(args.chosen)}; server logs in {log_dir}")
+    log.info(f"scenarios {','.join(args.chosen)}; server logs in {log_dir}")
     machine = report.machine_info()
-    background = {"before_pct": report.busy_pct(1.0)}
+    background = {"before_pct": busy_pct(1.0)}
     if background["before_pct"] > 20:
-        log(f"the machine is already {background['before_pct']} % busy: figures will be noisy")
+        log.warning(
+            f"the machine is already {background['before_pct']} % busy: figures will be noisy"
+        )
     run = Run(params, log_dir)
     steps = {
         "a": run.idle_streams,
@@ -157,9 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             scenarios[name] = steps[name]()
         except Exception as exc:  # one broken scenario must not lose the others' figures
-            log(f"scenario {name} failed: {type(exc).__name__}: {exc}")
+            log.warning(f"scenario {name} failed: {type(exc).__name__}: {exc}")
             scenarios[name] = {"error": f"{type(exc).__name__}: {exc}"}
-    background["after_pct"] = report.busy_pct(1.0)
+    background["after_pct"] = busy_pct(1.0)
     doc = {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": report.command_line(),
@@ -170,63 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         "log_dir": str(log_dir),
         "scenarios": scenarios,
     }
-    doc["targets"] = report.targets(doc)
-    doc["notes"] = notes(doc)
+    judge(doc)
     md_path, json_path = report.write(doc, args.out)
     print(md_path.read_text())
-    log(f"wrote {md_path} and {json_path} in {doc['duration_s']:.0f} s")
+    log.info(f"wrote {md_path} and {json_path} in {doc['duration_s']:.0f} s")
     return 0
-
-
-def notes(doc: dict) -> list[str]:
-    """Caveats a reader of this run should see next to the figures."""
-    out = []
-    if doc["parameters"].get("quick"):
-        out.append(
-            "--quick run: the 10 000-stream targets and the max-streams probe were not "
-            "measured; treat every figure as a smoke test."
-        )
-    busy = max(doc["background"].get("before_pct", 0), doc["background"].get("after_pct", 0))
-    if busy > 10:
-        out.append(
-            f"Other work kept the machine up to {busy} % busy around this run: the "
-            "server, the load generator and that work shared 2 cores, so absolute "
-            "figures are pessimistic and the ratios are noisy."
-        )
-    sc = doc["scenarios"]
-    for size, pair in (sc.get("a") or {}).items():
-        real = (pair or {}).get("real") or {}
-        hold = real.get("hold")
-        if hold and hold.get("lost"):
-            gone = (real.get("server_log") or {}).get("notable", {}).get("client went away")
-            out.append(
-                f"a. N={size}: the real server ended {hold['lost']:,} of "
-                f"{real['open']['opened']:,} idle streams within {hold['seconds']:g} s"
-                + (f' and logged "client went away" {gone:,} times' if gone else "")
-                + " although every client was still connected and reading (the floor kept "
-                f"{((pair.get('floor') or {}).get('hold') or {}).get('still_open', '?'):,})."
-            )
-    fanouts = [(f"b. N={n}", (pair or {}).get("real")) for n, pair in (sc.get("b") or {}).items()]
-    fanouts += [(f"e. N={n}", r) for n, r in ((sc.get("e") or {}).get("fanout") or {}).items()]
-    for label, real in fanouts:
-        if not real or "error" in real:
-            continue
-        if real.get("streams_ended_early"):
-            out.append(
-                f"{label}: {real['streams_ended_early']:,} streams were ended by the "
-                "server during the run."
-            )
-        tracking = real.get("tracking") or {}
-        if tracking and not tracking.get("ok"):
-            acks = real.get("acks") or {}
-            out.append(
-                f"{label}: tracking read back wrong (acks answered "
-                f"{acks.get('statuses')}; summaries {tracking.get('summaries')})."
-            )
-    misses = [t for t in doc["targets"] if t["status"] == "MISS"]
-    if misses:
-        out.append("Missed: " + "; ".join(f"{t['target']} ({t['margin']})" for t in misses) + ".")
-    return out
 
 
 if __name__ == "__main__":

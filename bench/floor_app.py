@@ -27,7 +27,7 @@ import resource
 import uuid
 from typing import Any
 
-from agent_registry import gunicorn_settings as _real
+from agent_registry.server import gunicorn_settings as _real
 
 # --------------------------------------------------------------------------- gunicorn config
 

@@ -10,9 +10,10 @@ same run, alternating floor / real so that background load hits both alike.
 from __future__ import annotations
 
 import json
+import logging
+import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from typing import Any
 from .server import ROOT, GunicornServer, RedisServer, ServerUnavailable
 
 APPS = ("floor", "real")
+
+log = logging.getLogger("bench")
 
 
 @dataclass
@@ -56,10 +59,6 @@ class Params:
     source_address_every: int = 15_000
 
 
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def run_loadgen(spec: dict[str, Any]) -> dict[str, Any]:
     """One load-generator process; its JSON result (or an ``error``)."""
     bound = spec["overall_timeout_s"] + 30
@@ -75,7 +74,7 @@ def run_loadgen(spec: dict[str, Any]) -> dict[str, Any]:
     except subprocess.TimeoutExpired:
         return {"error": f"load generator did not finish within {bound} s"}
     if done.stderr.strip():
-        print(done.stderr.rstrip(), file=sys.stderr)
+        log.warning("load generator stderr:\n%s", done.stderr.rstrip())
     try:
         return json.loads(done.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
@@ -140,7 +139,7 @@ class Run:
         finally:
             code = server.stop()
             if code not in (0, None):
-                log(f"{server.name} exited with code {code}")
+                log.warning(f"{server.name} exited with code {code}")
             result["server"] = {
                 "kind": kind,
                 "workers": workers,
@@ -160,7 +159,7 @@ class Run:
         for size in sizes:
             out[str(size)] = {}
             for app in APPS:
-                log(f"a. idle streams N={size} on {app}")
+                log.info(f"a. idle streams N={size} on {app}")
 
                 hold = p.hold_seconds if size in ("max", max(p.streams)) else 0
 
@@ -177,7 +176,7 @@ class Run:
                     }
 
                 out[str(size)][app] = result = self.measure(app, spec)
-                log(f"   {app}: {_short_idle(result)}")
+                log.info(f"   {app}: {_short_idle(result)}")
         return out
 
     # ---------------------------------------------------------------- b. fan-out
@@ -207,11 +206,11 @@ class Run:
         for n in self.params.streams:
             out[str(n)] = {}
             for app in APPS:
-                log(f"b. fan-out {self.params.broadcasts} broadcasts to N={n} on {app}")
+                log.info(f"b. fan-out {self.params.broadcasts} broadcasts to N={n} on {app}")
                 out[str(n)][app] = result = self.measure(
                     app, lambda server, n=n, app=app: self.fanout_spec(server, n, app)
                 )
-                log(f"   {app}: {_short_fanout(result)}")
+                log.info(f"   {app}: {_short_fanout(result)}")
         return out
 
     # ---------------------------------------------------------------- c. heartbeats
@@ -230,12 +229,12 @@ class Run:
     def heartbeats(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for app in APPS:
-            log(
+            log.info(
                 f"c. heartbeats: {self.params.heartbeat_connections} clients, "
                 f"{self.params.heartbeat_seconds} s on {app}"
             )
             out[app] = result = self.measure(app, self.heartbeat_spec)
-            log(f"   {app}: {_short_heartbeat(result)}")
+            log.info(f"   {app}: {_short_heartbeat(result)}")
         return out
 
     # ---------------------------------------------------------------- d. sweeps
@@ -249,7 +248,7 @@ class Run:
             "due_steps": p.sweep_due_steps,
             "log_level": p.server_log_level,
         }
-        log(f"d. sweeps in-process: {p.sweep_agents} agents, {p.sweep_deliveries} deliveries")
+        log.info(f"d. sweeps in-process: {p.sweep_agents} agents, {p.sweep_deliveries} deliveries")
         try:
             done = subprocess.run(
                 [sys.executable, "-m", "bench.sweeps"],
@@ -264,7 +263,7 @@ class Run:
             result = {"error": f"sweep benchmark failed: {exc!r}"}
         result["spec"] = spec
         if "error" not in result:
-            log(
+            log.info(
                 f"   nothing due {result['nothing_due']['both_ms']['median']} ms, "
                 f"1 % due {result['one_percent_due']['both_ms']['median']} ms"
             )
@@ -292,7 +291,7 @@ class Run:
             label = f"real-redis-{p.redis_workers}w"
             out["fanout"] = {}
             for n in p.redis_streams:
-                log(f"e. fan-out N={n}, Redis store, {p.redis_workers} workers")
+                log.info(f"e. fan-out N={n}, Redis store, {p.redis_workers} workers")
                 _flush_redis(redis.port)
                 result = self.measure(
                     "real",
@@ -309,12 +308,12 @@ class Run:
                         + _reason(result["detail"])
                     )
                     out.pop("fanout")
-                    log(f"   not available: {out['reason']}")
+                    log.info(f"   not available: {out['reason']}")
                     return out
                 out["available"] = True
                 out["fanout"][str(n)] = result
-                log(f"   redis: {_short_fanout(result)}")
-            log(f"e. heartbeats, Redis, {p.redis_workers} workers")
+                log.info(f"   redis: {_short_fanout(result)}")
+            log.info(f"e. heartbeats, Redis, {p.redis_workers} workers")
             _flush_redis(redis.port)
             out["heartbeat"] = result = self.measure(
                 "real", self.heartbeat_spec, p.redis_workers, env, extra, label
@@ -325,15 +324,13 @@ class Run:
                 out.pop("heartbeat")
             else:
                 out["available"] = True
-            log(f"   redis: {_short_heartbeat(result)}")
+            log.info(f"   redis: {_short_heartbeat(result)}")
             return out
         finally:
             redis.stop()
 
 
 def _flush_redis(port: int) -> None:
-    import socket
-
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
             sock.sendall(b"FLUSHALL\r\n")

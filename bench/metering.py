@@ -1,0 +1,144 @@
+"""What processes and the machine used: CPU and memory from /proc, and latency summaries.
+
+The load generator measures itself (``getrusage``) and the server (``/proc/PID/stat``,
+``/proc/PID/status``) around every phase, and the whole machine (``/proc/stat``), so a
+reader can tell whether the server, the load generator or the rest of the machine was the
+limit.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from collections.abc import Sequence
+from typing import Any
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+now = time.monotonic
+
+
+def proc_cpu_seconds(pid: int) -> float | None:
+    """utime + stime of a process (all its threads), from /proc/PID/stat."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_rss_kb(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def proc_open_fds(pid: int) -> int | None:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
+def proc_nofile_limit(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/limits") as handle:
+            for line in handle:
+                if line.startswith("Max open files"):
+                    return int(line.split()[3])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as handle:
+        values = [int(v) for v in handle.readline().split()[1:]]
+    total = sum(values[:8])
+    idle = values[3] + values[4]
+    return (total - idle) / CLK_TCK, total / CLK_TCK
+
+
+def busy_pct(seconds: float = 1.0) -> float:
+    """How busy the whole machine is (all cores), sampled over ``seconds``."""
+    b0, t0 = machine_cpu()
+    time.sleep(seconds)
+    b1, t1 = machine_cpu()
+    return round(100 * (b1 - b0) / max(t1 - t0, 1 / CLK_TCK), 1)
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Meter:
+    """CPU of the load generator, the server processes and the machine over one phase."""
+
+    def __init__(self, server_pids: Sequence[int], extra_pids: dict[str, int]) -> None:
+        self.server_pids = list(server_pids)
+        self.extra_pids = dict(extra_pids)
+
+    def snapshot(self) -> dict[str, Any]:
+        busy, total = machine_cpu()
+        return {
+            "t": now(),
+            "own": own_cpu_seconds(),
+            "server": sum(proc_cpu_seconds(pid) or 0.0 for pid in self.server_pids),
+            "extra": {name: proc_cpu_seconds(pid) or 0.0 for name, pid in self.extra_pids.items()},
+            "busy": busy,
+            "total": total,
+        }
+
+    def rss_kb(self) -> int:
+        return sum(proc_rss_kb(pid) or 0 for pid in self.server_pids)
+
+    @staticmethod
+    def delta(start: dict[str, Any], end: dict[str, Any]) -> dict[str, Any]:
+        wall = max(end["t"] - start["t"], 1e-9)
+        own = end["own"] - start["own"]
+        server = end["server"] - start["server"]
+        extra = {name: end["extra"][name] - start["extra"][name] for name in start["extra"]}
+        busy = end["busy"] - start["busy"]
+        other = max(0.0, busy - own - server - sum(extra.values()))
+        return {
+            "wall_s": round(wall, 4),
+            "loadgen_cpu_s": round(own, 3),
+            "loadgen_cpu_pct": round(100 * own / wall, 1),
+            "server_cpu_s": round(server, 3),
+            "server_cpu_pct": round(100 * server / wall, 1),
+            **{f"{name}_cpu_pct": round(100 * value / wall, 1) for name, value in extra.items()},
+            # CPU used on the machine by anything else (other jobs, the kernel's softirq
+            # work not charged to a process): % of one core.
+            "other_cpu_pct": round(100 * other / wall, 1),
+            "machine_busy_pct_of_all_cores": round(
+                100 * busy / max(end["total"] - start["total"], 1e-9), 1
+            ),
+        }
+
+
+def percentiles(values: Sequence[float], scale: float = 1000.0) -> dict[str, float | None]:
+    """p50 / p99 / max (nearest rank), multiplied by ``scale`` (s -> ms by default)."""
+    if not values:
+        return {"p50": None, "p99": None, "max": None, "count": 0}
+    ordered = sorted(values)
+
+    def rank(q: float) -> float:
+        index = min(len(ordered) - 1, max(0, int(q * len(ordered) + 0.999999) - 1))
+        return round(ordered[index] * scale, 3)
+
+    return {
+        "p50": rank(0.50),
+        "p99": rank(0.99),
+        "max": round(ordered[-1] * scale, 3),
+        "count": len(ordered),
+    }

@@ -1,0 +1,236 @@
+"""What this run's figures mean: the targets from the issue, checked, and the caveats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .figures import get, kb, per_core, ratio
+
+# Targets from the issue (one worker, this 2-core machine).
+FANOUT_N = 10_000
+
+
+def _target(
+    name: str, measured: Any, op: str, goal: float, unit: str, where: str, note: str = ""
+) -> dict[str, Any]:
+    if not isinstance(measured, int | float):
+        return {
+            "target": name,
+            "goal": f"{op} {goal:g} {unit}".strip(),
+            "measured": None,
+            "status": "not measured",
+            "margin": note or "-",
+            "where": where,
+        }
+    passed = measured >= goal if op == ">=" else measured <= goal
+    if op == ">=":
+        margin = (
+            f"{(measured / goal - 1) * 100:.0f} % headroom"
+            if passed
+            else f"missed by {(1 - measured / goal) * 100:.0f} % "
+            f"(needs {goal / measured:.2f}x more)"
+            if measured
+            else "missed"
+        )
+    else:
+        margin = (
+            f"{(1 - measured / goal) * 100:.0f} % headroom"
+            if passed
+            else f"over by {(measured / goal - 1) * 100:.0f} % ({measured / goal:.2f}x the limit)"
+        )
+    if note:
+        margin += f"; {note}"
+    return {
+        "target": name,
+        "goal": f"{op} {goal:g} {unit}".strip(),
+        "measured": measured,
+        "status": "pass" if passed else "MISS",
+        "margin": margin,
+        "where": where,
+    }
+
+
+def _cpu_note(value: float | None) -> str:
+    return "" if value is None else f"per core of server CPU: {value:.2f}x the floor"
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(note for note in notes if note)
+
+
+def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    sc = doc["scenarios"]
+    out = []
+    key = str(FANOUT_N)
+    b_real, b_floor = get(sc, "b", key, "real"), get(sc, "b", key, "floor")
+    fan_ratio = ratio(get(b_real, "events_per_s"), get(b_floor, "events_per_s"))
+    tracking_ok = (
+        bool(get(b_real, "exactly_once"))
+        and bool(get(b_real, "acks", "all_ok"))
+        and bool(get(b_real, "tracking", "ok"))
+    )
+    tracking_note = (
+        "" if b_real is None or tracking_ok else "delivery/ack/tracking check FAILED (see b)"
+    )
+    fan_core = ratio(
+        per_core(b_real, "server_cpu_us_per_event"), per_core(b_floor, "server_cpu_us_per_event")
+    )
+    out.append(
+        _target(
+            "fan-out to 10 000 streams: events/s ÷ floor",
+            fan_ratio,
+            ">=",
+            1.0,
+            "x",
+            "b",
+            _join(tracking_note, _cpu_note(fan_core)),
+        )
+    )
+    out.append(
+        _target(
+            "fan-out to 10 000 streams: p99 POST → receipt, full tracking",
+            get(b_real, "latency_ms", "p99"),
+            "<=",
+            1000,
+            "ms",
+            "b",
+            tracking_note,
+        )
+    )
+    floor_kb = kb(get(sc, "a", key, "floor", "rss_bytes_per_stream"))
+    out.append(
+        _target(
+            "memory per open stream at 10 000 streams",
+            kb(get(sc, "a", key, "real", "rss_bytes_per_stream")),
+            "<=",
+            25,
+            "KB",
+            "a",
+            "" if floor_kb is None else f"the floor uses {floor_kb:g} KB",
+        )
+    )
+    held = get(sc, "a", "max", "real", "held")
+    attempted = get(sc, "a", "max", "real", "open", "attempted")
+    hold_s = get(sc, "a", "max", "real", "hold", "seconds")
+    held_note = ""
+    if held is not None:
+        held_note = (
+            f"{attempted:,} attempted (the open-files limit "
+            f"{doc['machine']['nofile_limit'][0]:,} bounds it)"
+        )
+        if hold_s:
+            held_note += f"; counted after {hold_s:g} s idle, past one keepalive ping"
+        lost = get(sc, "a", "max", "real", "hold", "lost")
+        gone = get(sc, "a", "max", "real", "server_log", "notable", "client went away")
+        if lost and gone:
+            held_note += (
+                f"; {lost:,} lost while their clients were connected; the server "
+                f'logged "client went away" {gone:,} times'
+            )
+    out.append(_target("streams held by one worker", held, ">=", 19_000, "streams", "a", held_note))
+    c_ratio = ratio(get(sc, "c", "real", "rps"), get(sc, "c", "floor", "rps"))
+    c_core = ratio(
+        per_core(get(sc, "c", "real"), "server_cpu_us_per_request"),
+        per_core(get(sc, "c", "floor"), "server_cpu_us_per_request"),
+    )
+    out.append(
+        _target("heartbeats: requests/s ÷ floor", c_ratio, ">=", 1.0, "x", "c", _cpu_note(c_core))
+    )
+    d = sc.get("d") or {}
+    agents = d.get("agents")
+    sweep_note = "" if agents in (None, 100_000) else f"measured at {agents:,} agents"
+    out.append(
+        _target(
+            "sweep, nothing due, 100 000 agents (median, lifecycle + commands)",
+            get(d, "nothing_due", "both_ms", "median"),
+            "<=",
+            1,
+            "ms",
+            "d",
+            sweep_note,
+        )
+    )
+    out.append(
+        _target(
+            "sweep, 1 % due, 100 000 agents (median, lifecycle + commands)",
+            get(d, "one_percent_due", "both_ms", "median"),
+            "<=",
+            50,
+            "ms",
+            "d",
+            sweep_note,
+        )
+    )
+    e = sc.get("e") or {}
+    if e:
+        available = bool(e.get("available"))
+        reason = "" if available else "Redis store not available: " + str(e.get("reason", ""))[:160]
+        for name, measured in (
+            (
+                "Redis 2 workers: fan-out events/s ÷ one-worker memory",
+                ratio(get(e, "fanout", key, "events_per_s"), get(b_real, "events_per_s")),
+            ),
+            (
+                "Redis 2 workers: heartbeats/s ÷ one-worker memory",
+                ratio(get(e, "heartbeat", "rps"), get(sc, "c", "real", "rps")),
+            ),
+        ):
+            out.append(_target(name, measured if available else None, ">=", 1.5, "x", "e", reason))
+    return out
+
+
+def notes(doc: dict[str, Any]) -> list[str]:
+    """Caveats a reader of this run should see next to the figures."""
+    out = []
+    if doc["parameters"].get("quick"):
+        out.append(
+            "--quick run: the 10 000-stream targets and the max-streams probe were not "
+            "measured; treat every figure as a smoke test."
+        )
+    busy = max(doc["background"].get("before_pct", 0), doc["background"].get("after_pct", 0))
+    if busy > 10:
+        out.append(
+            f"Other work kept the machine up to {busy} % busy around this run: the "
+            "server, the load generator and that work shared 2 cores, so absolute "
+            "figures are pessimistic and the ratios are noisy."
+        )
+    sc = doc["scenarios"]
+    for size, pair in (sc.get("a") or {}).items():
+        real = (pair or {}).get("real") or {}
+        hold = real.get("hold")
+        if hold and hold.get("lost"):
+            gone = (real.get("server_log") or {}).get("notable", {}).get("client went away")
+            out.append(
+                f"a. N={size}: the real server ended {hold['lost']:,} of "
+                f"{real['open']['opened']:,} idle streams within {hold['seconds']:g} s"
+                + (f' and logged "client went away" {gone:,} times' if gone else "")
+                + " although every client was still connected and reading (the floor kept "
+                f"{((pair.get('floor') or {}).get('hold') or {}).get('still_open', '?'):,})."
+            )
+    fanouts = [(f"b. N={n}", (pair or {}).get("real")) for n, pair in (sc.get("b") or {}).items()]
+    fanouts += [(f"e. N={n}", r) for n, r in ((sc.get("e") or {}).get("fanout") or {}).items()]
+    for label, real in fanouts:
+        if not real or "error" in real:
+            continue
+        if real.get("streams_ended_early"):
+            out.append(
+                f"{label}: {real['streams_ended_early']:,} streams were ended by the "
+                "server during the run."
+            )
+        tracking = real.get("tracking") or {}
+        if tracking and not tracking.get("ok"):
+            acks = real.get("acks") or {}
+            out.append(
+                f"{label}: tracking read back wrong (acks answered "
+                f"{acks.get('statuses')}; summaries {tracking.get('summaries')})."
+            )
+    misses = [t for t in doc["targets"] if t["status"] == "MISS"]
+    if misses:
+        out.append("Missed: " + "; ".join(f"{t['target']} ({t['margin']})" for t in misses) + ".")
+    return out
+
+
+def judge(doc: dict[str, Any]) -> None:
+    """Set the run's targets and the notes beside them (a rerender recomputes both)."""
+    doc["targets"] = targets(doc)
+    doc["notes"] = notes(doc)
