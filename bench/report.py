@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .server import ROOT
+from harness.process import ROOT
 
 RESULTS = ROOT / "bench" / "results"
 PACKAGES = (
