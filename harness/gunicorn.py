@@ -10,7 +10,7 @@ from pathlib import Path
 from signal import SIGTERM
 
 from harness import procfs, server_log
-from harness.process import Process, ServerUnavailable
+from harness.process import ROOT, Process, ServerUnavailable
 from harness.sockets import HOST, listening_socket
 
 # Lifecycle thresholds in fractions of a second, for tests that watch agents go STALE/DEAD.
@@ -68,8 +68,9 @@ class GunicornServer(Process):
         env: dict[str, str] | None = None,
         label: str | None = None,
         command: list[str] | None = None,
+        cwd: Path = ROOT,
     ) -> None:
-        super().__init__(label or f"{kind}-{workers}w", log_dir)
+        super().__init__(label or f"{kind}-{workers}w", log_dir, cwd)
         self.kind = kind
         self.workers = workers
         self.extra_env = dict(env or {})

@@ -18,10 +18,12 @@ class ServerUnavailable(RuntimeError):
 
 
 class Process:
-    """``log_dir`` defaults to a fresh temporary directory; one log file per name."""
+    """``log_dir`` defaults to a fresh temporary directory; one log file per name. The
+    process runs in ``cwd`` (the repository root unless said otherwise)."""
 
-    def __init__(self, name: str, log_dir: Path | None = None) -> None:
+    def __init__(self, name: str, log_dir: Path | None = None, cwd: Path = ROOT) -> None:
         self.name = name
+        self.cwd = cwd
         directory = Path(log_dir or tempfile.mkdtemp(prefix="agent-registry-"))
         self.log_path = directory / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -37,7 +39,7 @@ class Process:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 argv,
-                cwd=ROOT,
+                cwd=self.cwd,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
