@@ -34,7 +34,7 @@ def install_plainly(tmp_path: Path) -> Path:
     shutil.copytree(ROOT, source, ignore=NOT_THE_PACKAGE)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    pip = [venv / "bin" / "python", "-m", "pip", "--disable-pip-version-check"]
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
     subprocess.run([*pip, "install", "--quiet", str(source)], check=True, timeout=600)
     return venv / "bin"
 

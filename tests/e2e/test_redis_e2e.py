@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from harness.gunicorn import GunicornServer
+from harness.redis_server import RedisServer
 from harness.wait import holds_for, wait_until
 from tests.e2e.many_streams import Fleet, async_client, register_all
 from tests.e2e.sse_client import StreamListener
@@ -27,14 +28,14 @@ BATCH = 20  # streams opened at a time until every worker holds one
 
 
 @pytest.fixture
-def redis_url(redis_server) -> str:
+def redis_url(redis_server: RedisServer) -> str:
     redis_server.flush()
     return redis_server.url
 
 
 async def open_until_every_worker_holds_one(
     client: httpx.AsyncClient, server: GunicornServer, within: float = 20.0
-) -> tuple[Fleet, dict[str, int]]:
+) -> tuple[Fleets, dict[str, int]]:
     """Open streams in batches until each worker process holds at least one.
 
     Which worker accepts a connection is the kernel's choice (and a worker that is still

@@ -7,6 +7,7 @@ they applied, and the deadline indexes return what is due, earliest first.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -56,8 +57,8 @@ def commands(stores):
     return stores[1]
 
 
-def agent(agent_id: str, group: str = "g", at: float = T0, **fields) -> Agent:
-    values = {
+def agent(agent_id: str, group: str = "g", at: float = T0, **fields: Any) -> Agent:
+    values: dict[str, Any] = {
         "id": agent_id,
         "name": agent_id,
         "group": group,

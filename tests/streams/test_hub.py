@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agent_registry.core.ports import OpenStream
 from agent_registry.streams.hub import _RECENT_IDS, END, StreamHub, Subscription
 from harness.clock import FakeClock
 
@@ -12,10 +13,10 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[str, str]] = []
 
-    def opened(self, stream) -> None:
+    def opened(self, stream: OpenStream) -> None:
         self.events.append(("opened", stream.token))
 
-    def closed(self, stream) -> None:
+    def closed(self, stream: OpenStream) -> None:
         self.events.append(("closed", stream.token))
 
 
@@ -68,7 +69,8 @@ def test_end_with_a_token_ends_only_that_stream():
     hub = StreamHub(8)
     stream = hub.open("a1")
     hub.end("a1", token="someone-else")
-    assert not stream.closed
+    assert hub.subscriptions() == [stream]
+    assert drain(stream) == []
     hub.end("a1", token=stream.token)
     assert stream.closed
     hub.close(stream)
