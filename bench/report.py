@@ -15,8 +15,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from harness.process import ROOT
+
 from .figures import fmt, get
-from .server import ROOT
 from .tables import cpu_rows, log_rows, summary_rows, table
 
 RESULTS = ROOT / "bench" / "results"

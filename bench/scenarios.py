@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .server import ROOT, GunicornServer, RedisServer, ServerUnavailable
+from harness.gunicorn import GunicornServer
+from harness.process import ROOT, ServerUnavailable
+from harness.redis_server import RedisServer
 
 APPS = ("floor", "real")
 

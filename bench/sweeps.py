@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from harness.clock import FakeClock
+
 T0 = 1_800_000_000.0
 STALE_AFTER = 90.0
 DEAD_AFTER = 300.0
@@ -34,14 +36,6 @@ EXPIRY = 60.0
 RETENTION = 3600.0
 SPAN = 100.0  # seconds over which registrations and commands are spread
 TARGETS_PER_COMMAND = 100
-
-
-class FakeClock:
-    def __init__(self, start: float) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class NoBus:

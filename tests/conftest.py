@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
+from pathlib import Path
 
 import greenlet
 import pytest
@@ -13,22 +14,9 @@ from gevent.hub import Hub
 
 from agent_registry import create_app
 from agent_registry.server.runtime import Runtime
-
-T0 = 1_773_224_130.0  # 2026-03-11T10:15:30.000Z
-
-
-class FakeClock:
-    """Time that moves only when a test says so."""
-
-    def __init__(self, start: float = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> float:
-        self.now += seconds
-        return self.now
+from harness.clock import FakeClock
+from harness.gunicorn import GunicornServer
+from harness.redis_server import RedisServer
 
 
 @pytest.fixture
@@ -40,13 +28,12 @@ _apps: list[Flask] = []
 
 
 @pytest.fixture(scope="session")
-def redis_server():
-    """One real redis-server for the session; tests flush it before use."""
-    from tests.redis_server import RedisServer
-
-    server = RedisServer().start()
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the session (restartable: its data survive a restart);
+    tests flush it before use."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"), durable=True).start()
     yield server
-    server.close()
+    server.stop()
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -119,22 +106,21 @@ def no_leaked_streams_or_greenlets() -> Iterator[None]:
 
 @pytest.fixture
 def api(client: FlaskClient):
-    from tests.helpers import Api
+    from harness.api_actions import Api
 
     return Api(client)
 
 
 @pytest.fixture
-def start_server():
+def start_server(tmp_path: Path):
     """Start real gunicorn + gevent servers; every one is stopped after the test."""
-    from tests.server import ServerProcess
+    started: list[GunicornServer] = []
 
-    started: list[ServerProcess] = []
-
-    def start(env: dict[str, str] | None = None, workers: int = 1) -> ServerProcess:
-        server = ServerProcess(env, workers).start()
+    def start(env: dict[str, str] | None = None, workers: int = 1) -> GunicornServer:
+        label = f"server-{len(started)}"
+        server = GunicornServer("real", tmp_path, workers, env, label)
         started.append(server)
-        return server
+        return server.start()
 
     yield start
     for server in started:

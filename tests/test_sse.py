@@ -9,7 +9,7 @@ import pytest
 
 from agent_registry.core.models import Command, CommandType, Target, TargetKind
 from agent_registry.streams import sse
-from tests.conftest import T0
+from harness.clock import T0
 
 COMMAND_ID = "0192f8c4-3c1a-7b2e-9f00-123456789abc"
 

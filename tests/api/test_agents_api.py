@@ -11,7 +11,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.api import AGENT_KEYS, ISO_MS, TIMING_KEYS, assert_error, iso
-from tests.helpers import Api
+from harness.api_actions import Api
 
 DEFAULT_TIMING = {
     "heartbeatIntervalSeconds": 30,

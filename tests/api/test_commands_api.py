@@ -13,7 +13,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.api import COMMAND_KEYS, DELIVERY_KEYS, ISO_MS, SUMMARY_KEYS, assert_error, iso
-from tests.helpers import Api
+from harness.api_actions import Api
 
 COMMAND_TYPES = ["config-update", "deep-trace", "replay"]
 DELIVERY_STATUSES = ["PENDING", "DELIVERED", "ACKNOWLEDGED", "FAILED", "EXPIRED"]

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 
 from agent_registry.errors import StoreUnavailable
 from tests.api import assert_error, padded
-from tests.helpers import Api
+from harness.api_actions import Api
 
 LIMIT = 2048  # MAX_BODY_BYTES for the apps built here (the smallest allowed is 1024)
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from agent_registry.cli.main import main
 from agent_registry.client import AgentClient
-from tests.server import ServerProcess
+from harness.gunicorn import GunicornServer
 
 # Short expiry, so that EXPIRED (exit 5) is seen within a test.
 CLI_SERVER_ENV = {
@@ -21,13 +21,13 @@ CLI_SERVER_ENV = {
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[ServerProcess]:
-    with ServerProcess(CLI_SERVER_ENV) as process:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GunicornServer]:
+    with GunicornServer(log_dir=tmp_path_factory.mktemp("cli"), env=CLI_SERVER_ENV) as process:
         yield process
 
 
 @pytest.fixture
-def cli(server: ServerProcess) -> Callable[..., Result]:
+def cli(server: GunicornServer) -> Callable[..., Result]:
     """``cli("agents", "list")`` runs ``agent-registry --url <server> agents list``."""
 
     def run(*args: str, url: str | None = None, **kwargs: Any) -> Result:
@@ -39,7 +39,7 @@ def cli(server: ServerProcess) -> Callable[..., Result]:
 
 
 @pytest.fixture
-def http(server: ServerProcess) -> Iterator[httpx.Client]:
+def http(server: GunicornServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=f"{server.url}/api/v1", timeout=5) as client:
         yield client
 
@@ -57,7 +57,7 @@ def register(http: httpx.Client) -> Callable[..., dict[str, Any]]:
 
 
 @pytest.fixture
-def running_agent(server: ServerProcess) -> Iterator[Callable[..., AgentClient]]:
+def running_agent(server: GunicornServer) -> Iterator[Callable[..., AgentClient]]:
     """Start an SDK agent whose handlers answer; stopped after the test."""
     started: list[AgentClient] = []
 

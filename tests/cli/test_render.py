@@ -71,7 +71,7 @@ def test_outcome_precedence_failed_then_expired_then_timeout():
 
 def test_docs_list_the_same_exit_codes_as_send_help():
     from agent_registry.cli.main import EXIT_CODES
-    from tests.server import ROOT
+    from harness.process import ROOT
 
     documented = re.findall(r"^\| (\d+) \|", (ROOT / "docs" / "cli.md").read_text(), re.M)
     in_help = re.findall(r"^  (\d+) ", EXIT_CODES, re.M)

@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from agent_registry.cli.main import main
-from tests.server import ROOT, free_port
+from harness.gunicorn import GunicornServer
+from harness.process import ROOT
 
 from ..sdk.conftest import wait_until
 
@@ -22,26 +23,12 @@ pytestmark = pytest.mark.e2e
 CLI = [sys.executable, "-c", "from agent_registry.cli.main import main; main()"]
 
 
-def test_serve_runs_the_server_until_sigterm():
-    port = free_port()
-    process = subprocess.Popen(
-        [*CLI, "serve", "--bind", f"127.0.0.1:{port}"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-
-        def answers() -> bool:
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/api/v1/agents").status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(answers, timeout=15, every=0.1)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(15) == 0
+def test_serve_runs_the_server_until_sigterm(tmp_path):
+    """``serve`` reads its address from AGENT_REGISTRY_BIND (here a socket we pass)."""
+    server = GunicornServer(log_dir=tmp_path, command=[*CLI, "serve"])
+    with server:
+        assert httpx.get(f"{server.url}/api/v1/agents").status_code == 200
+        assert server.stop(signal.SIGTERM, timeout=15) == 0, server.log()
 
 
 def run_simulator(url: str, log, *args: str) -> subprocess.Popen:

@@ -29,7 +29,7 @@ from agent_registry.errors import (
     NoLiveTargets,
 )
 from agent_registry.stores.memory import MemoryAgentStore, MemoryCommandStore
-from tests.conftest import T0
+from harness.clock import T0
 
 EXPIRY = 60.0
 RETENTION = 3600.0

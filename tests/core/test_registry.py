@@ -10,7 +10,7 @@ from agent_registry.core.models import Agent, AgentState, Transition
 from agent_registry.core.registry import Lifecycle, Registration, Registry
 from agent_registry.errors import AgentNotFound, AgentNotRegistered
 from agent_registry.stores.memory import MemoryAgentStore
-from tests.conftest import T0
+from harness.clock import T0
 
 STALE_AFTER = 90.0
 DEAD_AFTER = 300.0

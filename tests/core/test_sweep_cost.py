@@ -18,7 +18,7 @@ from agent_registry.core.models import (
 from agent_registry.core.registry import Lifecycle, Registry
 from agent_registry.stores.deadlines import DeadlineIndex
 from agent_registry.stores.memory import MemoryAgentStore, MemoryCommandStore
-from tests.conftest import T0
+from harness.clock import T0
 
 FLEET = 100_000
 STALE_AFTER = 90.0

@@ -30,9 +30,12 @@ async def follow(
     ready: asyncio.Queue[str],
     received: Counter[str],
     ended: set[str],
+    ports: dict[str, int],
 ) -> None:
-    """Follow one stream: report readiness, count command ids, note when the server ends it."""
+    """Follow one stream: note its local port, report readiness, count command ids, note
+    when the server ends it."""
     async with aconnect_sse(client, "GET", f"/api/v1/agents/{agent_id}/events") as source:
+        ports[agent_id] = client_port(source.response)
         async for sse in source.aiter_sse():
             if sse.retry is not None:
                 await ready.put(agent_id)
@@ -41,20 +44,29 @@ async def follow(
     ended.add(agent_id)
 
 
+def client_port(response: httpx.Response) -> int:
+    """The local port of the connection a response came on (to find the worker holding it)."""
+    return response.extensions["network_stream"].get_extra_info("client_addr")[1]
+
+
 class Fleet:
-    """N open streams; ``received`` counts each command id over all of them."""
+    """N open streams; ``received`` counts each command id over all of them, ``ports`` is
+    each stream's local port."""
 
     def __init__(self, client: httpx.AsyncClient, agent_ids: list[str]) -> None:
         self.client = client
         self.agent_ids = agent_ids
         self.received: Counter[str] = Counter()
         self.ended: set[str] = set()
+        self.ports: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     async def open(self, timeout: float = 30.0) -> None:
         ready: asyncio.Queue[str] = asyncio.Queue()
         self._tasks = [
-            asyncio.create_task(follow(self.client, agent_id, ready, self.received, self.ended))
+            asyncio.create_task(
+                follow(self.client, agent_id, ready, self.received, self.ended, self.ports)
+            )
             for agent_id in self.agent_ids
         ]
         async with asyncio.timeout(timeout):

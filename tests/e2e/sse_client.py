@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 from httpx_sse import ServerSentEvent, connect_sse
 
+from tests.e2e.many_streams import client_port
+
 
 class StreamListener:
     """Opens an agent's event stream in a thread and collects its events.
@@ -66,6 +68,12 @@ class StreamListener:
                 found.append(self.next_command(timeout=seconds))
         except queue.Empty:
             return found
+
+    @property
+    def client_port(self) -> int:
+        """The local port of the stream's connection (to find the worker holding it)."""
+        assert self._response is not None
+        return client_port(self._response)
 
     def drop(self) -> None:
         """Cut the connection the way a crashed agent would (no clean HTTP close)."""

@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from tests.server import FAST_LIFECYCLE
+from harness.gunicorn import FAST_LIFECYCLE
 
 pytestmark = pytest.mark.e2e
 

@@ -5,26 +5,29 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
-from tests.server import ROOT, ServerProcess
+from harness.gunicorn import server_environment
+from harness.process import ROOT
+from harness.sockets import listening_socket
+from harness.wait import holds_for
 
 pytestmark = pytest.mark.e2e
 
 
 def run_gunicorn(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    server = ServerProcess(env)
-    return subprocess.run(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *args],
-        cwd=ROOT,
-        env=server.env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    """Run gunicorn to its end (these refuse to start) on a socket of our own."""
+    with listening_socket() as sock:
+        return subprocess.run(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *args],
+            cwd=ROOT,
+            env=server_environment(f"fd://{sock.fileno()}", env=env),
+            pass_fds=(sock.fileno(),),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
 
 
 @pytest.mark.parametrize(
@@ -55,10 +58,7 @@ def test_memory_store_refuses_more_than_one_worker(how):
 
 def test_memory_store_refuses_a_worker_added_with_ttin(start_server):
     server = start_server()
-    assert server.process is not None
     server.signal(signal.SIGTTIN)
-    time.sleep(1.5)
-    pid = server.process.pid
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    assert len(children) == 1, server.log()
-    assert "refusing to add a worker" in server.log()
+    # gunicorn would spawn the added worker within its one-second loop.
+    assert holds_for(lambda: len(server.worker_pids()) == 1, 2.0), server.log()
+    assert server.exited() is False

@@ -7,6 +7,8 @@ import time
 import httpx
 import pytest
 
+from harness.gunicorn import GunicornServer
+from harness.wait import wait_until
 from tests.e2e.sse_client import StreamListener
 
 pytestmark = pytest.mark.e2e
@@ -19,12 +21,9 @@ STREAM_SETTINGS = {
 
 
 @pytest.fixture(scope="module")
-def server():
-    from tests.server import ServerProcess
-
-    process = ServerProcess(STREAM_SETTINGS).start()
-    yield process
-    process.stop()
+def server(tmp_path_factory):
+    with GunicornServer(log_dir=tmp_path_factory.mktemp("streams"), env=STREAM_SETTINGS) as process:
+        yield process
 
 
 @pytest.fixture
@@ -52,15 +51,6 @@ def register(http: httpx.Client, agent_id: str, group: str) -> None:
     assert answer.status_code in (200, 201), answer.text
 
 
-def wait_until(check, within: float = 3.0, step: float = 0.02):
-    deadline = time.monotonic() + within
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
-
-
 def test_single_agent_command_arrives_once_and_is_acknowledged(http, listen):
     register(http, "single-1", "single")
     stream = listen("single-1")
@@ -83,7 +73,8 @@ def test_single_agent_command_arrives_once_and_is_acknowledged(http, listen):
     assert stream.commands_within(0.3) == []
 
     delivered = wait_until(
-        lambda: http.get(f"/api/v1/commands/{command_id}").json()["summary"]["delivered"] == 1
+        lambda: http.get(f"/api/v1/commands/{command_id}").json()["summary"]["delivered"] == 1,
+        within=3,
     )
     assert delivered
     ack = http.post(

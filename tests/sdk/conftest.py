@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -10,35 +9,33 @@ import httpx
 import pytest
 
 from agent_registry.client import AgentClient
-from tests.server import FAST_LIFECYCLE, ServerProcess
+from harness.gunicorn import FAST_LIFECYCLE, GunicornServer
+from harness.wait import wait_until as poll
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, every: float = 0.02) -> Any:
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            assert value, f"not true within {timeout}s: {predicate}"
-            return value
-        time.sleep(every)
+    value = poll(predicate, timeout, every)
+    assert value, f"not true within {timeout}s: {predicate}"
+    return value
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[ServerProcess]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GunicornServer]:
     """One server per module (lifecycle in fractions of a second); tests use their own ids."""
-    with ServerProcess({**FAST_LIFECYCLE, "AGENT_REGISTRY_KEEPALIVE_SECONDS": "0.5"}) as process:
+    env = {**FAST_LIFECYCLE, "AGENT_REGISTRY_KEEPALIVE_SECONDS": "0.5"}
+    with GunicornServer(log_dir=tmp_path_factory.mktemp("sdk"), env=env) as process:
         yield process
 
 
 @pytest.fixture
-def http(server: ServerProcess) -> Iterator[httpx.Client]:
+def http(server: GunicornServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=f"{server.url}/api/v1", timeout=5) as client:
         yield client
 
 
 @pytest.fixture
-def make_agent(server: ServerProcess) -> Iterator[Callable[..., AgentClient]]:
+def make_agent(server: GunicornServer) -> Iterator[Callable[..., AgentClient]]:
     """Build (not start) agents on the module's server; every one is stopped afterwards."""
     built: list[AgentClient] = []
 

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from agent_registry.cli.main import main
-from tests.server import ROOT
+from harness.process import ROOT
 
 from .conftest import wait_until
 

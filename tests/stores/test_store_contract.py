@@ -1,0 +1,263 @@
+"""Every AgentStore and CommandStore method, called directly, on the memory and Redis stores.
+
+The core relies on these results (ports.py): the compare-and-set methods report whether
+they applied, and the deadline indexes return what is due, earliest first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from agent_registry.core.models import (
+    AckResult,
+    AckStatus,
+    Agent,
+    AgentState,
+    Command,
+    CommandType,
+    Delivery,
+    DeliveryStatus,
+    Target,
+    TargetKind,
+)
+from agent_registry.redis.agents import RedisAgentStore
+from agent_registry.redis.client import connect
+from agent_registry.redis.commands import RedisCommandStore
+from agent_registry.stores.memory import MemoryAgentStore, MemoryCommandStore
+from harness.clock import T0
+
+LIVE, STALE, DEAD = AgentState.LIVE, AgentState.STALE, AgentState.DEAD
+PENDING, DELIVERED = DeliveryStatus.PENDING, DeliveryStatus.DELIVERED
+ACKNOWLEDGED, EXPIRED = DeliveryStatus.ACKNOWLEDGED, DeliveryStatus.EXPIRED
+
+
+@pytest.fixture(params=["memory", "redis"])
+def stores(request):
+    """(agent store, command store) of one kind, empty."""
+    if request.param == "memory":
+        yield MemoryAgentStore(), MemoryCommandStore()
+        return
+    server = request.getfixturevalue("redis_server")
+    server.flush()
+    client = connect(server.url)
+    yield RedisAgentStore(client), RedisCommandStore(client)
+    client.connection_pool.disconnect()
+
+
+@pytest.fixture
+def agents(stores):
+    return stores[0]
+
+
+@pytest.fixture
+def commands(stores):
+    return stores[1]
+
+
+def agent(agent_id: str, group: str = "g", at: float = T0, **fields: Any) -> Agent:
+    values: dict[str, Any] = {
+        "id": agent_id,
+        "name": agent_id,
+        "group": group,
+        "version": "1.0",
+        "route_ids": ["r1"],
+        "capabilities": {"trace": True},
+        "state": LIVE,
+        "registered_at": at,
+        "last_heartbeat_at": at,
+        "state_changed_at": at,
+        "deadline": at + 90,
+    }
+    values.update(fields)
+    return Agent(**values)
+
+
+def command(command_id: str, created: float = T0, expires: float = T0 + 60) -> Command:
+    return Command(
+        command_id, CommandType.DEEP_TRACE, {"n": 1}, Target(TargetKind.ALL), created, expires
+    )
+
+
+# AgentStore ---------------------------------------------------------------------------------
+
+
+def test_register_inserts_then_replaces_keeping_registered_at(agents):
+    stored, created = agents.register(agent("a1"))
+    assert created is True
+    assert stored == agent("a1")
+    again, created = agents.register(agent("a1", group="h", at=T0 + 5))
+    assert created is False
+    assert again.registered_at == T0
+    assert again.state_changed_at == T0  # it was LIVE already: no transition
+    assert again.group == "h"
+    assert agents.get("a1") == again
+    assert agents.live_ids("g") == []
+    assert agents.live_ids("h") == ["a1"]
+
+
+def test_register_of_a_dead_agent_makes_it_live_now(agents):
+    agents.register(agent("a1"))
+    agents.transition("a1", T0 + 90, DEAD, T0 + 90, None)
+    revived, _ = agents.register(agent("a1", at=T0 + 5))
+    assert revived.state == LIVE
+    assert revived.state_changed_at == T0 + 5
+    assert revived.registered_at == T0
+
+
+def test_heartbeat_moves_the_deadline_and_revives(agents):
+    assert agents.heartbeat("nobody", T0, T0 + 90) is False
+    agents.register(agent("a1"))
+    assert agents.transition("a1", T0 + 90, STALE, T0 + 90, T0 + 390) is True
+    assert agents.heartbeat("a1", T0 + 100, T0 + 190) is True
+    record = agents.get("a1")
+    assert (record.state, record.last_heartbeat_at, record.deadline) == (LIVE, T0 + 100, T0 + 190)
+    assert record.state_changed_at == T0 + 100
+    assert agents.heartbeat("a1", T0 + 110, T0 + 200) is True
+    assert agents.get("a1").state_changed_at == T0 + 100  # LIVE stayed LIVE
+
+
+def test_get_and_get_many_keep_order_and_gaps(agents):
+    assert agents.get("a1") is None
+    agents.register(agent("a1"))
+    agents.register(agent("a2"))
+    assert [a and a.id for a in agents.get_many(["a2", "zz", "a1"])] == ["a2", None, "a1"]
+    assert agents.get_many([]) == []
+
+
+def test_list_filters_by_state_and_group_and_pages_by_id(agents):
+    for agent_id, group in [("b", "g"), ("a", "h"), ("c", "g"), ("é", "g")]:
+        agents.register(agent(agent_id, group))
+    agents.transition("c", T0 + 90, STALE, T0 + 90, T0 + 390)
+    assert [a.id for a in agents.list()] == ["a", "b", "c", "é"]
+    assert [a.id for a in agents.list(states={LIVE})] == ["a", "b", "é"]
+    assert [a.id for a in agents.list(states={STALE, DEAD})] == ["c"]
+    assert [a.id for a in agents.list(group="g")] == ["b", "c", "é"]
+    assert [a.id for a in agents.list(states={LIVE}, group="g")] == ["b", "é"]
+    assert [a.id for a in agents.list(after="b", limit=1)] == ["c"]
+    assert [a.id for a in agents.list(after="é")] == []
+    assert agents.live_ids() == ["a", "b", "é"]
+    assert agents.live_ids("g") == ["b", "é"]
+
+
+def test_due_returns_what_is_due_earliest_first_up_to_the_limit(agents):
+    agents.register(agent("late", deadline=T0 + 30))
+    agents.register(agent("early", deadline=T0 + 10))
+    agents.register(agent("later", deadline=T0 + 50))
+    assert agents.due(T0 + 5, 10) == []
+    assert [a.id for a in agents.due(T0 + 30, 10)] == ["early", "late"]
+    assert [a.id for a in agents.due(T0 + 100, 1)] == ["early"]
+
+
+def test_transition_is_a_compare_and_set_on_the_deadline(agents):
+    agents.register(agent("a1", deadline=T0 + 90))
+    assert agents.transition("a1", T0 + 80, STALE, T0 + 90, T0 + 390) is False
+    assert agents.get("a1").state == LIVE
+    assert agents.transition("a1", T0 + 90, STALE, T0 + 90, T0 + 390) is True
+    assert agents.transition("a1", T0 + 90, STALE, T0 + 90, T0 + 390) is False  # once only
+    record = agents.get("a1")
+    assert (record.state, record.state_changed_at, record.deadline) == (STALE, T0 + 90, T0 + 390)
+    assert agents.due(T0 + 100, 10) == []
+    assert agents.transition("a1", T0 + 390, DEAD, T0 + 390, None) is True
+    assert agents.get("a1").deadline is None
+    assert agents.due(T0 + 10_000, 10) == []
+    assert agents.live_ids() == []
+    assert agents.transition("nobody", T0, DEAD, T0, None) is False
+
+
+# CommandStore -------------------------------------------------------------------------------
+
+
+def test_add_get_and_get_delivery(commands):
+    assert commands.get("c1") is None
+    commands.add(command("c1"), [Delivery("a"), Delivery("b")])  # the core adds them by id
+    snapshot = commands.get("c1")
+    assert snapshot.command == command("c1")
+    assert [d.agent_id for d in snapshot.deliveries] == ["a", "b"]
+    assert commands.get_delivery("c1", "a") == (command("c1"), Delivery("a"))
+    assert commands.get_delivery("c1", "zz") is None
+    assert commands.get_delivery("nope", "a") is None
+
+
+def test_mark_delivered_changes_only_pending_deliveries(commands):
+    commands.add(command("c1"), [Delivery("a"), Delivery("b"), Delivery("c")])
+    assert commands.mark_delivered("c1", ["a", "b"], T0 + 1) == 2
+    assert commands.mark_delivered("c1", ["a", "c", "zz"], T0 + 2) == 1
+    statuses = {d.agent_id: (d.status, d.delivered_at) for d in commands.get("c1").deliveries}
+    assert statuses == {
+        "a": (DELIVERED, T0 + 1),
+        "b": (DELIVERED, T0 + 1),
+        "c": (DELIVERED, T0 + 2),
+    }
+    assert commands.mark_delivered("nope", ["a"], T0) == 0
+
+
+def test_replace_delivery_is_a_compare_and_set_on_the_status(commands):
+    commands.add(command("c1"), [Delivery("a"), Delivery("b")])
+    acked = Delivery("a", ACKNOWLEDGED, None, T0 + 3, AckResult(AckStatus.SUCCESS, "ok", {"k": 1}))
+    assert commands.replace_delivery("c1", DELIVERED, acked, T0 + 3600) is False
+    assert commands.replace_delivery("c1", PENDING, acked, T0 + 3600) is True
+    assert commands.replace_delivery("c1", PENDING, acked, T0 + 3600) is False  # two acks
+    assert commands.get_delivery("c1", "a")[1] == acked
+    assert commands.due_purges(T0 + 10_000, 10) == []  # "b" is still open
+    expired = Delivery("b", EXPIRED)
+    assert commands.replace_delivery("c1", PENDING, expired, T0 + 3660) is True
+    assert commands.due_purges(T0 + 3659, 10) == []
+    assert commands.due_purges(T0 + 3660, 10) == ["c1"]
+
+
+def test_for_agent_newest_first_filtered_by_status(commands):
+    commands.add(command("c1", created=T0), [Delivery("a")])
+    commands.add(command("c2", created=T0 + 1), [Delivery("a"), Delivery("b")])
+    commands.add(command("c3", created=T0 + 2), [Delivery("b")])
+    commands.mark_delivered("c2", ["a"], T0 + 1)
+    assert [c.id for c, _ in commands.for_agent("a")] == ["c2", "c1"]
+    assert [c.id for c, _ in commands.for_agent("a", {PENDING})] == ["c1"]
+    assert [(c.id, d.status) for c, d in commands.for_agent("a", {DELIVERED})] == [
+        ("c2", DELIVERED)
+    ]
+    assert commands.for_agent("nobody") == []
+
+
+def test_due_expiries_until_marked_done(commands):
+    commands.add(command("c1", expires=T0 + 60), [Delivery("a")])
+    commands.add(command("c2", expires=T0 + 30), [Delivery("a")])
+    assert commands.due_expiries(T0 + 29, 10) == []
+    assert [c.id for c in commands.due_expiries(T0 + 60, 10)] == ["c2", "c1"]
+    assert [c.id for c in commands.due_expiries(T0 + 60, 1)] == ["c2"]
+    commands.expiry_done("c2")
+    assert [c.id for c in commands.due_expiries(T0 + 60, 10)] == ["c1"]
+
+
+def test_purge_forgets_the_command_and_its_deliveries(commands):
+    commands.add(command("c1"), [Delivery("a")])
+    commands.replace_delivery("c1", PENDING, Delivery("a", EXPIRED), T0 + 100)
+    assert commands.due_purges(T0 + 100, 10) == ["c1"]
+    commands.purge("c1")
+    assert commands.get("c1") is None
+    assert commands.get_delivery("c1", "a") is None
+    assert commands.for_agent("a") == []
+    assert commands.due_purges(T0 + 100, 10) == []
+
+
+@pytest.mark.redis
+def test_redis_unexpired_lists_commands_inside_their_expiry_window(redis_server):
+    redis_server.flush()
+    client = connect(redis_server.url)
+    try:
+        store = RedisCommandStore(client)
+        store.add(command("old", expires=T0 + 10), [Delivery("a")])
+        store.add(command("new", expires=T0 + 60), [Delivery("a")])
+        assert [c.id for c in store.unexpired(T0 + 20, 10)] == ["new"]
+        assert [c.id for c in store.unexpired(T0, 1)] == ["old"]
+        assert store.unexpired(T0 + 60, 10) == []
+    finally:
+        client.connection_pool.disconnect()
+
+
+def test_stored_records_round_trip_exactly(agents):
+    odd = agent("a1", at=T0 + 0.1, version=None, route_ids=[], capabilities={"x": [1, "ü"]})
+    agents.register(odd)
+    assert dataclasses.asdict(agents.get("a1")) == dataclasses.asdict(odd)
