@@ -25,4 +25,5 @@ def unused_port(host: str = HOST) -> int:
     the race (redis-server) or for a client that must find nobody there."""
     with socket.socket() as sock:
         sock.bind((host, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port

@@ -16,7 +16,7 @@ Any failure becomes the JSON error shape through ``errors.error_payload``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -59,7 +59,7 @@ class Call:
         self.path: str = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
         self.endpoint: str | None = None
         self.route: str | None = None  # the rule template, e.g. /api/v1/agents/<agent_id>
-        self.path_args: dict[str, Any] = {}
+        self.path_args: Mapping[str, Any] = {}
 
 
 class RequestHook(Protocol):
@@ -107,12 +107,12 @@ class RequestPipeline:
 
     def _route(self, call: Call) -> tuple[DeclaredView | None, HTTPException | None]:
         try:
-            rule, call.path_args = self._urls.match(call.path, call.method, return_rule=True)
+            rule, path_args = self._urls.match(call.path, call.method, return_rule=True)
         except RequestRedirect:
             return None, None  # Flask answers it: the redirect needs the request's real host
         except HTTPException as exc:
             return None, exc
-        call.endpoint, call.route = rule.endpoint, rule.rule
+        call.endpoint, call.route, call.path_args = rule.endpoint, rule.rule, path_args
         view = self._views.get(rule.endpoint)
         return (view if isinstance(view, DeclaredView) else None), None
 

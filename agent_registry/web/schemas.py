@@ -31,7 +31,7 @@ def identifier(**kwargs: Any) -> fields.String:
     )
 
 
-class EnumList(fields.Field):
+class EnumList(fields.Field[frozenset[StrEnum]]):
     """A comma-separated, case-insensitive list of enum values: ``live,STALE``."""
 
     def __init__(self, enum: type[StrEnum], **kwargs: Any) -> None:
@@ -53,7 +53,7 @@ class EnumList(fields.Field):
         return frozenset(chosen)
 
 
-class CaseInsensitiveEnum(fields.Field):
+class CaseInsensitiveEnum(fields.Field[StrEnum]):
     def __init__(self, enum: type[StrEnum], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.enum = enum

@@ -10,8 +10,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from flask.testing import FlaskClient
 
-from tests.api import AGENT_KEYS, ISO_MS, TIMING_KEYS, assert_error, iso
 from harness.api_actions import Api
+from tests.api import AGENT_KEYS, ISO_MS, TIMING_KEYS, assert_error, iso
 
 DEFAULT_TIMING = {
     "heartbeatIntervalSeconds": 30,

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tests.api import COMMAND_KEYS, DELIVERY_KEYS, ISO_MS, SUMMARY_KEYS, assert_error, iso
 from harness.api_actions import Api
+from tests.api import COMMAND_KEYS, DELIVERY_KEYS, ISO_MS, SUMMARY_KEYS, assert_error, iso
 
 COMMAND_TYPES = ["config-update", "deep-trace", "replay"]
 DELIVERY_STATUSES = ["PENDING", "DELIVERED", "ACKNOWLEDGED", "FAILED", "EXPIRED"]

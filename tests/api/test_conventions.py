@@ -13,8 +13,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from agent_registry.errors import StoreUnavailable
-from tests.api import assert_error, padded
 from harness.api_actions import Api
+from tests.api import assert_error, padded
 
 LIMIT = 2048  # MAX_BODY_BYTES for the apps built here (the smallest allowed is 1024)
 
