@@ -137,8 +137,13 @@ def _custom_fields(
         # Python's end-of-text anchor; JSON Schema patterns are ECMA-262, where it is "$".
         return {"pattern": ret["pattern"].replace("\\Z", "$")}
     if isinstance(field, EnumList):
-        valid = ", ".join(member.value for member in field.enum)
-        return {"type": "string", "description": f"Comma-separated, any case, of: {valid}."}
+        values = [member.value for member in field.enum]
+        one = f"({'|'.join(values)})"
+        return {
+            "type": "string",
+            "pattern": f"^{one}(,{one})*$",
+            "description": f"Comma-separated, any case, of: {', '.join(values)}.",
+        }
     if isinstance(field, CaseInsensitiveEnum):
         return {"type": "string", "enum": [member.value for member in field.enum]}
     return {}
