@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -46,12 +46,13 @@ class ViewSpec:
     other_statuses: tuple[tuple[int, str], ...] = ()
     media_type: str = "application/json"
     fast: bool = False
+    body_rule: BodyRule = field(init=False)
 
-    @property
-    def body_rule(self) -> BodyRule:
-        if self.body is None:
-            return BodyRule.NONE
-        return BodyRule.OPTIONAL if self.body_optional else BodyRule.REQUIRED
+    def __post_init__(self) -> None:
+        rule = BodyRule.NONE
+        if self.body is not None:
+            rule = BodyRule.OPTIONAL if self.body_optional else BodyRule.REQUIRED
+        object.__setattr__(self, "body_rule", rule)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 The pipeline sits in front of Flask as WSGI middleware. For each request it
 
-1. matches the route once, with Flask's own URL map (the blueprint rules);
+1. matches the route once, with Flask's own URL map (the blueprint rules; the fast views'
+   rules compiled from it first, see ``fast_routes.py``);
 2. runs every hook's ``before`` (authentication, metrics and request logs plug in here);
 3. runs the checks of ``checks.py`` in the contract's order and loads the declared inputs;
 4. calls a view declared ``fast`` directly and writes its answer itself, skipping Flask's
@@ -36,6 +37,7 @@ from .checks import (
 )
 from .declare import INPUTS_KEY, BodyRule, DeclaredView, answer_of
 from .errors import error_payload
+from .fast_routes import FastRoutes
 
 if TYPE_CHECKING:
     from ..server.runtime import Runtime
@@ -55,8 +57,11 @@ class Call:
     def __init__(self, environ: Environ) -> None:
         self.environ = environ
         self.method: str = environ["REQUEST_METHOD"]
-        # WSGI hands the path over as latin-1; werkzeug's request.path decodes it the same way.
-        self.path: str = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
+        path: str = environ.get("PATH_INFO", "")
+        if not path.isascii():
+            # WSGI hands the path over as latin-1; werkzeug's request.path decodes it so too.
+            path = path.encode("latin-1").decode("utf-8", "replace")
+        self.path = path
         self.endpoint: str | None = None
         self.route: str | None = None  # the rule template, e.g. /api/v1/agents/<agent_id>
         self.path_args: Mapping[str, Any] = {}
@@ -78,6 +83,12 @@ class RequestPipeline:
         # Nothing here matches on host names, so one adapter serves every request.
         self._urls = flask_app.url_map.bind("localhost")
         self._views = flask_app.view_functions
+        fast_endpoints = [
+            endpoint
+            for endpoint, view in self._views.items()
+            if isinstance(view, DeclaredView) and view.spec.fast
+        ]
+        self._fast_routes = FastRoutes(flask_app.url_map, fast_endpoints if fast else [])
         self._runtime = runtime
         self._limit = runtime.settings.max_body_bytes
         self._fast = fast
@@ -107,7 +118,9 @@ class RequestPipeline:
 
     def _route(self, call: Call) -> tuple[DeclaredView | None, HTTPException | None]:
         try:
-            rule, path_args = self._urls.match(call.path, call.method, return_rule=True)
+            rule, path_args = self._fast_routes.match(call.path, call.method) or self._urls.match(
+                call.path, call.method, return_rule=True
+            )
         except RequestRedirect:
             return None, None  # Flask answers it: the redirect needs the request's real host
         except HTTPException as exc:
@@ -159,5 +172,8 @@ def _json(
     return [payload]
 
 
+_STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
+
+
 def _status_line(status: int) -> str:
-    return f"{status} {HTTPStatus(status).phrase}"
+    return _STATUS_LINES[status]
