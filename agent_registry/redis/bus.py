@@ -21,6 +21,7 @@ from redis.client import PubSub
 from ..clock import Clock
 from ..core.models import Command, CommandSnapshot, DeliveryStatus
 from ..core.ports import RecentCommands, SharedPresence
+from ..errors import StoreUnavailable
 from ..streams.hub import StreamHub
 from ..streams.sse import command_frame
 from .client import OUTAGE_ERRORS
@@ -28,6 +29,9 @@ from .client import OUTAGE_ERRORS
 log = logging.getLogger(__name__)
 
 CHANNEL = "ar:bus"
+# What makes the subscriber reconnect: Redis gone under the pub/sub connection, or under a
+# store read it makes (the store reports those as StoreUnavailable).
+RECONNECT_ON: tuple[type[Exception], ...] = (*OUTAGE_ERRORS, StoreUnavailable)
 _CATCH_UP_LIMIT = 10_000
 
 
@@ -97,7 +101,7 @@ class RedisBus:
                     message = pubsub.get_message(timeout=1.0)
                     if message is not None:
                         self.handle(message["data"])
-            except OUTAGE_ERRORS as exc:
+            except RECONNECT_ON as exc:
                 log.warning("bus: subscriber lost Redis (%s); reconnecting in %.1fs", exc, backoff)
             finally:
                 pubsub.close()

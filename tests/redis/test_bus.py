@@ -13,9 +13,7 @@ import redis
 from redis.client import PubSub
 
 from agent_registry.core.models import Command, Delivery, DeliveryStatus
-from agent_registry.errors import StoreUnavailable
-from agent_registry.redis.bus import CHANNEL, RedisBus
-from agent_registry.redis.client import OUTAGE_ERRORS
+from agent_registry.redis.bus import CHANNEL, RECONNECT_ON, RedisBus
 from agent_registry.redis.commands import RedisCommandStore
 from agent_registry.streams.hub import END, StreamHub, Subscription
 from agent_registry.streams.sse import command_frame
@@ -219,20 +217,15 @@ def test_a_command_announced_and_caught_up_is_queued_once(
 # -- outages met by the subscriber --
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=StoreUnavailable,
-    reason="bug: the guarded RedisCommandStore raises StoreUnavailable, which "
-    "RedisBus._subscribe_forever does not catch (only OUTAGE_ERRORS): an outage during "
-    "catch-up or handle kills the subscriber greenlet for good instead of reconnecting",
-)
 @pytest.mark.parametrize("step", ["catch_up", "handle"])
 def test_an_outage_met_by_the_subscriber_raises_what_it_reconnects_on(
     step: str, hub: StreamHub, dead_client: redis.Redis, clock: FakeClock
 ) -> None:
+    """Regression: the store's StoreUnavailable escaped the subscriber loop, which caught only
+    redis-py's errors, and stopped cross-worker delivery until the worker restarted."""
     hub.open("a")
     offline = make_bus(dead_client, hub, clock)
-    with pytest.raises(OUTAGE_ERRORS):
+    with pytest.raises(RECONNECT_ON):
         if step == "catch_up":
             offline.catch_up()
         else:
