@@ -52,8 +52,8 @@ def test_a_reader_that_timed_out_still_gets_what_arrives_next():
 def test_a_killed_reader_leaves_no_waiter_behind():
     queue = StreamQueue(4)
     reader = gevent.spawn(queue.get, 5)
-    gevent.sleep(0.01)
+    gevent.sleep(0)  # the reader runs and parks on the empty queue
     reader.kill()
     queue.put_nowait("next")  # must not try to wake the dead reader
-    gevent.sleep(0.01)
+    gevent.sleep(0)
     assert queue.get_nowait() == "next"
