@@ -19,6 +19,8 @@ from werkzeug.test import TestResponse
 
 from agent_registry.web.openapi import build_document
 
+ERROR_SCHEMA = {"$ref": "#/components/schemas/Error"}
+
 
 class ContractViolation(AssertionError):
     pass
@@ -37,22 +39,18 @@ def answer_schema(app: Flask, method: str, path: str, status: int) -> dict[str, 
     try:
         rule, _ = app.url_map.bind("localhost").match(path, method, return_rule=True)
     except HTTPException:
-        return _error_schema(document)
+        return ERROR_SCHEMA
     template = rule.rule.replace("<", "{").replace(">", "}")
     operation = document["paths"][template][method.lower()]
     answer = operation["responses"].get(str(status))
     if answer is None:
         if status < 400:
             raise ContractViolation(f"{method} {path}: {status} is not a documented answer")
-        return _error_schema(document)
+        return ERROR_SCHEMA
     content = answer.get("content", {})
     if "application/json" not in content:
         return None
     return content["application/json"]["schema"]
-
-
-def _error_schema(_document: dict[str, Any]) -> dict[str, Any]:
-    return {"$ref": "#/components/schemas/Error"}
 
 
 def check_answer(schema: dict[str, Any], value: Any, what: str) -> None:
