@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 from werkzeug.exceptions import HTTPException
 from werkzeug.test import TestResponse
 
-from agent_registry.web.openapi import build_document
+from agent_registry.web.openapi import build_document, openapi_path
 
 ERROR_SCHEMA = {"$ref": "#/components/schemas/Error"}
 
@@ -40,8 +40,11 @@ def answer_schema(app: Flask, method: str, path: str, status: int) -> dict[str, 
         rule, _ = app.url_map.bind("localhost").match(path, method, return_rule=True)
     except HTTPException:
         return ERROR_SCHEMA
-    template = rule.rule.replace("<", "{").replace(">", "}")
-    operation = document["paths"][template][method.lower()]
+    operation = document["paths"][openapi_path(rule.rule)].get(method.lower())
+    if operation is None:
+        if method in ("HEAD", "OPTIONS"):
+            return None  # answered by Flask for every route: not part of the document
+        raise ContractViolation(f"{method} {path}: no such operation in the document")
     answer = operation["responses"].get(str(status))
     if answer is None:
         if status < 400:

@@ -92,4 +92,10 @@ def test_domain_errors_carry_no_http_status() -> None:
         if isinstance(name, ast.Name)
     }
 
-    assert not assigned & {"status", "code"}
+    assert not assigned & {"status", "code", "http_status"}
+    web_imports = [
+        name
+        for name in imports_of(PACKAGE / "errors.py")
+        if name.split(".")[0] in {"http", "flask", "werkzeug"}
+    ]
+    assert web_imports == []

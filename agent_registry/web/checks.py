@@ -72,13 +72,8 @@ def read_body(environ: Environ, rule: BodyRule, limit: int) -> bytes:
 
 
 def _content_length(environ: Environ) -> int | None:
-    raw = environ.get("CONTENT_LENGTH")
-    if not raw:
-        return None
-    try:
-        return max(0, int(raw))
-    except ValueError:
-        return None
+    raw = environ.get("CONTENT_LENGTH", "")
+    return int(raw) if raw.isdigit() else None  # as werkzeug reads it: digits only
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

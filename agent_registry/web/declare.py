@@ -24,7 +24,7 @@ from typing import Any
 from flask import Response, current_app, jsonify, request
 from marshmallow import Schema
 
-# Where the pipeline leaves a request's loaded inputs for the Flask side of a view.
+# Where the pipeline leaves (endpoint, loaded inputs) for the Flask side of a view.
 INPUTS_KEY = "agent_registry.inputs"
 
 
@@ -75,7 +75,11 @@ class DeclaredView:
         self.spec = spec
 
     def __call__(self, **path_args: Any) -> Any:
-        inputs = request.environ.get(INPUTS_KEY, {})
+        endpoint, inputs = request.environ.get(INPUTS_KEY, (None, {}))
+        if endpoint != request.endpoint:
+            raise RuntimeError(
+                f"the request pipeline routed to {endpoint!r}, Flask to {request.endpoint!r}"
+            )
         answer = self.handler(current_app.extensions["agent_registry"], **path_args, **inputs)
         if isinstance(answer, Response):
             return answer

@@ -34,19 +34,17 @@ _DOMAIN_ERRORS: dict[type[RegistryError], tuple[int, str]] = {
     domain.StoreUnavailable: (503, "STORE_UNAVAILABLE"),
 }
 
+# The framework's own errors: routing (404, 405) and a request it cannot parse (400). Body
+# size and media type are the pipeline's checks (domain errors above), never werkzeug's.
 _CODES_BY_STATUS = {
     400: "VALIDATION_FAILED",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
-    413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-    503: "STORE_UNAVAILABLE",
 }
 
 _MESSAGES_BY_STATUS = {
     404: "No such resource; the API lives under /api/v1.",
     405: "This method is not allowed on this resource.",
-    413: "The request body is larger than the configured limit.",
 }
 
 
@@ -59,7 +57,7 @@ def error_payload(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str]]:
     headers: dict[str, str] = {}
     errors = None
     if isinstance(exc, RegistryError):
-        status, code = _DOMAIN_ERRORS.get(type(exc), (500, "INTERNAL_ERROR"))
+        status, code = _domain_status(exc)
         message, errors = exc.message, exc.errors
     elif isinstance(exc, HTTPException):
         status = exc.code or 500
@@ -83,6 +81,14 @@ def error_payload(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str]]:
     if errors:
         body["errors"] = errors
     return status, body, headers
+
+
+def _domain_status(exc: RegistryError) -> tuple[int, str]:
+    """The table's entry for the error's class, or for the nearest class it derives from."""
+    for cls in type(exc).__mro__:
+        if cls in _DOMAIN_ERRORS:
+            return _DOMAIN_ERRORS[cls]
+    return 500, "INTERNAL_ERROR"
 
 
 def handle_error(exc: Exception) -> Response:

@@ -15,21 +15,23 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from werkzeug.routing import Map, Rule
+from werkzeug.routing import Map, Rule, UnicodeConverter
 
 # ``<name>``: an argument with no converter named, so the map's default one.
 _ARGUMENT = re.compile(r"^<([A-Za-z_][A-Za-z0-9_]*)>$")
-_DEFAULT_ARGUMENT = "[^/]+"
+_DEFAULT_ARGUMENT = "[^/]+"  # what werkzeug's default converter, UnicodeConverter, matches
+# Answered by Flask for every rule (OPTIONS), or from the GET view (HEAD): never fast.
+AUTOMATIC_METHODS = frozenset({"HEAD", "OPTIONS"})
 
 
 class FastRoutes:
     def __init__(self, url_map: Map, endpoints: Iterable[str]) -> None:
         wanted = set(endpoints)
         rules = list(url_map.iter_rules())
-        if url_map.converters["default"].regex != _DEFAULT_ARGUMENT:
-            wanted = set()  # an argument would not mean [^/]+: leave every rule to werkzeug
+        if url_map.converters["default"] is not UnicodeConverter:
+            wanted = set()  # an argument may mean something else: leave every rule to werkzeug
         self._routes = [
-            (_regex(rule), rule, frozenset(rule.methods or ()))
+            (_regex(rule), rule, frozenset(rule.methods or ()) - AUTOMATIC_METHODS)
             for rule in rules
             if rule.endpoint in wanted
             and _simple(rule)
@@ -52,7 +54,10 @@ def _segments(rule: Rule) -> list[str]:
 
 
 def _simple(rule: Rule) -> bool:
-    """Every segment is plain text or one argument of the default converter."""
+    """Every segment is plain text or one argument of the default converter, and matching
+    the rule does nothing else (no defaults to add, no redirect, no alias, no websocket)."""
+    if rule.defaults or rule.redirect_to or rule.alias or rule.websocket:
+        return False
     return all("<" not in part or _ARGUMENT.match(part) for part in _segments(rule))
 
 

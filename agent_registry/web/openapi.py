@@ -69,7 +69,7 @@ def build_document(app: Flask) -> dict[str, Any]:
             continue
         methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
         spec.path(
-            path=_PATH_ARGUMENT.sub(r"{\1}", rule.rule),
+            path=openapi_path(rule.rule),
             operations={method.lower(): _operation(rule.endpoint, view.spec) for method in methods},
             parameters=[_path_parameter(name) for name in _PATH_ARGUMENT.findall(rule.rule)],
         )
@@ -88,6 +88,11 @@ def _plain_query_parameters(document: dict[str, Any]) -> None:
                 schema.pop("default", None)
                 if isinstance(schema.get("type"), list):
                     schema["type"] = next(kind for kind in schema["type"] if kind != "null")
+
+
+def openapi_path(rule: str) -> str:
+    """``/agents/<agent_id>`` (a werkzeug rule) -> ``/agents/{agent_id}`` (an OpenAPI path)."""
+    return _PATH_ARGUMENT.sub(r"{\1}", rule)
 
 
 def _operation(endpoint: str, spec: ViewSpec) -> dict[str, Any]:
@@ -138,7 +143,7 @@ def _custom_fields(
         return {"pattern": ret["pattern"].replace("\\Z", "$")}
     if isinstance(field, EnumList):
         values = [member.value for member in field.enum]
-        one = f"({'|'.join(values)})"
+        one = r"\s*(" + "|".join(_any_case(value) for value in values) + r")\s*"
         return {
             "type": "string",
             "pattern": f"^{one}(,{one})*$",
@@ -147,6 +152,11 @@ def _custom_fields(
     if isinstance(field, CaseInsensitiveEnum):
         return {"type": "string", "enum": [member.value for member in field.enum]}
     return {}
+
+
+def _any_case(word: str) -> str:
+    """``LIVE`` -> ``[Ll][Ii][Vv][Ee]``: JSON Schema patterns have no case-insensitive flag."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
 
 
 def _version() -> str:

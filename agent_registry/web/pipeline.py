@@ -2,8 +2,9 @@
 
 The pipeline sits in front of Flask as WSGI middleware. For each request it
 
-1. matches the route once, with Flask's own URL map (the blueprint rules; the fast views'
-   rules compiled from it first, see ``fast_routes.py``);
+1. decides the route with Flask's own URL map (the blueprint rules; the fast views' rules
+   compiled from it first, see ``fast_routes.py``); Flask matches the same map again for
+   the views it serves, and a declared view checks that both agree;
 2. runs every hook's ``before`` (authentication, metrics and request logs plug in here);
 3. runs the checks of ``checks.py`` in the contract's order and loads the declared inputs;
 4. calls a view declared ``fast`` directly and writes its answer itself, skipping Flask's
@@ -17,6 +18,7 @@ Any failure becomes the JSON error shape through ``errors.error_payload``.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Protocol
@@ -37,7 +39,7 @@ from .checks import (
 )
 from .declare import INPUTS_KEY, BodyRule, DeclaredView, answer_of
 from .errors import error_payload
-from .fast_routes import FastRoutes
+from .fast_routes import AUTOMATIC_METHODS, FastRoutes
 
 if TYPE_CHECKING:
     from ..server.runtime import Runtime
@@ -45,6 +47,8 @@ if TYPE_CHECKING:
 WSGIApp = Callable[[Environ, Callable[..., Any]], Iterable[bytes]]
 StartResponse = Callable[..., Any]
 Headers = list[tuple[str, str]]
+
+log = logging.getLogger(__name__)
 
 _PROTOCOL = (PROTOCOL_HEADER, SUPPORTED_PROTOCOL_VERSIONS[-1])
 
@@ -72,7 +76,8 @@ class RequestHook(Protocol):
         """Runs first, before any check; raising a domain error refuses the request."""
 
     def after(self, call: Call, status: int, headers: Headers) -> None:
-        """Runs as the answer starts, for every answer; may add headers."""
+        """Runs as the answer starts, for every answer; may add headers. What it raises is
+        logged and ignored: the answer is already decided."""
 
 
 class RequestPipeline:
@@ -102,10 +107,12 @@ class RequestPipeline:
             for hook in self.hooks:
                 hook.before(call)
             check_protocol(environ)
+            if isinstance(routing_error, RequestRedirect):
+                return self._app(environ, respond)  # Flask redirects: it knows the real host
             if routing_error is not None:
                 raise routing_error
             inputs = self._inputs(call, view)
-            if self._fast and view is not None and view.spec.fast:
+            if view is not None and self._answers_fast(view, call):
                 status, value = answer_of(
                     view.spec, view.handler(self._runtime, **call.path_args, **inputs)
                 )
@@ -113,17 +120,18 @@ class RequestPipeline:
         except Exception as exc:
             status, body, headers = error_payload(exc)
             return _json(respond, status, body, list(headers.items()))
-        environ[INPUTS_KEY] = inputs
+        environ[INPUTS_KEY] = (call.endpoint, inputs)
         return self._app(environ, respond)
+
+    def _answers_fast(self, view: DeclaredView, call: Call) -> bool:
+        return self._fast and view.spec.fast and call.method not in AUTOMATIC_METHODS
 
     def _route(self, call: Call) -> tuple[DeclaredView | None, HTTPException | None]:
         try:
             rule, path_args = self._fast_routes.match(call.path, call.method) or self._urls.match(
                 call.path, call.method, return_rule=True
             )
-        except RequestRedirect:
-            return None, None  # Flask answers it: the redirect needs the request's real host
-        except HTTPException as exc:
+        except HTTPException as exc:  # a RequestRedirect too: Flask answers that one
             return None, exc
         call.endpoint, call.route, call.path_args = rule.endpoint, rule.rule, path_args
         view = self._views.get(rule.endpoint)
@@ -139,7 +147,7 @@ class RequestPipeline:
         inputs: dict[str, Any] = {}
         if spec is not None and spec.query is not None:
             inputs["query"] = query
-        if spec is not None and spec.body is not None:
+        if spec is not None and spec.body is not None and call.method == "POST":
             inputs["body"] = load_body(raw, spec)
         return inputs
 
@@ -148,7 +156,12 @@ class RequestPipeline:
             if call.path.startswith(AGENTS_PREFIX):
                 headers.append(_PROTOCOL)
             for hook in self.hooks:
-                hook.after(call, int(status[:3]), headers)
+                try:
+                    hook.after(call, int(status[:3]), headers)
+                except Exception:  # a broken hook must not break the answer
+                    log.exception(
+                        "request hook %r failed after %s %s", hook, call.method, call.path
+                    )
             return start_response(status, headers, exc_info)
 
         return respond

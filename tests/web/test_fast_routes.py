@@ -30,29 +30,33 @@ def test_the_apps_fast_views_are_compiled() -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "method"),
+    ("path", "method", "compiled"),
     [
-        ("/api/v1/agents/a-1/heartbeat", "POST"),
-        ("/api/v1/agents/a-1/heartbeat", "GET"),
-        ("/api/v1/agents/a-1/heartbeat/", "POST"),
-        ("/api/v1/agents//heartbeat", "POST"),
-        ("/api/v1/agents/register/heartbeat", "POST"),
-        ("/api/v1/agents/a-1/commands/c-1/ack", "POST"),
-        ("/api/v1/agents/a-1/commands//ack", "POST"),
-        ("/api/v1/agents/a-1/commands/c-1/ack/x", "POST"),
-        ("/api/v1/agents/a:b.c_d-e/heartbeat", "POST"),
-        ("/api/v1/agents/%C3%A9/heartbeat", "POST"),
+        ("/api/v1/agents/a-1/heartbeat", "POST", True),
+        ("/api/v1/agents/register/heartbeat", "POST", True),
+        ("/api/v1/agents/a:b.c_d-e/heartbeat", "POST", True),
+        ("/api/v1/agents/é/heartbeat", "POST", True),
+        ("/api/v1/agents/a-1/commands/c-1/ack", "POST", True),
+        ("/api/v1/agents/a-1/heartbeat", "GET", False),
+        ("/api/v1/agents/a-1/heartbeat", "OPTIONS", False),
+        ("/api/v1/agents/a-1/heartbeat", "HEAD", False),
+        ("/api/v1/agents/a-1/heartbeat/", "POST", False),
+        ("/api/v1/agents//heartbeat", "POST", False),
+        ("/api/v1/agents/a-1/commands//ack", "POST", False),
+        ("/api/v1/agents/a-1/commands/c-1/ack/x", "POST", False),
     ],
 )
-def test_a_compiled_rule_gives_what_werkzeug_gives(path: str, method: str) -> None:
+def test_a_compiled_rule_answers_only_where_werkzeug_gives_that_rule(
+    path: str, method: str, compiled: bool
+) -> None:
     app = create_app()
     routes = FastRoutes(app.url_map, ["agents.heartbeat", "commands.acknowledge"])
     found = routes.match(path, method)
-    if found is None:
-        return  # werkzeug decides: nothing to compare
-    rule, arguments = app.url_map.bind("localhost").match(path, method, return_rule=True)
 
-    assert (found[0], dict(found[1])) == (rule, arguments)
+    assert (found is not None) == compiled
+    if found is not None:
+        rule, arguments = app.url_map.bind("localhost").match(path, method, return_rule=True)
+        assert (found[0], dict(found[1])) == (rule, arguments)
 
 
 @pytest.mark.parametrize(
@@ -67,6 +71,12 @@ def test_a_compiled_rule_gives_what_werkzeug_gives(path: str, method: str) -> No
 )
 def test_a_rule_another_rule_may_shadow_is_left_to_werkzeug(shadow: Rule) -> None:
     assert len(FastRoutes(_map(shadow), ["heartbeat"])) == 0
+
+
+def test_a_fast_rule_with_defaults_is_left_to_werkzeug() -> None:
+    rules = [Rule(HEARTBEAT, endpoint="heartbeat", methods=["POST"], defaults={"extra": 1})]
+
+    assert len(FastRoutes(Map(rules), ["heartbeat"])) == 0
 
 
 def test_rules_apart_by_a_text_segment_or_their_length_are_compiled() -> None:

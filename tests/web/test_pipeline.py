@@ -92,3 +92,31 @@ def test_a_request_a_hook_refuses_changes_nothing(app: Flask, clock) -> None:
     assert refused.status_code == 400
     assert refused.json["message"] == "refused by a hook"  # before the protocol check
     assert client.get("/api/v1/agents/a-1").json == before
+
+
+class BrokenAfter:
+    def before(self, call: Call) -> None:
+        pass
+
+    def after(self, call: Call, status: int, headers: Headers) -> None:
+        raise RuntimeError("a hook that fails")
+
+
+def test_a_hook_failing_after_the_answer_does_not_change_the_answer(app: Flask) -> None:
+    app.extensions[PIPELINE_KEY].hooks.append(BrokenAfter())
+    client = app.test_client()
+
+    registered = client.post("/api/v1/agents/register", json={"id": "a-1", "group": "g"})
+    heartbeat = client.post("/api/v1/agents/a-1/heartbeat")
+
+    assert (registered.status_code, registered.json["agentId"]) == (201, "a-1")
+    assert heartbeat.status_code == 204
+    assert heartbeat.headers["X-Protocol-Version"] == "1"
+
+
+def test_a_url_flask_redirects_is_redirected_with_its_query_string(app: Flask) -> None:
+    """Regression: the pipeline checked the query of a redirected URL against no view."""
+    answer = app.test_client().get("/api/v1//agents?status=live")
+
+    assert answer.status_code == 308
+    assert answer.headers["Location"].endswith("/api/v1/agents?status=live")
