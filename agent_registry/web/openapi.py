@@ -48,7 +48,7 @@ def build_document(app: Flask) -> dict[str, Any]:
     marshmallow = MarshmallowPlugin()
     spec = APISpec(
         title="Agent Registry",
-        version=_version(),
+        version=package_version(),
         openapi_version="3.1.0",
         plugins=[marshmallow],
         info={"description": "Registration, lifecycle, SSE command push and delivery tracking."},
@@ -149,7 +149,8 @@ def _custom_fields(
     return {}
 
 
-def _version() -> str:
+def package_version() -> str:
+    """The installed package's version (the document's, and ``GET /api/v1/server``'s)."""
     try:
         return version("agent-registry")
     except PackageNotFoundError:
