@@ -48,7 +48,7 @@ def build_document(app: Flask) -> dict[str, Any]:
     marshmallow = MarshmallowPlugin()
     spec = APISpec(
         title="Agent Registry",
-        version=package_version(),
+        version=_version(),
         openapi_version="3.1.0",
         plugins=[marshmallow],
         info={"description": "Registration, lifecycle, SSE command push and delivery tracking."},
@@ -149,8 +149,7 @@ def _custom_fields(
     return {}
 
 
-def package_version() -> str:
-    """The installed package's version (the document's, and ``GET /api/v1/server``'s)."""
+def _version() -> str:
     try:
         return version("agent-registry")
     except PackageNotFoundError:
