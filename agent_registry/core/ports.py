@@ -62,6 +62,13 @@ class AgentStore(Protocol):
         skipped: that is what makes a sweep safe to run in every process at once.
         """
 
+    def counts(self) -> dict[AgentState, int]:
+        """How many agents are in each state (every state present, 0 included).
+
+        Kept up to date by the writes themselves, so reading it costs O(1) whatever the
+        fleet size: it must never scan the agents.
+        """
+
 
 class CommandStore(Protocol):
     def add(self, command: Command, deliveries: Sequence[Delivery]) -> None: ...
@@ -107,6 +114,9 @@ class Presence(Protocol):
     def is_connected(self, agent_id: str) -> bool: ...
 
     def connected(self, agent_ids: Iterable[str]) -> set[str]: ...
+
+    def connected_count(self) -> int:
+        """How many agents have a stream open, in every process; O(1), never a scan."""
 
 
 class Bus(Protocol):

@@ -86,6 +86,10 @@ class Registry:
     ) -> list[Agent]:
         return self.store.list(states=states, group=group, after=after, limit=limit)
 
+    def counts(self) -> dict[AgentState, int]:
+        """Agents per state, as the store keeps them (no scan)."""
+        return self.store.counts()
+
     def sweep(self, now: float | None = None, batch: int = 10_000) -> builtins.list[Transition]:
         """Apply every lifecycle transition due at ``now``; each one happens once.
 

@@ -174,6 +174,15 @@ class RedisAgentStore:
         ids = texts(self._redis.zrangebyscore(DEADLINES, "-inf", num(now), start=0, num=limit))
         return [agent for agent in self.get_many(ids) if agent is not None]
 
+    def counts(self) -> dict[AgentState, int]:
+        # The scripts move each id between the state sets; SCARD is O(1). MULTI makes the
+        # three one snapshot, so an agent moving meanwhile is counted once.
+        pipe = self._redis.pipeline(transaction=True)
+        for state in AgentState:
+            pipe.scard(f"{P}state:{state}")
+        sizes = pipe.execute()
+        return {state: int(size) for state, size in zip(AgentState, sizes, strict=True)}
+
     def transition(
         self,
         agent_id: str,

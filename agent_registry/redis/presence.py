@@ -3,6 +3,12 @@
 Each open stream owns ``ar:presence:{agent}`` = its token, with a TTL of three keepalive
 intervals that the owning worker refreshes. A worker killed with SIGKILL stops
 refreshing, so its agents read ``connected: false`` once the TTL runs out.
+
+Counting the keys would be a scan, so every claim is also in ``ar:presence-expiries``, a
+sorted set of agent ids scored by the claim's expiry (Redis's own clock, in ms, so workers
+on hosts with skewed clocks agree), written by the same scripts that set, renew and
+release a claim. The number of connected agents is the members scored in the future
+(``ZCOUNT``); members of lapsed claims are ignored, and pruned at each refresh.
 """
 
 from __future__ import annotations
@@ -18,21 +24,65 @@ from .client import OUTAGE_ERRORS, outage_as_unavailable
 log = logging.getLogger(__name__)
 
 P = "ar:presence:"
+# Not under ``ar:presence:``, so no agent id can name it.
+EXPIRIES = "ar:presence-expiries"
 
-# KEYS: presence key. ARGV: token. Delete only our own claim: a newer stream elsewhere stays.
+# Redis's clock in ms; scripts are replicated by effects (Redis >= 5), so TIME is allowed.
+_NOW_MS = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+
+# KEYS: presence key, expiries. ARGV: token, ttl ms, agent id. Answers the previous token.
+_CLAIM = (
+    _NOW_MS
+    + """
+local previous = redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'GET')
+redis.call('ZADD', KEYS[2], string.format('%d', now_ms() + tonumber(ARGV[2])), ARGV[3])
+return previous
+"""
+)
+
+# KEYS: presence key, expiries. ARGV: token, agent id. Delete only our own claim: a newer
+# stream elsewhere stays.
 _RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('ZREM', KEYS[2], ARGV[2])
+  return redis.call('DEL', KEYS[1])
+end
 return 0
 """
 
-# KEYS: presence key. ARGV: token, ttl ms. Renew our claim (or re-take it after an outage
-# let it lapse); answer 0 when another stream holds it: ours was replaced.
-_RENEW = """
+# KEYS: presence key, expiries. ARGV: token, ttl ms, agent id. Renew our claim (or re-take
+# it after an outage let it lapse); answer 0 when another stream holds it: ours was replaced.
+_RENEW = (
+    _NOW_MS
+    + """
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[2], string.format('%d', now_ms() + tonumber(ARGV[2])), ARGV[3])
 return 1
 """
+)
+
+# KEYS: expiries. Forget the claims that lapsed (a worker that died, a release missed).
+_PRUNE = (
+    _NOW_MS
+    + """
+return redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now_ms()))
+"""
+)
+
+# KEYS: expiries. How many claims have not lapsed.
+_COUNT = (
+    _NOW_MS
+    + """
+return redis.call('ZCOUNT', KEYS[1], '(' .. string.format('%d', now_ms()), '+inf')
+"""
+)
 
 
 def presence_key(agent_id: str) -> str:
@@ -51,16 +101,17 @@ class RedisPresence:
         self._redis = client
         self._ttl_ms = max(1, int(ttl_seconds * 1000))
         self._on_replaced = on_replaced
+        self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
         self._renew = client.register_script(_RENEW)
+        self._prune = client.register_script(_PRUNE)
+        self._count = client.register_script(_COUNT)
 
     def opened(self, stream: OpenStream) -> None:
         try:
-            previous = self._redis.set(
-                presence_key(stream.agent_id),
-                stream.token,
-                px=self._ttl_ms,
-                get=True,
+            previous = self._claim(
+                keys=[presence_key(stream.agent_id), EXPIRIES],
+                args=[stream.token, self._ttl_ms, stream.agent_id],
             )
         except OUTAGE_ERRORS:
             log.warning(
@@ -73,7 +124,10 @@ class RedisPresence:
 
     def closed(self, stream: OpenStream) -> None:
         try:
-            self._release(keys=[presence_key(stream.agent_id)], args=[stream.token])
+            self._release(
+                keys=[presence_key(stream.agent_id), EXPIRIES],
+                args=[stream.token, stream.agent_id],
+            )
         except OUTAGE_ERRORS:
             log.warning(
                 "agent %s: presence not released (store unavailable); it lapses by itself",
@@ -81,17 +135,22 @@ class RedisPresence:
             )
 
     def refresh(self, streams: Sequence[OpenStream]) -> list[OpenStream]:
-        """Renew every local claim; returns the streams another process has replaced."""
+        """Renew every local claim; returns the streams another process has replaced.
+
+        Also prunes the lapsed claims from the expiry index (every worker holding a stream
+        does, each keepalive interval), so it stays the size of the connected fleet.
+        """
         if not streams:
             return []
         pipe = self._redis.pipeline(transaction=False)
         for stream in streams:
             self._renew(
-                keys=[presence_key(stream.agent_id)],
-                args=[stream.token, self._ttl_ms],
+                keys=[presence_key(stream.agent_id), EXPIRIES],
+                args=[stream.token, self._ttl_ms, stream.agent_id],
                 client=pipe,
             )
-        renewed = pipe.execute()
+        self._prune(keys=[EXPIRIES], client=pipe)
+        renewed = pipe.execute()[: len(streams)]
         return [sub for sub, kept in zip(streams, renewed, strict=True) if not kept]
 
     @outage_as_unavailable
@@ -105,3 +164,7 @@ class RedisPresence:
             return set()
         holders = self._redis.mget([presence_key(agent_id) for agent_id in agent_ids])
         return {agent_id for agent_id, holder in zip(agent_ids, holders, strict=True) if holder}
+
+    @outage_as_unavailable
+    def connected_count(self) -> int:
+        return int(self._count(keys=[EXPIRIES]))

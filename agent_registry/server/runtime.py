@@ -28,6 +28,18 @@ class Background(Protocol):
     def stop(self) -> None: ...
 
 
+class StoreProbe(Protocol):
+    def answers(self) -> bool:
+        """Whether the store answers right now; bounded in time, never raises."""
+
+
+class InProcess:
+    """The memory store's probe: the store is this process, so it answers while we do."""
+
+    def answers(self) -> bool:
+        return True
+
+
 @dataclass
 class Backend:
     """The store-specific parts: where state lives and how commands cross processes."""
@@ -36,6 +48,7 @@ class Backend:
     commands: CommandStore
     bus: Bus
     presence: Presence
+    probe: StoreProbe
     background: list[Background] = field(default_factory=list)
 
 
@@ -43,7 +56,7 @@ def memory_backend(hub: StreamHub) -> Backend:
     from ..stores.memory import MemoryAgentStore, MemoryCommandStore
     from ..streams.local_bus import LocalBus
 
-    return Backend(MemoryAgentStore(), MemoryCommandStore(), LocalBus(hub), hub)
+    return Backend(MemoryAgentStore(), MemoryCommandStore(), LocalBus(hub), hub, InProcess())
 
 
 def redis_backend(settings: Settings, hub: StreamHub, clock: Clock) -> Backend:
@@ -51,6 +64,7 @@ def redis_backend(settings: Settings, hub: StreamHub, clock: Clock) -> Backend:
     from ..redis.bus import RedisBus
     from ..redis.client import connect
     from ..redis.commands import RedisCommandStore
+    from ..redis.health import RedisProbe
     from ..redis.presence import RedisPresence
 
     client = connect(settings.store)
@@ -60,7 +74,8 @@ def redis_backend(settings: Settings, hub: StreamHub, clock: Clock) -> Backend:
     presence = RedisPresence(client, 3 * settings.keepalive_seconds, bus.end_stream)
     bus.presence = presence
     hub.listener = presence
-    return Backend(RedisAgentStore(client), commands, bus, presence, [bus])
+    probe = RedisProbe(settings.store)
+    return Backend(RedisAgentStore(client), commands, bus, presence, probe, [bus])
 
 
 class Runtime:
@@ -73,6 +88,9 @@ class Runtime:
         else:
             backend = redis_backend(settings, self.hub, clock)
         self.presence = backend.presence
+        self._probe = backend.probe
+        # Set first thing on shutdown: /readyz answers 503 from then on.
+        self.draining = False
         self.registry = Registry(
             backend.agents,
             clock,
@@ -99,12 +117,25 @@ class Runtime:
         for part in self._background:
             part.start()
 
+    def readiness(self) -> dict[str, str]:
+        """Each readiness check and its outcome: ``ok``, or what is wrong."""
+        return {
+            "store": "ok" if self._probe.answers() else "unavailable",
+            "shutdown": "draining" if self.draining else "ok",
+        }
+
     def stop(self) -> None:
-        """End every open stream and stop background work (worker shutdown); idempotent."""
+        """Turn unready, then end every open stream and stop background work (worker
+        shutdown); idempotent.
+
+        Unready first, so that a load balancer probing /readyz stops sending this worker
+        the streams its agents reopen, while the worker still answers.
+        """
         if self._stopped:
             return
         self._stopped = True
-        log.info("shutting down: ending %d open stream(s)", len(self.hub))
+        self.draining = True
+        log.info("shutting down: unready; ending %d open stream(s)", len(self.hub))
         self.hub.end_all()
         for part in reversed(self._background):
             part.stop()

@@ -109,6 +109,10 @@ class MemoryAgentStore:
         self._index_deadline(agent)
         return True
 
+    def counts(self) -> dict[AgentState, int]:
+        # The per-state id sets move with every state change: their sizes are the counts.
+        return {state: len(ids) for state, ids in self._by_state.items()}
+
     def _set_state(self, agent: Agent, state: AgentState, at: float) -> None:
         self._by_state[agent.state].discard(agent.id)
         self._by_state[state].add(agent.id)

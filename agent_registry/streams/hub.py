@@ -211,3 +211,6 @@ class StreamHub:
 
     def connected(self, agent_ids: Iterable[str]) -> set[str]:
         return {agent_id for agent_id in agent_ids if agent_id in self._subscriptions}
+
+    def connected_count(self) -> int:
+        return len(self._subscriptions)

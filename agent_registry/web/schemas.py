@@ -206,6 +206,51 @@ class CommandSchema(Schema):
     deliveries = fields.List(fields.Nested(DeliverySchema), required=True)
 
 
+# --- operations: probes and the server's description ------------------------------------
+
+
+def _one_of(*values: str) -> fields.String:
+    return fields.String(required=True, validate=validate.OneOf(values))
+
+
+class HealthSchema(Schema):
+    status = _one_of("ok")
+
+
+class ReadinessChecksSchema(Schema):
+    store = _one_of("ok", "unavailable")
+    shutdown = _one_of("ok", "draining")
+
+
+class ReadinessSchema(Schema):
+    status = _one_of("ready", "unready")
+    checks = fields.Nested(ReadinessChecksSchema, required=True)
+
+
+def _count(name: str) -> fields.Integer:
+    return fields.Integer(required=True, data_key=name, validate=validate.Range(min=0))
+
+
+class FleetSchema(Schema):
+    live = _count(AgentState.LIVE.value)
+    stale = _count(AgentState.STALE.value)
+    dead = _count(AgentState.DEAD.value)
+    connected = _count("connected")
+
+
+class SigningSchema(Schema):
+    key_id = fields.String(required=True, data_key="keyId")
+
+
+class ServerSchema(Schema):
+    version = fields.String(required=True)
+    store = _one_of("memory", "redis")
+    auth = _one_of("on", "off")
+    signing = fields.Nested(SigningSchema, required=True, allow_none=True)
+    config = fields.Nested(TimingSchema, required=True)
+    fleet = fields.Nested(FleetSchema, required=True)
+
+
 class ErrorSchema(Schema):
     status = fields.Integer(required=True)
     error = fields.String(required=True)

@@ -9,7 +9,7 @@ import redis
 
 from agent_registry.errors import StoreUnavailable
 from agent_registry.redis.client import OUTAGE_ERRORS
-from agent_registry.redis.presence import RedisPresence, presence_key
+from agent_registry.redis.presence import EXPIRIES, RedisPresence, presence_key
 
 pytestmark = pytest.mark.redis
 
@@ -177,6 +177,69 @@ def test_connected_returns_the_claimed_agents_among_those_asked(
     assert presence.connected([]) == set()
 
 
+def test_connected_count_follows_claims_opened_replaced_and_released(
+    presence: RedisPresence,
+) -> None:
+    assert presence.connected_count() == 0
+    a1, b = FakeStream("a", "t1"), FakeStream("b", "t2")
+    presence.opened(a1)
+    presence.opened(b)
+    assert presence.connected_count() == 2
+    a2 = FakeStream("a", "t3")
+    presence.opened(a2)  # the same agent on a new stream: still one
+    assert presence.connected_count() == 2
+    presence.closed(a1)  # the replaced stream's cleanup leaves the new claim counted
+    assert presence.connected_count() == 2
+    presence.closed(a2)
+    assert presence.connected_count() == 1
+    presence.closed(b)
+    assert presence.connected_count() == 0
+
+
+def test_connected_count_leaves_out_lapsed_claims_and_refresh_prunes_them(
+    presence: RedisPresence, redis_client: redis.Redis
+) -> None:
+    """A worker killed with SIGKILL neither releases nor renews: its claims only lapse."""
+    kept, lapsed = FakeStream("a", "t1"), FakeStream("b", "t2")
+    presence.opened(kept)
+    presence.opened(lapsed)
+    redis_client.zadd(EXPIRIES, {"b": 1})  # as if b's claim expired long ago
+    assert presence.connected_count() == 1
+    assert presence.refresh([kept]) == []
+    assert redis_client.zrange(EXPIRIES, 0, -1) == ["a"]
+    assert presence.connected_count() == 1
+
+
+def test_refresh_renews_the_counted_expiry_and_retakes_a_lapsed_one(
+    presence: RedisPresence, redis_client: redis.Redis
+) -> None:
+    stream = FakeStream("a", "t1")
+    presence.opened(stream)
+    redis_client.delete(presence_key("a"))
+    redis_client.zadd(EXPIRIES, {"a": 1})
+    assert presence.connected_count() == 0
+    assert presence.refresh([stream]) == []
+    assert presence.connected_count() == 1
+    # The index says when the claim expires: within the TTL from now, as the key does.
+    score = redis_client.zscore(EXPIRIES, "a")
+    seconds, micros = redis_client.time()
+    now_ms = seconds * 1000 + micros // 1000
+    assert score is not None and now_ms + TTL_MS - 5000 < score <= now_ms + TTL_MS
+
+
+def test_a_replaced_stream_renews_nothing_in_the_index(
+    presence: RedisPresence, redis_client: redis.Redis
+) -> None:
+    stream = FakeStream("a", "t1")
+    presence.opened(stream)
+    redis_client.set(presence_key("a"), "elsewhere", px=TTL_MS)
+    theirs = 99_999_999_999_999  # the other holder's claim, as it indexed it
+    redis_client.zadd(EXPIRIES, {"a": theirs})
+    assert presence.refresh([stream]) == [stream]
+    assert redis_client.zscore(EXPIRIES, "a") == theirs  # not renewed by us
+    assert presence.connected_count() == 1
+
+
 def test_opened_and_closed_go_on_during_an_outage(
     offline: RedisPresence, replaced: Replaced
 ) -> None:
@@ -192,6 +255,8 @@ def test_reads_raise_store_unavailable_during_an_outage(offline: RedisPresence) 
         offline.is_connected("a")
     with pytest.raises(StoreUnavailable):
         offline.connected(["a"])
+    with pytest.raises(StoreUnavailable):
+        offline.connected_count()
 
 
 def test_refresh_raises_an_outage_error_for_the_bus_to_handle(offline: RedisPresence) -> None:

@@ -167,6 +167,69 @@ def test_transition_is_a_compare_and_set_on_the_deadline(agents):
     assert agents.transition("nobody", T0, DEAD, T0, None) is False
 
 
+def counts_of(agents) -> tuple[int, int, int]:
+    counts = agents.counts()
+    assert set(counts) == set(AgentState), counts
+    return counts[LIVE], counts[STALE], counts[DEAD]
+
+
+def test_counts_start_at_zero_for_every_state(agents):
+    assert agents.counts() == {LIVE: 0, STALE: 0, DEAD: 0}
+
+
+def test_counts_follow_registration_and_re_registration(agents):
+    agents.register(agent("a1"))
+    agents.register(agent("a2", group="h"))
+    assert counts_of(agents) == (2, 0, 0)
+    agents.register(agent("a1", group="h", at=T0 + 5))  # LIVE again: still one agent
+    assert counts_of(agents) == (2, 0, 0)
+    agents.transition("a1", T0 + 95, STALE, T0 + 95, T0 + 395)
+    assert counts_of(agents) == (1, 1, 0)
+    agents.register(agent("a1", at=T0 + 100))  # a STALE agent registers: LIVE
+    assert counts_of(agents) == (2, 0, 0)
+    agents.transition("a2", T0 + 90, STALE, T0 + 90, T0 + 390)
+    agents.transition("a2", T0 + 390, DEAD, T0 + 390, None)
+    assert counts_of(agents) == (1, 0, 1)
+    agents.register(agent("a2", at=T0 + 400))  # a DEAD agent registers: LIVE
+    assert counts_of(agents) == (2, 0, 0)
+
+
+def test_counts_follow_heartbeats_that_revive_stale_and_dead_agents(agents):
+    for agent_id in ("a1", "a2", "a3"):
+        agents.register(agent(agent_id))
+    agents.transition("a1", T0 + 90, STALE, T0 + 90, T0 + 390)
+    agents.transition("a2", T0 + 90, STALE, T0 + 90, T0 + 390)
+    agents.transition("a2", T0 + 390, DEAD, T0 + 390, None)
+    assert counts_of(agents) == (1, 1, 1)
+    assert agents.heartbeat("a3", T0 + 10, T0 + 100) is True  # LIVE stays LIVE
+    assert counts_of(agents) == (1, 1, 1)
+    agents.heartbeat("a1", T0 + 100, T0 + 190)
+    assert counts_of(agents) == (2, 0, 1)
+    agents.heartbeat("a2", T0 + 400, T0 + 490)
+    assert counts_of(agents) == (3, 0, 0)
+    assert agents.heartbeat("nobody", T0, T0 + 90) is False
+    assert counts_of(agents) == (3, 0, 0)
+
+
+def test_counts_follow_sweep_transitions_and_ignore_the_ones_that_lost(agents):
+    agents.register(agent("a1"))
+    agents.register(agent("a2"))
+    assert agents.transition("a1", T0 + 80, STALE, T0 + 90, T0 + 390) is False  # lost
+    assert counts_of(agents) == (2, 0, 0)
+    assert agents.transition("a1", T0 + 90, STALE, T0 + 90, T0 + 390) is True
+    assert agents.transition("a1", T0 + 90, STALE, T0 + 90, T0 + 390) is False  # once only
+    assert counts_of(agents) == (1, 1, 0)
+    assert agents.transition("a1", T0 + 390, DEAD, T0 + 390, None) is True
+    assert counts_of(agents) == (1, 0, 1)
+    assert agents.transition("nobody", T0, DEAD, T0, None) is False
+    assert counts_of(agents) == (1, 0, 1)
+    assert counts_of(agents) == (
+        len(agents.list(states={LIVE})),
+        len(agents.list(states={STALE})),
+        len(agents.list(states={DEAD})),
+    )
+
+
 # CommandStore -------------------------------------------------------------------------------
 
 

@@ -112,3 +112,19 @@ def test_a_command_offered_again_within_the_recent_window_is_written_once():
     hub.deliver(["a1"], ids[0], b"x")  # pushed out of the window by the 17th id
     assert [item[0] for item in drain(stream)] == [ids[0]]
     hub.close(stream)
+
+
+def test_connected_count_is_the_number_of_agents_streaming_here():
+    hub = StreamHub(8)
+    assert hub.connected_count() == 0
+    old = hub.open("a1")
+    hub.open("a2")
+    new = hub.open("a1")  # replaces the old stream: still one agent
+    assert hub.connected_count() == 2
+    hub.close(old)
+    assert hub.connected_count() == 2
+    hub.close(new)
+    assert hub.connected_count() == 1
+    hub.end_all()
+    hub.close(hub.subscriptions()[0])
+    assert hub.connected_count() == 0

@@ -1,0 +1,44 @@
+"""Does Redis answer? The readiness check's PING, bounded so that it never hangs a worker.
+
+It has a connection pool of its own. The shared pool blocks up to 5 s for a free
+connection, and its 2 s socket timeout with one retry lets a paused Redis hold a call for
+about 4 s: during an outage all 64 connections may be stuck that way, and a probe
+queued behind them would answer long after a load balancer gave up on it. Here every step
+is short (a free connection, connecting, each reply: 0.5 s each) and nothing is retried,
+so a PING answers within about a second in the worst case, and at once when Redis
+refuses connections.
+"""
+
+from __future__ import annotations
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+# A few probes at a time are plenty (load balancers probe every few seconds); a probe that
+# cannot get one of these within the timeout finds Redis too slow anyway.
+_PROBE_CONNECTIONS = 4
+
+
+class RedisProbe:
+    def __init__(self, url: str, timeout: float = 0.5) -> None:
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=_PROBE_CONNECTIONS,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=True,
+        )
+        self._redis = redis.Redis(connection_pool=pool)
+
+    def answers(self) -> bool:
+        """True when Redis answers PING now; False on any failure (never raises)."""
+        try:
+            return bool(self._redis.ping())
+        except redis.RedisError:
+            return False
+
+    def close(self) -> None:
+        self._redis.connection_pool.disconnect()

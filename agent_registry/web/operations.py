@@ -1,0 +1,71 @@
+"""Operations: liveness and readiness probes, and what this server is.
+
+``/healthz`` and ``/readyz`` live outside ``/api/v1`` (load balancers and Kubernetes probe
+them; they take no protocol version and, once auth exists, no token). ``/readyz`` answers
+503 while the store does not answer or the worker is draining (SIGTERM), so a load
+balancer takes the worker out before its streams end. ``GET /api/v1/server`` reads the
+fleet counts that the stores keep up to date: O(1) at any fleet size.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint
+
+from ..core.models import AgentState
+from .declare import Reply, declare
+from .schemas import HealthSchema, ReadinessSchema, ServerSchema
+
+if TYPE_CHECKING:
+    from ..server.runtime import Runtime
+
+bp = Blueprint("operations", __name__)
+
+
+def package_version() -> str:
+    """The installed package's version (the OpenAPI document states the same one)."""
+    try:
+        return version("agent-registry")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+@bp.get("/healthz")
+@declare("Liveness: the process serves requests", response=HealthSchema())
+def healthz(_rt: Runtime) -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@bp.get("/readyz")
+@declare(
+    "Readiness: the store answers and the worker is not shutting down",
+    other_statuses=((503, "Not ready: the failing checks are named in checks"),),
+    response=ReadinessSchema(),
+)
+def readyz(rt: Runtime) -> Reply:
+    checks = rt.readiness()
+    ready = all(outcome == "ok" for outcome in checks.values())
+    return Reply(
+        {"status": "ready" if ready else "unready", "checks": checks}, 200 if ready else 503
+    )
+
+
+@bp.get("/api/v1/server")
+@declare(
+    "This server: version, store, security, registration config and fleet counts",
+    response=ServerSchema(),
+)
+def server(rt: Runtime) -> dict[str, Any]:
+    counts = rt.registry.counts()
+    fleet: dict[str, int] = {state.value: counts.get(state, 0) for state in AgentState}
+    fleet["connected"] = rt.presence.connected_count()
+    return {
+        "version": package_version(),
+        "store": "memory" if rt.settings.uses_memory_store else "redis",
+        "auth": "off",  # not built yet (API.md v1.1, Security)
+        "signing": None,
+        "config": rt.settings.public_config(),
+        "fleet": fleet,
+    }
