@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 import redis
 
 from ..core.ports import OpenStream
-from .client import OUTAGE_ERRORS, outage_as_unavailable
+from .client import OUTAGE_ERRORS, ReportsOutages, outage_as_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def presence_key(agent_id: str) -> str:
     return P + agent_id
 
 
-class RedisPresence:
+class RedisPresence(ReportsOutages):
     """The ``SharedPresence``: told by the hub when streams open and close, read by the API."""
 
     def __init__(
@@ -62,23 +62,31 @@ class RedisPresence:
                 px=self._ttl_ms,
                 get=True,
             )
-        except OUTAGE_ERRORS:
-            log.warning(
+        except OUTAGE_ERRORS as exc:
+            # The outage is logged once, by the runtime's StoreOutage; this only counts it.
+            self._store_failed("presence: record an opened stream", exc)
+            log.debug(
                 "agent %s: presence not recorded (store unavailable); retried at the next refresh",
                 stream.agent_id,
+                extra={"agent_id": stream.agent_id},
             )
             return
+        self._store_answered()
         if isinstance(previous, str) and previous != stream.token:
             self._on_replaced(stream.agent_id, previous)
 
     def closed(self, stream: OpenStream) -> None:
         try:
             self._release(keys=[presence_key(stream.agent_id)], args=[stream.token])
-        except OUTAGE_ERRORS:
-            log.warning(
+        except OUTAGE_ERRORS as exc:
+            self._store_failed("presence: release a closed stream", exc)
+            log.debug(
                 "agent %s: presence not released (store unavailable); it lapses by itself",
                 stream.agent_id,
+                extra={"agent_id": stream.agent_id},
             )
+            return
+        self._store_answered()
 
     def refresh(self, streams: Sequence[OpenStream]) -> list[OpenStream]:
         """Renew every local claim; returns the streams another process has replaced."""
