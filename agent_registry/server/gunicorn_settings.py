@@ -13,8 +13,8 @@ import resource
 import sys
 from typing import Any
 
-from agent_registry.config import ConfigError, Settings, load_settings, log_format
-from agent_registry.server.logs import logging_config
+from agent_registry.config import ConfigError, Settings, load_settings
+from agent_registry.config import log_format as parse_log_format
 
 
 def _worker_count() -> int:
@@ -40,7 +40,7 @@ def _log_level() -> str:
 def _log_format() -> str:
     raw = os.environ.get("AGENT_REGISTRY_LOG_FORMAT", "text")
     try:
-        return log_format(raw)
+        return parse_log_format(raw)
     except ValueError as exc:
         sys.exit(f"Error: invalid configuration: AGENT_REGISTRY_LOG_FORMAT={raw!r} {exc}")
 
@@ -67,9 +67,10 @@ accesslog = None
 control_socket_disable = True
 errorlog = "-"
 loglevel = _log_level()
-# Applied by gunicorn in the master and (by inheritance) the workers: every line, its own
-# included, in AGENT_REGISTRY_LOG_FORMAT (text or json). See agent_registry/server/logs.py.
-logconfig_dict = logging_config(_log_format(), loglevel)
+# Every line, gunicorn's own included, in AGENT_REGISTRY_LOG_FORMAT (text or json), in the
+# master and the workers: see agent_registry/server/logs.py. Checked here, before any line.
+_log_format()
+logger_class = "agent_registry.server.logs.GunicornLogger"
 
 ONE_WORKER_ONLY = (
     "the memory store keeps state inside one worker process, so {n} workers would not share "

@@ -1,8 +1,9 @@
-"""How the server's log lines look: gunicorn applies this in the master and every worker.
+"""How the server's log lines look, in the gunicorn master and every worker alike.
 
-The dictionary is gunicorn's ``logconfig_dict`` (set in ``gunicorn_settings``): gunicorn
-runs it through ``logging.config.dictConfig`` when it sets up its own log, before its
-first line, and again on a reload, so the master and the workers it forks log alike.
+gunicorn builds its log object (``logger_class``, set in ``gunicorn_settings``) in the
+master before its first line and sets it up again on a reload; the workers it forks use
+the same object. ``GunicornLogger.setup`` lets gunicorn set up its own log, then applies
+``logging_config`` with ``logging.config.dictConfig``:
 
 - ``text`` (the default): gunicorn keeps its own lines (``[date] [pid] [LEVEL] message``)
   and the app's loggers write ``date [pid] [LEVEL] logger: message``, as before.
@@ -10,11 +11,21 @@ first line, and again on a reload, so the master and the workers it forks log al
   UTC), ``level``, ``logger``, ``message``, ``process`` and the fields the log call passed
   (``agent_id``, ``command_id``, the access log's ``route``, ``status``...); a traceback is
   the ``exc_info`` field of the same line.
+
+Not gunicorn's ``logconfig_dict``: any value there turns on gunicorn's own access log,
+which formats a line for every request (our access log is ``AGENT_REGISTRY_ACCESS_LOG``).
 """
 
 from __future__ import annotations
 
+import logging.config
+import os
 from typing import Any
+
+from gunicorn.config import Config
+from gunicorn.glogging import Logger
+
+from ..config import log_format as parse_log_format
 
 APP_TEXT = "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"
 JSON_FIELDS = ["levelname", "name", "message", "process"]
@@ -32,7 +43,7 @@ def json_formatter() -> dict[str, Any]:
 
 
 def logging_config(log_format: str, level: str) -> dict[str, Any]:
-    """gunicorn's ``logconfig_dict`` for ``AGENT_REGISTRY_LOG_FORMAT`` and ``_LOG_LEVEL``.
+    """The ``dictConfig`` of ``AGENT_REGISTRY_LOG_FORMAT`` (``text`` or ``json``).
 
     ``level`` is gunicorn's level name (``info``); it applies to gunicorn's log and to the
     app's ``agent_registry`` loggers. APScheduler and everything else log warnings only.
@@ -48,9 +59,8 @@ def logging_config(log_format: str, level: str) -> dict[str, Any]:
 
     loggers = {"agent_registry": logger(level), "apscheduler": logger("WARNING")}
     if log_format == "json":
-        # In text, gunicorn's own handlers stay (its format, and --error-logfile works).
+        # In text, gunicorn's own handler stays (its format, and --error-logfile works).
         loggers["gunicorn.error"] = logger(level)
-        loggers["gunicorn.access"] = logger("INFO")
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -65,3 +75,13 @@ def logging_config(log_format: str, level: str) -> dict[str, Any]:
         "root": {"level": "WARNING", "handlers": ["stderr"]},
         "loggers": loggers,
     }
+
+
+class GunicornLogger(Logger):
+    """gunicorn's log object, then the log format of ``AGENT_REGISTRY_LOG_FORMAT``."""
+
+    def setup(self, cfg: Config) -> None:
+        super().setup(cfg)
+        # gunicorn_settings has already refused an invalid value, naming the variable.
+        log_format = parse_log_format(os.environ.get("AGENT_REGISTRY_LOG_FORMAT", "text"))
+        logging.config.dictConfig(logging_config(log_format, cfg.loglevel))

@@ -49,5 +49,5 @@ class AccessLog:
                 fields[name] = value
                 ids += f" {name}={value}"
         self._log.info(
-            "%s %s %d %.1fms%s", call.method, route, status, duration_ms, ids, extra=fields
+            "%s %s %d %.2fms%s", call.method, route, status, duration_ms, ids, extra=fields
         )
