@@ -34,6 +34,9 @@ class Settings:
     store: str = "memory"
     trusted_proxies: int = 0
     stream_queue_size: int = 256
+    # Logs (docs/deployment.md#logs): one JSON object per line, and one line per request.
+    log_format: str = "text"
+    access_log: bool = False
 
     @property
     def uses_memory_store(self) -> bool:
@@ -81,6 +84,25 @@ def _store(raw: Any) -> str:
     raise ValueError("must be 'memory' or a redis:// URL (redis://host:port/db)")
 
 
+LOG_FORMATS = ("text", "json")
+
+
+def log_format(raw: Any) -> str:
+    value = str(raw).strip().lower()
+    if value not in LOG_FORMATS:
+        raise ValueError("must be 'text' or 'json'")
+    return value
+
+
+def _on_off(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    value = str(raw).strip().lower()
+    if value not in ("on", "off"):
+        raise ValueError("must be 'on' or 'off'")
+    return value == "on"
+
+
 _PARSERS: dict[str, Callable[[Any], Any]] = {
     "heartbeat_interval_seconds": _positive_seconds,
     "stale_after_seconds": _positive_seconds,
@@ -93,6 +115,8 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "store": _store,
     "trusted_proxies": _int_at_least(0),
     "stream_queue_size": _int_at_least(1),
+    "log_format": log_format,
+    "access_log": _on_off,
 }
 
 

@@ -215,3 +215,36 @@ def test_public_config_keeps_fractional_seconds():
     assert config["staleAfterSeconds"] == 1.5
     assert type(config["keepaliveSeconds"]) is int
     assert config["keepaliveSeconds"] == 2
+
+
+def test_logs_default_to_text_without_an_access_log():
+    settings = load_settings({}, {})
+
+    assert settings.log_format == "text"
+    assert settings.access_log is False
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("json", "json"), ("JSON", "json"), ("text", "text")]
+)
+def test_a_known_log_format_is_accepted(raw, expected):
+    environ = {"AGENT_REGISTRY_LOG_FORMAT": raw}
+
+    assert load_settings({}, environ).log_format == expected
+
+
+@pytest.mark.parametrize("raw", ["xml", "", "logfmt"])
+def test_an_unknown_log_format_is_refused_naming_the_variable(raw):
+    with pytest.raises(ConfigError, match=r"AGENT_REGISTRY_LOG_FORMAT=.*must be 'text' or 'json'"):
+        load_settings({}, {"AGENT_REGISTRY_LOG_FORMAT": raw})
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("on", True), ("OFF", False), (True, True)])
+def test_the_access_log_is_on_or_off(raw, expected):
+    assert load_settings({"AGENT_REGISTRY_ACCESS_LOG": raw}, {}).access_log is expected
+
+
+@pytest.mark.parametrize("raw", ["yes", "1", "true", ""])
+def test_an_access_log_other_than_on_or_off_is_refused_naming_the_variable(raw):
+    with pytest.raises(ConfigError, match=r"AGENT_REGISTRY_ACCESS_LOG=.*must be 'on' or 'off'"):
+        load_settings({}, {"AGENT_REGISTRY_ACCESS_LOG": raw})

@@ -80,6 +80,7 @@ class Commands:
             target.kind,
             target.value or "*",
             len(agent_ids),
+            extra=_ids(command.id, target.value if target.kind is TargetKind.AGENT else None),
         )
         self._bus.publish(command, agent_ids)
         return CommandSnapshot(command, deliveries)
@@ -117,7 +118,9 @@ class Commands:
     def mark_delivered_to(self, command_id: str, agent_ids: Sequence[str]) -> int:
         """One command reached these agents' streams; recorded in one store call."""
         delivered = self.store.mark_delivered(command_id, agent_ids, self._clock())
-        log.debug("command %s delivered to %d agent(s)", command_id, delivered)
+        log.debug(
+            "command %s delivered to %d agent(s)", command_id, delivered, extra=_ids(command_id)
+        )
         return delivered
 
     def acknowledge(self, agent_id: str, command_id: str, result: AckResult) -> Delivery:
@@ -158,6 +161,7 @@ class Commands:
                     agent_id,
                     wanted,
                     f" ({result.message})" if result.message else "",
+                    extra=_ids(command_id, agent_id),
                 )
                 return acknowledged
         raise RuntimeError(f"delivery {command_id}/{agent_id} kept changing under an ack")
@@ -198,6 +202,7 @@ class Commands:
                 command.id,
                 expired,
                 never_delivered,
+                extra=_ids(command.id),
             )
         return expired
 
@@ -209,7 +214,15 @@ class Commands:
             due = self.store.due_purges(now, batch)
             for command_id in due:
                 self.store.purge(command_id)
-                log.debug("command %s purged after retention", command_id)
+                log.debug("command %s purged after retention", command_id, extra=_ids(command_id))
             purged += len(due)
             if len(due) < batch:
                 return purged
+
+
+def _ids(command_id: str, agent_id: str | None = None) -> dict[str, str]:
+    """The ids a log line is about, as fields (``extra``) for the JSON log format."""
+    ids = {"command_id": command_id}
+    if agent_id is not None:
+        ids["agent_id"] = agent_id
+    return ids

@@ -60,6 +60,7 @@ class Registry:
             agent.id,
             "registered" if created else "re-registered",
             agent.group,
+            extra={"agent_id": agent.id},
         )
         return stored, created
 
@@ -121,5 +122,7 @@ class Registry:
         previous = agent.state
         if not self.store.transition(agent.id, deadline, new_state, deadline, next_deadline):
             return None
-        log.info("agent %s went %s (was %s)", agent.id, new_state, previous)
+        log.info(
+            "agent %s went %s (was %s)", agent.id, new_state, previous, extra={"agent_id": agent.id}
+        )
         return Transition(agent.id, previous, new_state, deadline)

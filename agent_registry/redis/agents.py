@@ -15,7 +15,7 @@ from collections.abc import Collection, Sequence
 import redis
 
 from ..core.models import Agent, AgentState
-from .client import guard_public_methods, num, text_hash, text_set, texts
+from .client import ReportsOutages, guard_public_methods, num, text_hash, text_set, texts
 
 P = "ar:"
 ALL_AGENTS = P + "agents"
@@ -99,7 +99,7 @@ def _decode(fields: dict[str, str]) -> Agent | None:
 
 
 @guard_public_methods
-class RedisAgentStore:
+class RedisAgentStore(ReportsOutages):
     _PAGE = 500
 
     def __init__(self, client: redis.Redis) -> None:

@@ -24,7 +24,7 @@ from ..core.ports import RecentCommands, SharedPresence
 from ..errors import StoreUnavailable
 from ..streams.hub import StreamHub
 from ..streams.sse import command_frame
-from .client import OUTAGE_ERRORS
+from .client import OUTAGE_ERRORS, ReportsOutages
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ RECONNECT_ON: tuple[type[Exception], ...] = (*OUTAGE_ERRORS, StoreUnavailable)
 _CATCH_UP_LIMIT = 10_000
 
 
-class RedisBus:
+class RedisBus(ReportsOutages):
     def __init__(
         self,
         client: redis.Redis,
@@ -67,11 +67,14 @@ class RedisBus:
     def _announce(self, message: dict[str, str]) -> None:
         try:
             self._redis.publish(CHANNEL, json.dumps({"origin": self.origin, **message}))
-        except OUTAGE_ERRORS:
-            log.warning(
+        except OUTAGE_ERRORS as exc:
+            # The outage is logged once, by the runtime's StoreOutage; this only counts it.
+            self._store_failed("bus: announce", exc)
+            log.debug(
                 "bus: could not announce %s (store unavailable); other workers catch "
                 "up when they reconnect",
                 message,
+                extra=_ids(message),
             )
 
     # -- the worker's background greenlets --
@@ -94,6 +97,7 @@ class RedisBus:
             pubsub: PubSub = self._redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
             try:
                 pubsub.subscribe(CHANNEL)
+                self._store_answered()
                 log.info("bus: subscribed to %s", CHANNEL)
                 self.catch_up()
                 backoff = 0.1
@@ -102,7 +106,9 @@ class RedisBus:
                     if message is not None:
                         self.handle(message["data"])
             except RECONNECT_ON as exc:
-                log.warning("bus: subscriber lost Redis (%s); reconnecting in %.1fs", exc, backoff)
+                if not isinstance(exc, StoreUnavailable):  # a store read counted it already
+                    self._store_failed("bus: subscriber", exc)
+                log.debug("bus: subscriber lost Redis (%s); reconnecting in %.1fs", exc, backoff)
             finally:
                 pubsub.close()
             gevent.sleep(backoff)
@@ -114,13 +120,22 @@ class RedisBus:
             if self.presence is None:
                 continue
             try:
-                for replaced in self.presence.refresh(self._hub.subscriptions()):
-                    log.info("agent %s: stream replaced in another process", replaced.agent_id)
-                    replaced.end()
-            except OUTAGE_ERRORS:
-                log.warning(
+                replaced_streams = self.presence.refresh(self._hub.subscriptions())
+            except OUTAGE_ERRORS as exc:
+                self._store_failed("presence: renew", exc)
+                log.debug(
                     "presence: could not renew %d stream(s) (store unavailable)", len(self._hub)
                 )
+                continue
+            if len(self._hub):
+                self._store_answered()
+            for replaced in replaced_streams:
+                log.info(
+                    "agent %s: stream replaced in another process",
+                    replaced.agent_id,
+                    extra={"agent_id": replaced.agent_id},
+                )
+                replaced.end()
 
     # -- what the subscriber does --
 
@@ -156,3 +171,10 @@ class RedisBus:
             self._hub.deliver(
                 sorted(local), command.id, command_frame(command), opened_by=command.created_at
             )
+
+
+def _ids(message: dict[str, str]) -> dict[str, str]:
+    """The log fields of a bus message: the command or the agent it is about."""
+    if "command" in message:
+        return {"command_id": message["command"]}
+    return {"agent_id": message["end"]} if "end" in message else {}

@@ -1,4 +1,5 @@
-"""Connecting to Redis, and turning an unreachable Redis into ``StoreUnavailable`` (503)."""
+"""Connecting to Redis, turning an unreachable Redis into ``StoreUnavailable`` (503), and
+reporting failures and successes to the runtime's ``StoreOutage`` (which does the logging)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from redis.retry import Retry
 from redis.typing import ZSetRangeResponse
 
 from ..errors import StoreUnavailable
+from ..outage import StoreOutage
 
 T = TypeVar("T")
 
@@ -46,13 +48,39 @@ def connect(url: str, max_connections: int = 64) -> redis.Redis:
     return redis.Redis(connection_pool=pool)
 
 
+class ReportsOutages:
+    """Mixin for what talks to Redis: where it reports failures and successes.
+
+    The runtime sets ``outage``; objects built bare (tests) have none and report nothing.
+    """
+
+    outage: StoreOutage | None = None
+
+    def _store_failed(self, operation: str, error: BaseException) -> None:
+        if self.outage is not None:
+            self.outage.failed(operation, error)
+
+    def _store_answered(self) -> None:
+        if self.outage is not None:
+            self.outage.succeeded()
+
+
 def outage_as_unavailable(method: Callable[..., T]) -> Callable[..., T]:
+    """A method of a ``ReportsOutages``: an outage becomes ``StoreUnavailable``, reported."""
+    operation = method.__qualname__
+
     @functools.wraps(method)
-    def guarded(*args: Any, **kwargs: Any) -> T:
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> T:
+        outage: StoreOutage | None = getattr(self, "outage", None)
         try:
-            return method(*args, **kwargs)
+            result = method(self, *args, **kwargs)
         except OUTAGE_ERRORS as exc:
+            if outage is not None:
+                outage.failed(operation, exc)
             raise StoreUnavailable(UNAVAILABLE_MESSAGE) from exc
+        if outage is not None and outage.down:
+            outage.succeeded()
+        return result
 
     return guarded
 

@@ -25,7 +25,7 @@ from ..core.models import (
     Target,
     TargetKind,
 )
-from .client import guard_public_methods, num, texts
+from .client import ReportsOutages, guard_public_methods, num, texts
 
 P = "ar:"
 EXPIRIES = P + "cmd-expiries"
@@ -139,7 +139,7 @@ def _decode_command(fields: dict[str, str]) -> Command | None:
 
 
 @guard_public_methods
-class RedisCommandStore:
+class RedisCommandStore(ReportsOutages):
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
         self._replace = client.register_script(_REPLACE_DELIVERY)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 import redis
 
 from ..core.ports import OpenStream
-from .client import OUTAGE_ERRORS, outage_as_unavailable
+from .client import OUTAGE_ERRORS, ReportsOutages, outage_as_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def presence_key(agent_id: str) -> str:
     return P + agent_id
 
 
-class RedisPresence:
+class RedisPresence(ReportsOutages):
     """The ``SharedPresence``: told by the hub when streams open and close, read by the API."""
 
     def __init__(
@@ -113,12 +113,16 @@ class RedisPresence:
                 keys=[presence_key(stream.agent_id), EXPIRIES],
                 args=[stream.token, self._ttl_ms, stream.agent_id],
             )
-        except OUTAGE_ERRORS:
-            log.warning(
+        except OUTAGE_ERRORS as exc:
+            # The outage is logged once, by the runtime's StoreOutage; this only counts it.
+            self._store_failed("presence: record an opened stream", exc)
+            log.debug(
                 "agent %s: presence not recorded (store unavailable); retried at the next refresh",
                 stream.agent_id,
+                extra={"agent_id": stream.agent_id},
             )
             return
+        self._store_answered()
         if isinstance(previous, str) and previous != stream.token:
             self._on_replaced(stream.agent_id, previous)
 
@@ -128,11 +132,15 @@ class RedisPresence:
                 keys=[presence_key(stream.agent_id), EXPIRIES],
                 args=[stream.token, stream.agent_id],
             )
-        except OUTAGE_ERRORS:
-            log.warning(
+        except OUTAGE_ERRORS as exc:
+            self._store_failed("presence: release a closed stream", exc)
+            log.debug(
                 "agent %s: presence not released (store unavailable); it lapses by itself",
                 stream.agent_id,
+                extra={"agent_id": stream.agent_id},
             )
+            return
+        self._store_answered()
 
     def refresh(self, streams: Sequence[OpenStream]) -> list[OpenStream]:
         """Renew every local claim; returns the streams another process has replaced.

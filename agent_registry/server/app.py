@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .. import web
 from ..clock import Clock, system_clock
 from ..config import load_settings
+from ..web.access_log import AccessLog
 from ..web.pipeline import RequestPipeline
 from .runtime import Runtime
 
@@ -40,6 +41,9 @@ def create_app(
     web.init_app(app)
     pipeline = RequestPipeline(app.wsgi_app, app, runtime, fast=fast_paths)
     app.extensions[PIPELINE_KEY] = pipeline
+    if settings.access_log:
+        # First, so that its line covers requests a later hook refuses.
+        pipeline.hooks.insert(0, AccessLog())
     app.wsgi_app = pipeline  # type: ignore[method-assign]
     if settings.trusted_proxies:
         hops = settings.trusted_proxies

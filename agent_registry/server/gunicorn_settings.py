@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from agent_registry.config import ConfigError, Settings, load_settings
+from agent_registry.config import log_format as parse_log_format
 
 
 def _worker_count() -> int:
@@ -34,6 +35,14 @@ def _log_level() -> str:
             "debug, info, warning, error or critical"
         )
     return raw.lower()
+
+
+def _log_format() -> str:
+    raw = os.environ.get("AGENT_REGISTRY_LOG_FORMAT", "text")
+    try:
+        return parse_log_format(raw)
+    except ValueError as exc:
+        sys.exit(f"Error: invalid configuration: AGENT_REGISTRY_LOG_FORMAT={raw!r} {exc}")
 
 
 wsgi_app = "agent_registry.server.wsgi:app"
@@ -58,6 +67,10 @@ accesslog = None
 control_socket_disable = True
 errorlog = "-"
 loglevel = _log_level()
+# Every line, gunicorn's own included, in AGENT_REGISTRY_LOG_FORMAT (text or json), in the
+# master and the workers: see agent_registry/server/logs.py. Checked here, before any line.
+_log_format()
+logger_class = "agent_registry.server.logs.GunicornLogger"
 
 ONE_WORKER_ONLY = (
     "the memory store keeps state inside one worker process, so {n} workers would not share "
@@ -76,20 +89,8 @@ def _settings() -> Settings:
 def on_starting(server: Any) -> None:
     """Validate the configuration in the master, before any worker starts."""
     _settings()
-    _configure_app_logging()
-
-
-def _configure_app_logging() -> None:
-    """One line per event on stderr, like gunicorn's own log (workers inherit it)."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s")
-    )
-    for name, level in (("agent_registry", loglevel.upper()), ("apscheduler", "WARNING")):
-        logger = logging.getLogger(name)
-        logger.handlers[:] = [handler]
-        logger.setLevel(level)
-        logger.propagate = False
+    # Python's warnings go through logging too, so that they are in the log's format.
+    logging.captureWarnings(True)
 
 
 def nworkers_changed(server: Any, new_value: int, old_value: int | None) -> None:

@@ -15,6 +15,7 @@ from ..config import Settings
 from ..core.commands import Commands, CommandTiming
 from ..core.ports import AgentStore, Bus, CommandStore, Presence
 from ..core.registry import Lifecycle, Registry
+from ..outage import StoreOutage
 from ..streams.delivery_recorder import DeliveryRecorder
 from ..streams.hub import StreamHub
 from .scheduler import Sweeper
@@ -59,7 +60,9 @@ def memory_backend(hub: StreamHub) -> Backend:
     return Backend(MemoryAgentStore(), MemoryCommandStore(), LocalBus(hub), hub, InProcess())
 
 
-def redis_backend(settings: Settings, hub: StreamHub, clock: Clock) -> Backend:
+def redis_backend(
+    settings: Settings, hub: StreamHub, clock: Clock, outage: StoreOutage | None = None
+) -> Backend:
     from ..redis.agents import RedisAgentStore
     from ..redis.bus import RedisBus
     from ..redis.client import connect
@@ -74,8 +77,10 @@ def redis_backend(settings: Settings, hub: StreamHub, clock: Clock) -> Backend:
     presence = RedisPresence(client, 3 * settings.keepalive_seconds, bus.end_stream)
     bus.presence = presence
     hub.listener = presence
-    probe = RedisProbe(settings.store)
-    return Backend(RedisAgentStore(client), commands, bus, presence, probe, [bus])
+    agents = RedisAgentStore(client)
+    # Everything that talks to Redis reports to one tracker, which logs an outage once.
+    agents.outage = commands.outage = bus.outage = presence.outage = outage
+    return Backend(agents, commands, bus, presence, RedisProbe(settings.store), [bus])
 
 
 class Runtime:
@@ -83,10 +88,12 @@ class Runtime:
         self.settings = settings
         self.clock = clock
         self.hub = StreamHub(settings.stream_queue_size, clock=clock)
+        # Whether the shared store is down, and how many operations failed (store errors).
+        self.outage = StoreOutage(clock)
         if settings.uses_memory_store:
             backend = memory_backend(self.hub)
         else:
-            backend = redis_backend(settings, self.hub, clock)
+            backend = redis_backend(settings, self.hub, clock, self.outage)
         self.presence = backend.presence
         self._probe = backend.probe
         # Set first thing on shutdown: /readyz answers 503 from then on.

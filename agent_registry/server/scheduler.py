@@ -29,18 +29,25 @@ class Sweeper:
         if self._scheduler is not None:
             return
         scheduler = GeventScheduler(timezone=UTC)
-        for name, job in (("lifecycle", self.sweep_lifecycle), ("commands", self.sweep_commands)):
+        for job in self.jobs():
             scheduler.add_job(
-                _guarded(name, job),
+                job,
                 "interval",
                 seconds=self._interval,
-                id=name,
+                id=job.__name__,
                 coalesce=True,
                 max_instances=1,
                 misfire_grace_time=max(1, int(self._interval) + 1),
             )
         scheduler.start()
         self._scheduler = scheduler
+
+    def jobs(self) -> list[Callable[[], None]]:
+        """What the scheduler runs: each sweep, guarded so that a failure waits for the next."""
+        return [
+            _guarded("lifecycle", self.sweep_lifecycle),
+            _guarded("commands", self.sweep_commands),
+        ]
 
     def stop(self) -> None:
         if self._scheduler is not None:
@@ -56,14 +63,15 @@ class Sweeper:
 
 
 def _guarded(name: str, job: Callable[[], None]) -> Callable[[], None]:
-    """A failing sweep logs one line and is retried at the next interval."""
+    """A failing sweep is retried at the next interval; an unexpected error logs a traceback."""
 
     def run() -> None:
         try:
             job()
         except StoreUnavailable:
-            # An outage is already visible everywhere; one line, not a traceback a second.
-            log.warning("%s sweep skipped: store unavailable; retrying at the next interval", name)
+            # The store reported the outage to the runtime's StoreOutage, which logs it once
+            # when it starts and once when it ends; not a line per sweep.
+            log.debug("%s sweep skipped: store unavailable; retrying at the next interval", name)
         except Exception:
             log.exception("%s sweep failed; retrying at the next interval", name)
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import gevent
 
 from ..core.commands import Commands
+from ..errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,20 @@ class DeliveryRecorder:
         for command_id, agent_ids in pending.items():
             try:
                 self._commands.mark_delivered_to(command_id, agent_ids)
+            except StoreUnavailable:
+                # Counted by the runtime's StoreOutage, which logs the outage once.
+                log.debug(
+                    "command %s: could not record delivery to %d agent(s); they stay PENDING",
+                    command_id,
+                    len(agent_ids),
+                    extra={"command_id": command_id},
+                )
             except Exception:
                 log.exception(
                     "command %s: could not record delivery to %d agent(s); they stay PENDING",
                     command_id,
                     len(agent_ids),
+                    extra={"command_id": command_id},
                 )
 
     def start(self) -> None:

@@ -64,6 +64,7 @@ class Subscription:
                 "undelivered commands stay PENDING",
                 self.agent_id,
                 self.queue.maxsize,
+                extra={"agent_id": self.agent_id, "command_id": command_id},
             )
             self.end()
             return False
@@ -130,7 +131,9 @@ class StreamHub:
         """Register a stream for the agent, ending the one it replaces."""
         previous = self._subscriptions.get(agent_id)
         if previous is not None:
-            log.info("agent %s: new stream replaces the open one", agent_id)
+            log.info(
+                "agent %s: new stream replaces the open one", agent_id, extra={"agent_id": agent_id}
+            )
             previous.end()
         subscription = Subscription(agent_id, self._queue_size, sock, self._clock())
         if self._closing:
@@ -141,7 +144,12 @@ class StreamHub:
         self._subscriptions[agent_id] = subscription
         if self.listener is not None:
             self.listener.opened(subscription)
-        log.info("agent %s: stream opened (%d open)", agent_id, len(self._subscriptions))
+        log.info(
+            "agent %s: stream opened (%d open)",
+            agent_id,
+            len(self._subscriptions),
+            extra={"agent_id": agent_id},
+        )
         return subscription
 
     def close(self, subscription: Subscription) -> None:
@@ -152,7 +160,10 @@ class StreamHub:
             if self.listener is not None:
                 self.listener.closed(subscription)
         log.info(
-            "agent %s: stream closed (%d open)", subscription.agent_id, len(self._subscriptions)
+            "agent %s: stream closed (%d open)",
+            subscription.agent_id,
+            len(self._subscriptions),
+            extra={"agent_id": subscription.agent_id},
         )
 
     def end(self, agent_id: str, token: str | None = None) -> None:

@@ -37,7 +37,7 @@ def event_stream(
                 item = queue.get(timeout=keepalive)
             except Empty:
                 if subscription.peer_gone():
-                    log.info("agent %s: client went away", agent_id)
+                    log.info("agent %s: client went away", agent_id, extra={"agent_id": agent_id})
                     return
                 yield PING
                 continue
@@ -68,4 +68,9 @@ def _record(on_written: OnWritten, agent_id: str, command_ids: Sequence[str]) ->
     try:
         on_written(agent_id, command_ids)
     except Exception:
-        log.exception("agent %s: could not record delivery of %s", agent_id, command_ids)
+        log.exception(
+            "agent %s: could not record delivery of %s",
+            agent_id,
+            command_ids,
+            extra={"agent_id": agent_id},
+        )

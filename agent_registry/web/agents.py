@@ -93,6 +93,7 @@ def events(rt: Runtime, agent_id: str) -> Response:
             "agent %s: reconnect with Last-Event-ID %s (nothing is replayed)",
             agent_id,
             last_event_id,
+            extra={"agent_id": agent_id},
         )
     body = event_stream(
         rt.hub,
