@@ -34,6 +34,7 @@ class Settings:
     store: str = "memory"
     trusted_proxies: int = 0
     stream_queue_size: int = 256
+    metrics: bool = True  # AGENT_REGISTRY_METRICS=on|off: Prometheus metrics and /metrics
 
     @property
     def uses_memory_store(self) -> bool:
@@ -81,7 +82,15 @@ def _store(raw: Any) -> str:
     raise ValueError("must be 'memory' or a redis:// URL (redis://host:port/db)")
 
 
+def _on_off(raw: Any) -> bool:
+    value = str(raw).strip().lower()
+    if value not in ("on", "off"):
+        raise ValueError("must be 'on' or 'off'")
+    return value == "on"
+
+
 _PARSERS: dict[str, Callable[[Any], Any]] = {
+    "metrics": _on_off,
     "heartbeat_interval_seconds": _positive_seconds,
     "stale_after_seconds": _positive_seconds,
     "dead_after_seconds": _positive_seconds,

@@ -40,6 +40,8 @@ def create_app(
     web.init_app(app)
     pipeline = RequestPipeline(app.wsgi_app, app, runtime, fast=fast_paths)
     app.extensions[PIPELINE_KEY] = pipeline
+    if runtime.metrics is not None:
+        pipeline.hooks.append(runtime.metrics.http)
     app.wsgi_app = pipeline  # type: ignore[method-assign]
     if settings.trusted_proxies:
         hops = settings.trusted_proxies

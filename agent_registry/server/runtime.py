@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..clock import Clock, system_clock
 from ..config import Settings
@@ -18,6 +18,9 @@ from ..core.registry import Lifecycle, Registry
 from ..streams.delivery_recorder import DeliveryRecorder
 from ..streams.hub import StreamHub
 from .scheduler import Sweeper
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +76,19 @@ class Runtime:
         else:
             backend = redis_backend(settings, self.hub, clock)
         self.presence = backend.presence
+        # With metrics off nothing is observed or timed, and prometheus_client is not loaded.
+        self.metrics: Metrics | None = None
+        if settings.metrics:
+            from .metrics import Metrics, multiprocess_dir
+
+            self.metrics = Metrics(multiprocess_dir())
+            self.hub.gauge = self.metrics.streams_open
+        observer = self.metrics.observer if self.metrics is not None else None
         self.registry = Registry(
             backend.agents,
             clock,
             Lifecycle(settings.stale_after_seconds, settings.dead_after_seconds),
+            observer,
         )
         self.commands = Commands(
             backend.agents,
@@ -84,8 +96,14 @@ class Runtime:
             backend.bus,
             clock,
             CommandTiming(settings.command_expiry_seconds, settings.command_retention_seconds),
+            observer,
         )
-        self.sweeper = Sweeper(self.registry, self.commands, settings.sweep_interval_seconds)
+        self.sweeper = Sweeper(
+            self.registry,
+            self.commands,
+            settings.sweep_interval_seconds,
+            self.metrics.observe_sweep if self.metrics is not None else None,
+        )
         self.delivery_recorder = DeliveryRecorder(self.commands)
         self._background: list[Background] = [
             self.sweeper,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import agents, commands, errors, openapi
+from . import agents, commands, errors, metrics, openapi
 
 
 def init_app(app: Flask) -> None:
@@ -12,3 +12,4 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(agents.bp)
     app.register_blueprint(commands.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(metrics.bp)

@@ -52,7 +52,7 @@ _PROTOCOL = (PROTOCOL_HEADER, SUPPORTED_PROTOCOL_VERSIONS[-1])
 class Call:
     """One request as the hooks see it: what was asked, and which route answers it."""
 
-    __slots__ = ("endpoint", "environ", "method", "path", "path_args", "route")
+    __slots__ = ("endpoint", "environ", "method", "path", "path_args", "route", "started")
 
     def __init__(self, environ: Environ) -> None:
         self.environ = environ
@@ -65,6 +65,7 @@ class Call:
         self.endpoint: str | None = None
         self.route: str | None = None  # the rule template, e.g. /api/v1/agents/<agent_id>
         self.path_args: Mapping[str, Any] = {}
+        self.started = 0.0  # for a hook that times the request (metrics sets it in before)
 
 
 class RequestHook(Protocol):
