@@ -230,10 +230,7 @@ class MetricsObserver:
         self._commands.labels(command.type.value, command.target.kind.value).inc()
 
     def delivered(self, command_id: str, created_at: float, count: int, at: float) -> None:
-        seconds = max(0.0, at - created_at)
-        observe = self._delivery_seconds.observe
-        for _ in range(count):
-            observe(seconds)
+        observe_many(self._delivery_seconds, max(0.0, at - created_at), count)
 
     def finished(self, command: Command, delivery: Delivery) -> None:
         counter = self._finished.get(delivery.status)
@@ -242,6 +239,28 @@ class MetricsObserver:
         counter.inc()
         if delivery.status in _ACKED and delivery.acknowledged_at is not None:
             self._ack_seconds.observe(max(0.0, delivery.acknowledged_at - command.created_at))
+
+
+def observe_many(histogram: Histogram, seconds: float, count: int) -> None:
+    """``count`` observations of one value (a broadcast recorded DELIVERED in one call).
+
+    Two value updates instead of 2 x ``count``: with 10 000 targets, and values written to
+    files under gunicorn, observing one by one was a visible part of the fan-out's CPU.
+    Relies on prometheus_client's histogram internals (``_sum``, ``_buckets``,
+    ``_upper_bounds``), with plain observations if they ever change.
+    """
+    buckets = getattr(histogram, "_buckets", None)
+    bounds = getattr(histogram, "_upper_bounds", None)
+    total = getattr(histogram, "_sum", None)
+    if buckets is None or bounds is None or total is None or len(buckets) != len(bounds):
+        for _ in range(count):
+            histogram.observe(seconds)
+        return
+    total.inc(seconds * count)
+    for index, bound in enumerate(bounds):
+        if seconds <= bound:
+            buckets[index].inc(count)
+            return
 
 
 class HttpMetrics:

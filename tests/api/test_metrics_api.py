@@ -196,3 +196,26 @@ def test_with_metrics_off_there_is_no_hook_no_observer_and_metrics_answers_404(
     assert runtime.metrics is None
     assert runtime.hub.gauge is None
     assert app.extensions["agent_registry.pipeline"].hooks == []
+
+
+def test_observing_many_at_once_equals_observing_one_by_one() -> None:
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from agent_registry.server.metrics import observe_many
+
+    batched = Histogram("x_seconds", "x", buckets=(0.1, 1, 10), registry=CollectorRegistry())
+    single = Histogram("x_seconds", "x", buckets=(0.1, 1, 10), registry=CollectorRegistry())
+    for seconds, count in ((0.05, 3), (0.5, 2), (100, 4), (1, 1), (0.2, 0)):
+        observe_many(batched, seconds, count)
+        for _ in range(count):
+            single.observe(seconds)
+
+    def values(histogram: Histogram) -> list[tuple[str, dict[str, str], float]]:
+        return [
+            (s.name, s.labels, s.value)
+            for family in histogram.collect()
+            for s in family.samples
+            if not s.name.endswith("_created")
+        ]
+
+    assert values(batched) == values(single)
