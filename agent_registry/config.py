@@ -37,6 +37,7 @@ class Settings:
     # Logs (docs/deployment.md#logs): one JSON object per line, and one line per request.
     log_format: str = "text"
     access_log: bool = False
+    metrics: bool = True  # AGENT_REGISTRY_METRICS=on|off: Prometheus metrics and /metrics
 
     @property
     def uses_memory_store(self) -> bool:
@@ -117,6 +118,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "stream_queue_size": _int_at_least(1),
     "log_format": log_format,
     "access_log": _on_off,
+    "metrics": _on_off,
 }
 
 

@@ -12,10 +12,15 @@ One tracker per runtime (one per worker process): each worker logs its own two l
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from .clock import Clock, system_clock
 
 log = logging.getLogger(__name__)
+
+
+def _nothing() -> None:
+    return None
 
 
 class StoreOutage:
@@ -25,11 +30,13 @@ class StoreOutage:
         self.since: float | None = None  # when the current outage began
         self.failed_in_outage = 0
         self.errors_total = 0  # every failure reported since start; never goes down
+        self.on_failure: Callable[[], None] = _nothing  # a counter's inc (the metrics)
 
     def failed(self, operation: str, error: BaseException | str) -> None:
         """An operation could not reach the store."""
         self.errors_total += 1
         self.failed_in_outage += 1
+        self.on_failure()
         if self.down:
             return
         self.down = True

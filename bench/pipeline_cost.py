@@ -3,13 +3,18 @@
 ``python -m bench.pipeline_cost`` calls the WSGI app directly with a minimal environ, with
 the fast views on and with every request sent through Flask (``fast_paths=False``), and
 prints microseconds per call. It isolates what the app adds to a request from what the HTTP
-server costs, which ``make bench`` measures as a whole.
+server costs, which ``make bench`` measures as a whole. Each figure is taken with metrics on
+and off (``AGENT_REGISTRY_METRICS``); ``--multiprocess`` sets ``PROMETHEUS_MULTIPROC_DIR``
+to a temporary directory first, so metrics write to files as under gunicorn.
 """
 
 from __future__ import annotations
 
+import argparse
 import io
 import logging
+import os
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -48,8 +53,8 @@ def _per_call(app: Callable[..., Any], paths: list[str]) -> float:
     return (time.perf_counter() - started) / len(paths) * 1e6
 
 
-def measure(fast: bool) -> dict[str, float]:
-    app = create_app(fast_paths=fast)
+def measure(fast: bool, metrics: bool = True) -> dict[str, float]:
+    app = create_app({"AGENT_REGISTRY_METRICS": "on" if metrics else "off"}, fast_paths=fast)
     client = app.test_client()
     client.post("/api/v1/agents/register", json={"id": "a-1", "group": "g"})
     sent = [
@@ -64,17 +69,29 @@ def measure(fast: bool) -> dict[str, float]:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.pipeline_cost", description=__doc__)
+    parser.add_argument(
+        "--multiprocess",
+        action="store_true",
+        help="metrics in prometheus_client's multiprocess mode (files), as under gunicorn",
+    )
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")  # the app's lines: quiet
     log.setLevel(logging.INFO)
+    if args.multiprocess:
+        # Before anything imports prometheus_client: it picks its value class on import.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pipeline-cost-")
     for fast in (True, False):
-        figures = measure(fast)
-        log.info(
-            "%-13s  heartbeat %6.1f us  ack (no body) %6.1f us",
-            "fast views" if fast else "through Flask",
-            figures["heartbeat_us"],
-            figures["ack_without_body_us"],
-        )
+        for metrics in (True, False):
+            figures = measure(fast, metrics)
+            log.info(
+                "%-13s  metrics %-3s  heartbeat %6.1f us  ack (no body) %6.1f us",
+                "fast views" if fast else "through Flask",
+                "on" if metrics else "off",
+                figures["heartbeat_us"],
+                figures["ack_without_body_us"],
+            )
 
 
 if __name__ == "__main__":

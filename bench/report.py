@@ -18,7 +18,7 @@ from typing import Any
 from harness.process import ROOT
 
 from .figures import fmt, get
-from .tables import cpu_rows, log_rows, summary_rows, table
+from .tables import cpu_rows, log_rows, metrics_cost_rows, summary_rows, table
 
 RESULTS = ROOT / "bench" / "results"
 PACKAGES = (
@@ -152,6 +152,16 @@ def render(doc: dict[str, Any]) -> str:
                 [t["target"], t["goal"], fmt(t["measured"], 2), t["status"], t["margin"]]
                 for t in doc["targets"]
             ],
+        ),
+        "",
+        "## Metrics cost",
+        "",
+        "The real server with `AGENT_REGISTRY_METRICS=on` (the default) and `off`, in this "
+        "same run. The goal: metrics on add at most 10 % (events/s and requests/s on ÷ off "
+        ">= 0.909; see Targets).",
+        "",
+        table(
+            ["scenario", "figure", "metrics on", "metrics off", "on ÷ off"], metrics_cost_rows(doc)
         ),
         "",
         "## Where the CPU went",

@@ -23,6 +23,10 @@ from harness.process import ROOT, ServerUnavailable
 from harness.redis_server import RedisServer
 
 APPS = ("floor", "real")
+# The real server again with AGENT_REGISTRY_METRICS=off, in the same run, for b and c: what
+# metrics cost is the ratio of the two real-server figures (targets.py).
+METRICS_OFF = "real_metrics_off"
+METRICS_OFF_ENV = {"AGENT_REGISTRY_METRICS": "off"}
 
 log = logging.getLogger("bench")
 
@@ -213,6 +217,14 @@ class Run:
                     app, lambda server, n=n, app=app: self.fanout_spec(server, n, app)
                 )
                 log.info(f"   {app}: {_short_fanout(result)}")
+            log.info(f"b. fan-out to N={n} on real with metrics off")
+            out[str(n)][METRICS_OFF] = result = self.measure(
+                "real",
+                lambda server, n=n: self.fanout_spec(server, n, "real"),
+                env=METRICS_OFF_ENV,
+                label=f"real-metrics-off-{n}",
+            )
+            log.info(f"   metrics off: {_short_fanout(result)}")
         return out
 
     # ---------------------------------------------------------------- c. heartbeats
@@ -237,6 +249,11 @@ class Run:
             )
             out[app] = result = self.measure(app, self.heartbeat_spec)
             log.info(f"   {app}: {_short_heartbeat(result)}")
+        log.info("c. heartbeats on real with metrics off")
+        out[METRICS_OFF] = result = self.measure(
+            "real", self.heartbeat_spec, env=METRICS_OFF_ENV, label="real-metrics-off"
+        )
+        log.info(f"   metrics off: {_short_heartbeat(result)}")
         return out
 
     # ---------------------------------------------------------------- d. sweeps

@@ -254,10 +254,10 @@ def log_rows(doc: dict[str, Any]) -> list[list[str]]:
         for app in ("real", "floor"):
             add(f"a. N={size} {app}", get(pair, app))
     for size, pair in (sc.get("b") or {}).items():
-        for app in ("real", "floor"):
-            add(f"b. N={size} {app}", get(pair, app))
-    for app in ("real", "floor"):
-        add(f"c. {app}", get(sc, "c", app))
+        for app in ("real", "floor", METRICS_OFF):
+            add(f"b. N={size} {_app_label(app)}", get(pair, app))
+    for app in ("real", "floor", METRICS_OFF):
+        add(f"c. {_app_label(app)}", get(sc, "c", app))
     e = sc.get("e") or {}
     for size, result in (e.get("fanout") or {}).items():
         add(f"e. fan-out N={size} redis", result)
@@ -290,12 +290,13 @@ def cpu_rows(doc: dict[str, Any]) -> list[list[str]]:
         for app in ("real", "floor"):
             add(f"a. open N={size} {app}", get(pair, app, "open", "cpu"))
     for size, pair in (sc.get("b") or {}).items():
-        for app in ("real", "floor"):
-            add(f"b. fan-out N={size} {app} (deliveries)", get(pair, app, "delivery_cpu"))
-            if app == "real":
-                add(f"b. fan-out N={size} real (until all acked)", get(pair, app, "total_cpu"))
-    for app in ("real", "floor"):
-        add(f"c. heartbeats {app}", get(sc, "c", app, "cpu"))
+        for app in ("real", "floor", METRICS_OFF):
+            label = _app_label(app)
+            add(f"b. fan-out N={size} {label} (deliveries)", get(pair, app, "delivery_cpu"))
+            if app != "floor":
+                add(f"b. fan-out N={size} {label} (until all acked)", get(pair, app, "total_cpu"))
+    for app in ("real", "floor", METRICS_OFF):
+        add(f"c. heartbeats {_app_label(app)}", get(sc, "c", app, "cpu"))
     e = sc.get("e") or {}
     workers = e.get("workers", 2)
     for size, result in (e.get("fanout") or {}).items():
@@ -303,6 +304,45 @@ def cpu_rows(doc: dict[str, Any]) -> list[list[str]]:
         add(f"e. fan-out N={size} redis (until all acked)", get(result, "total_cpu"), workers)
     add("e. heartbeats redis", get(e, "heartbeat", "cpu"), workers)
     return rows
+
+
+METRICS_OFF = "real_metrics_off"  # scenarios.METRICS_OFF: the real server, metrics off
+
+
+def _app_label(app: str) -> str:
+    return "real, metrics off" if app == METRICS_OFF else app
+
+
+def metrics_cost_rows(doc: dict[str, Any]) -> list[list[str]]:
+    """The real server with metrics on and off, measured in the same run (b and c)."""
+    sc = doc["scenarios"]
+    rows = []
+    figures = (
+        ("events/s", ("events_per_s",)),
+        ("p99 POST → receipt (ms)", ("latency_ms", "p99")),
+        ("server CPU per event (µs)", ("server_cpu_us_per_event",)),
+    )
+    for size, pair in (sc.get("b") or {}).items():
+        if METRICS_OFF not in pair:
+            continue
+        for name, path in figures:
+            on, off = get(pair, "real", *path), get(pair, METRICS_OFF, *path)
+            rows.append([f"b. fan-out N={int(size):,}", name, fmt(on), fmt(off), _on_off(on, off)])
+    c = sc.get("c") or {}
+    if METRICS_OFF in c:
+        for name, path in (
+            ("requests/s", ("rps",)),
+            ("p99 (ms)", ("latency_ms", "p99")),
+            ("server CPU per request (µs)", ("server_cpu_us_per_request",)),
+        ):
+            on, off = get(c, "real", *path), get(c, METRICS_OFF, *path)
+            rows.append(["c. heartbeats", name, fmt(on), fmt(off), _on_off(on, off)])
+    return rows
+
+
+def _on_off(on: Any, off: Any) -> str:
+    value = ratio(on, off)
+    return "-" if value is None else f"{value:.3f}"
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:

@@ -136,6 +136,7 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
     out.append(
         _target("heartbeats: requests/s ÷ floor", c_ratio, ">=", 1.0, "x", "c", _cpu_note(c_core))
     )
+    out.extend(metrics_cost(sc))
     d = sc.get("d") or {}
     agents = d.get("agents")
     sweep_note = "" if agents in (None, 100_000) else f"measured at {agents:,} agents"
@@ -177,6 +178,58 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
         ):
             out.append(_target(name, measured if available else None, ">=", 1.5, "x", "e", reason))
     return out
+
+
+# Metrics on may cost at most 10 % of a figure: on ÷ off >= 1 / 1.1.
+METRICS_COST_LIMIT = 0.10
+METRICS_OFF = "real_metrics_off"
+
+
+def metrics_cost(sc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Heartbeats/s and fan-out events/s of the real server, metrics on ÷ off (same run)."""
+    goal = round(1 / (1 + METRICS_COST_LIMIT), 3)
+    out = []
+    b = sc.get("b") or {}
+    for size in sorted(b, key=int):
+        on, off = get(b, size, "real"), get(b, size, METRICS_OFF)
+        if off is None:
+            continue
+        out.append(
+            _target(
+                f"metrics cost, fan-out N={int(size):,}: events/s on ÷ off",
+                ratio(get(on, "events_per_s"), get(off, "events_per_s")),
+                ">=",
+                goal,
+                "x",
+                "b",
+                _join(
+                    f"p99 {get(on, 'latency_ms', 'p99')} ms on, "
+                    f"{get(off, 'latency_ms', 'p99')} ms off",
+                    _cost_note(on, off, "server_cpu_us_per_event", "event"),
+                ),
+            )
+        )
+    on, off = get(sc, "c", "real"), get(sc, "c", METRICS_OFF)
+    if off is not None:
+        out.append(
+            _target(
+                "metrics cost, heartbeats: requests/s on ÷ off",
+                ratio(get(on, "rps"), get(off, "rps")),
+                ">=",
+                goal,
+                "x",
+                "c",
+                _cost_note(on, off, "server_cpu_us_per_request", "request"),
+            )
+        )
+    return out
+
+
+def _cost_note(on: Any, off: Any, figure: str, unit: str) -> str:
+    cpu_on, cpu_off = get(on, figure), get(off, figure)
+    if not isinstance(cpu_on, int | float) or not isinstance(cpu_off, int | float):
+        return ""
+    return f"server CPU {cpu_on:g} µs/{unit} on, {cpu_off:g} off"
 
 
 def notes(doc: dict[str, Any]) -> list[str]:

@@ -33,8 +33,9 @@ def _document() -> dict[str, Any]:
     return build_document(create_app())
 
 
-def answer_schema(app: Flask, method: str, path: str, status: int) -> dict[str, Any] | None:
-    """The JSON Schema the document gives for this answer; None when it has no body."""
+def answer_schema(app: Flask, method: str, path: str, status: int) -> dict[str, Any] | str | None:
+    """The JSON Schema the document gives for this answer; None when it has no body; the
+    media type when the body is not JSON (``text/plain`` for ``/metrics``)."""
     document = _document()
     try:
         rule, _ = app.url_map.bind("localhost").match(path, method, return_rule=True)
@@ -52,7 +53,7 @@ def answer_schema(app: Flask, method: str, path: str, status: int) -> dict[str, 
         return ERROR_SCHEMA
     content = answer.get("content", {})
     if "application/json" not in content:
-        return None
+        return next(iter(content), None)
     return content["application/json"]["schema"]
 
 
@@ -78,6 +79,10 @@ class ContractClient(FlaskClient):
         if schema is None:
             if response.get_data():
                 raise ContractViolation(f"{what}: a body where the document declares none")
+            return response
+        if isinstance(schema, str):
+            if response.mimetype != schema:
+                raise ContractViolation(f"{what}: {response.mimetype}, not {schema}")
             return response
         if response.mimetype != "application/json":
             raise ContractViolation(f"{what}: {response.mimetype}, not application/json")

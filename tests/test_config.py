@@ -34,6 +34,7 @@ def test_defaults_match_the_documented_table():
     assert settings.store == "memory"
     assert settings.uses_memory_store is True
     assert settings.trusted_proxies == 0
+    assert settings.metrics is True
     assert settings == Settings()
 
 
@@ -186,6 +187,17 @@ def test_known_stores_are_accepted(raw):
 def test_an_invalid_trusted_proxies_count_is_refused_naming_the_variable(raw):
     with pytest.raises(ConfigError, match="AGENT_REGISTRY_TRUSTED_PROXIES"):
         load_settings({}, {"AGENT_REGISTRY_TRUSTED_PROXIES": raw})
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("on", True), ("off", False), (" OFF ", False)])
+def test_metrics_are_switched_on_or_off(raw, expected):
+    assert load_settings({}, {"AGENT_REGISTRY_METRICS": raw}).metrics is expected
+
+
+@pytest.mark.parametrize("raw", ["yes", "0", "", "true"])
+def test_an_invalid_metrics_switch_is_refused_naming_the_variable(raw):
+    with pytest.raises(ConfigError, match=r"AGENT_REGISTRY_METRICS=.*must be 'on' or 'off'"):
+        load_settings({}, {"AGENT_REGISTRY_METRICS": raw})
 
 
 def test_public_config_renders_whole_seconds_as_integers():

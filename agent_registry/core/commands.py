@@ -15,7 +15,7 @@ from ..errors import (
     CommandNotFound,
     NoLiveTargets,
 )
-from .ids import CommandIds
+from .ids import CommandIds, created_millis
 from .models import (
     AckResult,
     Command,
@@ -26,7 +26,7 @@ from .models import (
     Target,
     TargetKind,
 )
-from .ports import AgentStore, Bus, CommandStore
+from .ports import AgentStore, Bus, CommandStore, FleetObserver, NoObserver
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,10 @@ class Commands:
         bus: Bus,
         clock: Clock,
         timing: CommandTiming,
+        observer: FleetObserver | None = None,
     ) -> None:
         self.store = store
+        self._observer: FleetObserver = observer or NoObserver()
         self._agents = agents
         self._bus = bus
         self._clock = clock
@@ -82,6 +84,7 @@ class Commands:
             len(agent_ids),
             extra=_ids(command.id, target.value if target.kind is TargetKind.AGENT else None),
         )
+        self._observer.command_sent(command, agent_ids)
         self._bus.publish(command, agent_ids)
         return CommandSnapshot(command, deliveries)
 
@@ -117,10 +120,13 @@ class Commands:
 
     def mark_delivered_to(self, command_id: str, agent_ids: Sequence[str]) -> int:
         """One command reached these agents' streams; recorded in one store call."""
-        delivered = self.store.mark_delivered(command_id, agent_ids, self._clock())
+        at = self._clock()
+        delivered = self.store.mark_delivered(command_id, agent_ids, at)
         log.debug(
             "command %s delivered to %d agent(s)", command_id, delivered, extra=_ids(command_id)
         )
+        if delivered:
+            self._observer.delivered(command_id, created_millis(command_id), delivered, at)
         return delivered
 
     def acknowledge(self, agent_id: str, command_id: str, result: AckResult) -> Delivery:
@@ -163,6 +169,7 @@ class Commands:
                     f" ({result.message})" if result.message else "",
                     extra=_ids(command_id, agent_id),
                 )
+                self._observer.finished(command, acknowledged)
                 return acknowledged
         raise RuntimeError(f"delivery {command_id}/{agent_id} kept changing under an ack")
 
@@ -191,6 +198,7 @@ class Commands:
                     break
                 final = replace(current, status=DeliveryStatus.EXPIRED)
                 if self.store.replace_delivery(command.id, current.status, final, retain_until):
+                    self._observer.finished(command, final)
                     expired += 1
                     never_delivered += current.delivered_at is None
                     break

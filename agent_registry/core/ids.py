@@ -33,3 +33,12 @@ class CommandIds:
         rand_a, rand_b = random >> 62, random & ((1 << 62) - 1)
         value = (millis << 80) | (0x7 << 76) | (rand_a << 64) | (0x2 << 62) | rand_b
         return str(uuid.UUID(int=value))
+
+
+def created_millis(command_id: str) -> float:
+    """When the command was created, in epoch seconds, to the millisecond of its UUIDv7.
+
+    Lets the delivery path time a delivery from ``createdAt`` without reading the command:
+    a stream knows only the ids it wrote.
+    """
+    return (uuid.UUID(command_id).int >> 80) / 1000

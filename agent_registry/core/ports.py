@@ -12,7 +12,15 @@ import builtins
 from collections.abc import Collection, Iterable, Sequence
 from typing import Protocol
 
-from .models import Agent, AgentState, Command, CommandSnapshot, Delivery, DeliveryStatus
+from .models import (
+    Agent,
+    AgentState,
+    Command,
+    CommandSnapshot,
+    Delivery,
+    DeliveryStatus,
+    Transition,
+)
 
 
 class AgentStore(Protocol):
@@ -132,6 +140,85 @@ class RecentCommands(Protocol):
 
     def unexpired(self, now: float, limit: int) -> list[Command]:
         """Commands still inside their expiry window."""
+
+
+class FleetObserver(Protocol):
+    """Told what happened to the fleet, once per event, after the store applied it.
+
+    The core calls it only when the store's compare-and-set took effect, so with several
+    processes sharing one store each event is reported by exactly one of them. Metrics
+    implement it (``server/metrics.py``); an operator event stream can too. It must not
+    raise and must not block: it runs inside requests and sweeps.
+    """
+
+    def registered(self, agent: Agent, created: bool) -> None:
+        """An agent registered (``created``) or resumed its identity."""
+
+    def transitioned(self, transition: Transition) -> None:
+        """A lifecycle sweep moved an agent (LIVE -> STALE, STALE -> DEAD)."""
+
+    def command_sent(self, command: Command, agent_ids: Sequence[str]) -> None:
+        """A command was stored with one PENDING delivery per target."""
+
+    def delivered(self, command_id: str, created_at: float, count: int, at: float) -> None:
+        """``count`` deliveries of a command went PENDING -> DELIVERED at ``at``."""
+
+    def finished(self, command: Command, delivery: Delivery) -> None:
+        """A delivery reached a final status (an ack, a failure ack, or an expiry)."""
+
+
+class NoObserver:
+    """The default observer: nothing is told, nothing is paid."""
+
+    def registered(self, agent: Agent, created: bool) -> None:
+        pass
+
+    def transitioned(self, transition: Transition) -> None:
+        pass
+
+    def command_sent(self, command: Command, agent_ids: Sequence[str]) -> None:
+        pass
+
+    def delivered(self, command_id: str, created_at: float, count: int, at: float) -> None:
+        pass
+
+    def finished(self, command: Command, delivery: Delivery) -> None:
+        pass
+
+
+class Observers:
+    """Several observers seen as one (metrics, and later an operator event stream)."""
+
+    def __init__(self, observers: Iterable[FleetObserver]) -> None:
+        self._observers = tuple(observers)
+
+    def registered(self, agent: Agent, created: bool) -> None:
+        for observer in self._observers:
+            observer.registered(agent, created)
+
+    def transitioned(self, transition: Transition) -> None:
+        for observer in self._observers:
+            observer.transitioned(transition)
+
+    def command_sent(self, command: Command, agent_ids: Sequence[str]) -> None:
+        for observer in self._observers:
+            observer.command_sent(command, agent_ids)
+
+    def delivered(self, command_id: str, created_at: float, count: int, at: float) -> None:
+        for observer in self._observers:
+            observer.delivered(command_id, created_at, count, at)
+
+    def finished(self, command: Command, delivery: Delivery) -> None:
+        for observer in self._observers:
+            observer.finished(command, delivery)
+
+
+class StreamGauge(Protocol):
+    """Counts this process's open streams (a metrics gauge); the hub moves it."""
+
+    def inc(self, amount: float = 1) -> None: ...
+
+    def dec(self, amount: float = 1) -> None: ...
 
 
 # Between the stream hub and shared presence: neither knows the other's classes.

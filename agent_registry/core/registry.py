@@ -11,7 +11,7 @@ from typing import Any
 from ..clock import Clock
 from ..errors import AgentNotFound, AgentNotRegistered
 from .models import Agent, AgentState, Transition
-from .ports import AgentStore
+from .ports import AgentStore, FleetObserver, NoObserver
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +33,17 @@ class Registration:
 
 
 class Registry:
-    def __init__(self, store: AgentStore, clock: Clock, lifecycle: Lifecycle) -> None:
+    def __init__(
+        self,
+        store: AgentStore,
+        clock: Clock,
+        lifecycle: Lifecycle,
+        observer: FleetObserver | None = None,
+    ) -> None:
         self.store = store
         self._clock = clock
         self._lifecycle = lifecycle
+        self._observer: FleetObserver = observer or NoObserver()
 
     def register(self, registration: Registration) -> tuple[Agent, bool]:
         """Create the agent, or resume a known identity. Returns (agent, created)."""
@@ -62,6 +69,7 @@ class Registry:
             agent.group,
             extra={"agent_id": agent.id},
         )
+        self._observer.registered(stored, created)
         return stored, created
 
     def heartbeat(self, agent_id: str) -> None:
@@ -125,4 +133,6 @@ class Registry:
         log.info(
             "agent %s went %s (was %s)", agent.id, new_state, previous, extra={"agent_id": agent.id}
         )
-        return Transition(agent.id, previous, new_state, deadline)
+        transition = Transition(agent.id, previous, new_state, deadline)
+        self._observer.transitioned(transition)
+        return transition

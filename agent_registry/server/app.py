@@ -44,6 +44,8 @@ def create_app(
     if settings.access_log:
         # First, so that its line covers requests a later hook refuses.
         pipeline.hooks.insert(0, AccessLog())
+    if runtime.metrics is not None:
+        pipeline.hooks.append(runtime.metrics.http)
     app.wsgi_app = pipeline  # type: ignore[method-assign]
     if settings.trusted_proxies:
         hops = settings.trusted_proxies

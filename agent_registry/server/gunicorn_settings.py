@@ -10,7 +10,10 @@ import gc
 import logging
 import os
 import resource
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from agent_registry.config import ConfigError, Settings, load_settings
@@ -88,9 +91,55 @@ def _settings() -> Settings:
 
 def on_starting(server: Any) -> None:
     """Validate the configuration in the master, before any worker starts."""
-    _settings()
+    settings = _settings()
     # Python's warnings go through logging too, so that they are in the log's format.
     logging.captureWarnings(True)
+    if settings.metrics:
+        _prepare_metrics_directory(server.log)
+
+
+# prometheus_client's multiprocess mode: every worker writes its values to files in one
+# directory, and any worker's scrape sums them. The variable must be set before anything
+# imports prometheus_client (it picks its value class on import), and the workers, forked
+# from this master, inherit both the variable and whatever the master already imported.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_private_metrics_dir: str | None = None  # made here, so removed at exit
+
+
+def _prepare_metrics_directory(log: logging.Logger) -> None:
+    global _private_metrics_dir
+    values = sys.modules.get("prometheus_client.values")
+    if values is not None and not getattr(values.ValueClass, "_multiprocess", False):
+        raise RuntimeError(
+            f"refusing to start: prometheus_client was imported before {MULTIPROC_ENV} was "
+            "set, so workers would not share their metrics; do not import it in the "
+            "gunicorn configuration"
+        )
+    path = os.environ.get(MULTIPROC_ENV)
+    if path:
+        directory = Path(path)
+        directory.mkdir(parents=True, exist_ok=True)
+        # Values left by an earlier run would be summed into this one's.
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+    else:
+        path = _private_metrics_dir = tempfile.mkdtemp(prefix="agent-registry-metrics-")
+        os.environ[MULTIPROC_ENV] = path
+    log.info("metrics: workers share %s=%s", MULTIPROC_ENV, path)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """In the master, when a worker exited: keep its counters, drop its live gauges."""
+    if os.environ.get(MULTIPROC_ENV):
+        # Importing it here is safe: the variable is set, and workers are already forked.
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    if _private_metrics_dir is not None:
+        shutil.rmtree(_private_metrics_dir, ignore_errors=True)
 
 
 def nworkers_changed(server: Any, new_value: int, old_value: int | None) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..clock import Clock, system_clock
 from ..config import Settings
@@ -19,6 +19,9 @@ from ..outage import StoreOutage
 from ..streams.delivery_recorder import DeliveryRecorder
 from ..streams.hub import StreamHub
 from .scheduler import Sweeper
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +101,19 @@ class Runtime:
         self._probe = backend.probe
         # Set first thing on shutdown: /readyz answers 503 from then on.
         self.draining = False
+        # With metrics off nothing is observed or timed, and prometheus_client is not loaded.
+        self.metrics: Metrics | None = None
+        if settings.metrics:
+            from .metrics import Metrics, multiprocess_dir
+
+            self.metrics = Metrics(multiprocess_dir())
+            self.hub.gauge = self.metrics.streams_open
+        observer = self.metrics.observer if self.metrics is not None else None
         self.registry = Registry(
             backend.agents,
             clock,
             Lifecycle(settings.stale_after_seconds, settings.dead_after_seconds),
+            observer,
         )
         self.commands = Commands(
             backend.agents,
@@ -109,8 +121,18 @@ class Runtime:
             backend.bus,
             clock,
             CommandTiming(settings.command_expiry_seconds, settings.command_retention_seconds),
+            observer,
         )
-        self.sweeper = Sweeper(self.registry, self.commands, settings.sweep_interval_seconds)
+        self.sweeper = Sweeper(
+            self.registry,
+            self.commands,
+            settings.sweep_interval_seconds,
+            self.metrics.observe_sweep if self.metrics is not None else None,
+        )
+        if self.metrics is not None:
+            self.metrics.fleet.counts = self.registry.counts
+            self.metrics.fleet.connected = self.presence.connected_count
+            self.outage.on_failure = self.metrics.store_errors.inc
         self.delivery_recorder = DeliveryRecorder(self.commands)
         self._background: list[Background] = [
             self.sweeper,

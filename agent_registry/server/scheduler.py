@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC
+from time import perf_counter
 
 from apscheduler.schedulers.gevent import GeventScheduler
 
@@ -19,10 +20,18 @@ log = logging.getLogger(__name__)
 
 
 class Sweeper:
-    def __init__(self, registry: Registry, commands: Commands, interval: float) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        commands: Commands,
+        interval: float,
+        timer: Callable[[float], None] | None = None,
+    ) -> None:
         self._registry = registry
         self._commands = commands
         self._interval = interval
+        # Told how many seconds each sweep run took (metrics), failed runs included.
+        self._timer = timer
         self._scheduler: GeventScheduler | None = None
 
     def start(self) -> None:
@@ -55,11 +64,21 @@ class Sweeper:
             self._scheduler = None
 
     def sweep_lifecycle(self) -> None:
-        self._registry.sweep()
+        started = perf_counter()
+        try:
+            self._registry.sweep()
+        finally:
+            if self._timer is not None:
+                self._timer(perf_counter() - started)
 
     def sweep_commands(self) -> None:
-        self._commands.expire()
-        self._commands.purge()
+        started = perf_counter()
+        try:
+            self._commands.expire()
+            self._commands.purge()
+        finally:
+            if self._timer is not None:
+                self._timer(perf_counter() - started)
 
 
 def _guarded(name: str, job: Callable[[], None]) -> Callable[[], None]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 import gevent
 from gevent.monkey import get_original
 
-from ..core.ports import StreamListener
+from ..core.ports import StreamGauge, StreamListener
 from .stream_queue import Full, StreamQueue
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,8 @@ class StreamHub:
         self._clock = clock
         self._subscriptions: dict[str, Subscription] = {}
         self._closing = False
+        # Open streams of this process, as the writer opens and closes them (metrics).
+        self.gauge: StreamGauge | None = None
 
     def __len__(self) -> int:
         return len(self._subscriptions)
@@ -136,6 +138,8 @@ class StreamHub:
             )
             previous.end()
         subscription = Subscription(agent_id, self._queue_size, sock, self._clock())
+        if self.gauge is not None:
+            self.gauge.inc()
         if self._closing:
             # The worker is stopping but still accepting for a moment: answer, then end at
             # once, so the agent reconnects to a process that stays.
@@ -153,8 +157,14 @@ class StreamHub:
         return subscription
 
     def close(self, subscription: Subscription) -> None:
-        """Forget a stream that ended; a newer stream of the same agent is left alone."""
+        """Forget a stream that ended; a newer stream of the same agent is left alone.
+
+        Called once per ``open`` (the writer's ``finally``), so ``gauge`` stays balanced
+        even for a stream that was replaced or opened while closing.
+        """
         subscription.closed = True
+        if self.gauge is not None:
+            self.gauge.dec()
         if self._subscriptions.get(subscription.agent_id) is subscription:
             del self._subscriptions[subscription.agent_id]
             if self.listener is not None:

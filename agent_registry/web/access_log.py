@@ -27,14 +27,10 @@ class AccessLog:
         self._log = logger
 
     def before(self, call: Call) -> None:
-        call.started = time.perf_counter()
+        pass
 
     def after(self, call: Call, status: int, headers: Headers) -> None:
-        started = call.started
-        if started is None:  # already logged: a second start_response (exc_info)
-            return
-        call.started = None
-        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        duration_ms = round((time.perf_counter() - call.started) * 1000, 3)
         route = call.route or call.path
         fields: dict[str, object] = {
             "method": call.method,

@@ -21,6 +21,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import Flask
@@ -69,8 +70,7 @@ class Call:
         self.endpoint: str | None = None
         self.route: str | None = None  # the rule template, e.g. /api/v1/agents/<agent_id>
         self.path_args: Mapping[str, Any] = {}
-        # Set by a hook that times the request (the access log), in time.perf_counter().
-        self.started: float | None = None
+        self.started = perf_counter()  # for the hooks that time requests
 
 
 class RequestHook(Protocol):
@@ -154,9 +154,15 @@ class RequestPipeline:
         return inputs
 
     def _responder(self, call: Call, start_response: StartResponse) -> StartResponse:
+        answered = False
+
         def respond(status: str, headers: Headers, exc_info: Any = None) -> Any:
+            nonlocal answered
             if call.path.startswith(AGENTS_PREFIX):
                 headers.append(_PROTOCOL)
+            if answered:  # start_response again, with exc_info: the hooks saw this answer
+                return start_response(status, headers, exc_info)
+            answered = True
             for hook in self.hooks:
                 try:
                     hook.after(call, int(status[:3]), headers)
