@@ -20,6 +20,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from time import perf_counter
 
+import gevent
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
@@ -28,6 +29,7 @@ from prometheus_client.registry import Collector
 
 from ..core.models import Agent, AgentState, Command, Delivery, DeliveryStatus, Transition
 from ..web.pipeline import Call, Headers
+from .tallies import Tallies, check_histogram
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 
 # Seconds from a request's first look to its answer's headers: heartbeats take ~0.3 ms.
 HTTP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# How often a worker moves its tallies into the shared values (scrapes also do).
+FLUSH_SECONDS = 1.0
 # Seconds from createdAt to DELIVERED / to the ack: milliseconds when streams are open, up to
 # the expiry (60 s by default) for an agent that was reconnecting or is slow to act.
 COMMAND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 45, 60)
@@ -133,14 +137,35 @@ class Metrics:
         )
         # Read from the store at scrape time; the runtime sets the callables.
         self.fleet = FleetCollector()
+        for histogram in (self.delivery_seconds, self.ack_seconds, self.sweep_duration):
+            check_histogram(histogram)
+        self.tallies = Tallies()
         self.observer = MetricsObserver(self)
         self.http = HttpMetrics(self)
+        self._flusher: gevent.Greenlet[[], None] | None = None
 
     def observe_sweep(self, seconds: float) -> None:
-        self.sweep_duration.observe(seconds)
+        self.tallies.observe(self.sweep_duration, seconds)
+
+    def start(self) -> None:
+        """Flush the tallies once a second (a worker's background work)."""
+        if self._flusher is None:
+            self._flusher = gevent.spawn(self._flush_forever)
+
+    def stop(self) -> None:
+        if self._flusher is not None:
+            self._flusher.kill()
+            self._flusher = None
+        self.tallies.flush()  # what this worker counted last stays in the host's sums
+
+    def _flush_forever(self) -> None:
+        while True:
+            gevent.sleep(FLUSH_SECONDS)
+            self.tallies.flush()
 
     def exposition(self) -> tuple[bytes, str]:
         """(body, content type) of ``GET /metrics``: this host's workers, or this app."""
+        self.tallies.flush()
         scrape = CollectorRegistry()
         if self.multiproc_dir is None:
             scrape.register(self.registry)
@@ -208,6 +233,7 @@ class MetricsObserver:
     """The core's ``FleetObserver``: each event it is told of happened once, fleet-wide."""
 
     def __init__(self, metrics: Metrics) -> None:
+        self._tallies = metrics.tallies
         self._transitions = {
             state: metrics.transitions.labels(state.value)
             for state in (AgentState.STALE, AgentState.DEAD)
@@ -227,49 +253,29 @@ class MetricsObserver:
             counter = self._transitions[transition.to_state] = self._transitions_by_state.labels(
                 transition.to_state.value
             )
-        counter.inc()
+        self._tallies.count(counter)
 
     def command_sent(self, command: Command, agent_ids: Sequence[str]) -> None:
-        self._commands.labels(command.type.value, command.target.kind.value).inc()
+        self._tallies.count(self._commands.labels(command.type.value, command.target.kind.value))
 
     def delivered(self, command_id: str, created_at: float, count: int, at: float) -> None:
-        observe_many(self._delivery_seconds, max(0.0, at - created_at), count)
+        self._tallies.observe(self._delivery_seconds, max(0.0, at - created_at), count)
 
     def finished(self, command: Command, delivery: Delivery) -> None:
         counter = self._finished.get(delivery.status)
         if counter is None:
             return
-        counter.inc()
+        self._tallies.count(counter)
         if delivery.status in _ACKED and delivery.acknowledged_at is not None:
-            self._ack_seconds.observe(max(0.0, delivery.acknowledged_at - command.created_at))
-
-
-def observe_many(histogram: Histogram, seconds: float, count: int) -> None:
-    """``count`` observations of one value (a broadcast recorded DELIVERED in one call).
-
-    Two value updates instead of 2 x ``count``: with 10 000 targets, and values written to
-    files under gunicorn, observing one by one was a visible part of the fan-out's CPU.
-    Relies on prometheus_client's histogram internals (``_sum``, ``_buckets``,
-    ``_upper_bounds``), with plain observations if they ever change.
-    """
-    buckets = getattr(histogram, "_buckets", None)
-    bounds = getattr(histogram, "_upper_bounds", None)
-    total = getattr(histogram, "_sum", None)
-    if buckets is None or bounds is None or total is None or len(buckets) != len(bounds):
-        for _ in range(count):
-            histogram.observe(seconds)
-        return
-    total.inc(seconds * count)
-    for index, bound in enumerate(bounds):
-        if seconds <= bound:
-            buckets[index].inc(count)
-            return
+            seconds = max(0.0, delivery.acknowledged_at - command.created_at)
+            self._tallies.observe(self._ack_seconds, seconds)
 
 
 class HttpMetrics:
     """The pipeline hook behind the two HTTP metrics: timed from ``before`` to ``after``."""
 
     def __init__(self, metrics: Metrics) -> None:
+        self._tallies = metrics.tallies
         self._requests = metrics.http_requests
         self._duration = metrics.http_duration
         # Children by label values: a few dozen at most, since every label is bounded.
@@ -287,8 +293,8 @@ class HttpMetrics:
         counter = self._counters.get(key)
         if counter is None:
             counter = self._counters[key] = self._requests.labels(route, method, str(status))
-        counter.inc()
+        self._tallies.count(counter)
         histogram = self._histograms.get(route)
         if histogram is None:
             histogram = self._histograms[route] = self._duration.labels(route)
-        histogram.observe(elapsed)
+        self._tallies.observe(histogram, elapsed)

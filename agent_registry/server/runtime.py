@@ -138,6 +138,7 @@ class Runtime:
             self.sweeper,
             *backend.background,
             self.delivery_recorder,
+            *([self.metrics] if self.metrics is not None else []),
         ]
         self._stopped = False
 

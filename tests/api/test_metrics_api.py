@@ -198,27 +198,43 @@ def test_with_metrics_off_there_is_no_hook_no_observer_and_metrics_answers_404(
     assert app.extensions["agent_registry.pipeline"].hooks == []
 
 
-def test_observing_many_at_once_equals_observing_one_by_one() -> None:
-    from prometheus_client import CollectorRegistry, Histogram
+def test_tallied_updates_equal_direct_ones_once_flushed() -> None:
+    """Counters and histograms fed through Tallies read exactly as if updated one by one."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram
 
-    from agent_registry.server.metrics import observe_many
+    from agent_registry.server.tallies import Tallies
 
-    batched = Histogram("x_seconds", "x", buckets=(0.1, 1, 10), registry=CollectorRegistry())
-    single = Histogram("x_seconds", "x", buckets=(0.1, 1, 10), registry=CollectorRegistry())
-    for seconds, count in ((0.05, 3), (0.5, 2), (100, 4), (1, 1), (0.2, 0)):
-        observe_many(batched, seconds, count)
+    def pair(kind, *args, **kwargs):  # one metric fed through the tallies, one directly
+        return kind(*args, registry=CollectorRegistry(), **kwargs), kind(
+            *args, registry=CollectorRegistry(), **kwargs
+        )
+
+    tallies = Tallies()
+    tallied_h, direct_h = pair(Histogram, "x_seconds", "x", buckets=(0.1, 1, 10))
+    tallied_c, direct_c = pair(Counter, "y_total", "y")
+    for seconds, count in ((0.05, 3), (0.5, 2), (100, 4), (1, 1), (0.1, 2), (0.2, 0)):
+        tallies.observe(tallied_h, seconds, count)
+        tallies.count(tallied_c, count)
         for _ in range(count):
-            single.observe(seconds)
+            direct_h.observe(seconds)
+            direct_c.inc()
+    assert values(tallied_c) != values(direct_c)  # nothing reaches the values before a flush
 
-    def values(histogram: Histogram) -> list[tuple[str, dict[str, str], float]]:
-        return [
-            (s.name, s.labels, s.value)
-            for family in histogram.collect()
-            for s in family.samples
-            if not s.name.endswith("_created")
-        ]
+    tallies.flush()
 
-    assert values(batched) == values(single)
+    for tallied, direct in ((tallied_h, direct_h), (tallied_c, direct_c)):
+        got, expected = values(tallied), values(direct)
+        assert [sample[:2] for sample in got] == [sample[:2] for sample in expected]
+        assert [sample[2] for sample in got] == pytest.approx([sample[2] for sample in expected])
+
+
+def values(metric: object) -> list[tuple[str, dict[str, str], float]]:
+    return [
+        (s.name, s.labels, s.value)
+        for family in metric.collect()  # type: ignore[attr-defined]
+        for s in family.samples
+        if not s.name.endswith("_created")
+    ]
 
 
 def test_the_fleet_gauges_come_from_the_store_counts(
