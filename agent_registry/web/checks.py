@@ -9,7 +9,6 @@ is the view's business, last.
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -23,6 +22,7 @@ from ..errors import (
     ValidationFailed,
 )
 from .declare import BodyRule, ViewSpec
+from .json_body import BodyRefused, parse_body
 
 PROTOCOL_HEADER = "X-Protocol-Version"
 SUPPORTED_PROTOCOL_VERSIONS = ("1",)
@@ -116,9 +116,9 @@ def load_body(raw: bytes, spec: ViewSpec) -> dict[str, Any]:
             return _defaults(spec.body)
         raise ValidationFailed("A JSON object is required as the request body.")
     try:
-        value = json.loads(raw, parse_constant=reject_json_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(f"The request body is not valid JSON: {exc}.") from None
+        value = parse_body(raw)
+    except BodyRefused as exc:
+        raise ValidationFailed(str(exc)) from None
     if not isinstance(value, dict):
         raise ValidationFailed("The request body must be a JSON object.")
     return load(spec.body, value)
@@ -135,11 +135,6 @@ def _defaults(schema: Schema) -> dict[str, Any]:
 
 
 _DEFAULTS: dict[Schema, dict[str, Any]] = {}
-
-
-def reject_json_constant(name: str) -> None:
-    """NaN and Infinity are not JSON (RFC 8259); the Java agents' parsers reject them."""
-    raise ValueError(f"{name} is not a JSON value")
 
 
 def load(schema: Schema, data: Mapping[str, Any], what: str = "request body") -> dict[str, Any]:
