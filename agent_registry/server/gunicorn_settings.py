@@ -166,7 +166,7 @@ def post_worker_init(worker: Any) -> None:
 def worker_exit(server: Any, worker: Any) -> None:
     app = getattr(worker, "wsgi", None)
     if app is not None and hasattr(app, "extensions"):
-        app.extensions["agent_registry"].stop()
+        app.extensions["agent_registry"].exited()
     # Let frozen objects die before interpreter teardown, while gevent still works.
     gc.unfreeze()
     gc.collect()

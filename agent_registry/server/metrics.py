@@ -28,6 +28,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from ..core.models import Agent, AgentState, Command, Delivery, DeliveryStatus, Transition
+from ..errors import StoreUnavailable
 from ..web.pipeline import Call, Headers
 from .tallies import Tallies, check_histogram
 
@@ -206,8 +207,11 @@ class FleetCollector(Collector):
                     "Agents with an event stream open to any server process",
                     value=self.connected(),
                 )
+        except StoreUnavailable:
+            # Counted and logged once per outage by the runtime's StoreOutage.
+            log.debug("fleet gauges left out of this scrape: the store is unavailable")
         except Exception:
-            log.warning("fleet gauges left out of this scrape: the store could not be read")
+            log.exception("fleet gauges left out of this scrape: the store could not be read")
 
 
 class _HostCollector(Collector):

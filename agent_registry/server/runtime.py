@@ -134,11 +134,12 @@ class Runtime:
             self.metrics.fleet.connected = self.presence.connected_count
             self.outage.on_failure = self.metrics.store_errors.inc
         self.delivery_recorder = DeliveryRecorder(self.commands)
+        # Stopped in reverse: the metrics last, after the DELIVERED records they count.
         self._background: list[Background] = [
+            *([self.metrics] if self.metrics is not None else []),
             self.sweeper,
             *backend.background,
             self.delivery_recorder,
-            *([self.metrics] if self.metrics is not None else []),
         ]
         self._stopped = False
 
@@ -169,3 +170,10 @@ class Runtime:
         self.hub.end_all()
         for part in reversed(self._background):
             part.stop()
+
+    def exited(self) -> None:
+        """The worker's last moment (gunicorn's ``worker_exit``): stop, if not yet, and write
+        out what the metrics counted since, such as requests answered while draining."""
+        self.stop()
+        if self.metrics is not None:
+            self.metrics.tallies.flush()

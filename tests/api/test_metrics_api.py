@@ -267,3 +267,22 @@ def test_store_errors_count_every_operation_that_missed_the_store(
     runtime.outage.succeeded()
 
     assert scrape(client)[("agent_registry_store_errors_total", ())] == 2.0
+
+
+def test_what_is_counted_while_the_worker_drains_is_written_out_when_it_exits(
+    api: Api, runtime: Runtime
+) -> None:
+    """Regression: stop() (at SIGTERM) ended the flushes, and the requests answered during
+    the graceful timeout never reached the shared values."""
+    assert runtime.metrics is not None
+    api.register("drain-1", "g-drain")
+    runtime.stop()
+    assert api.heartbeat("drain-1").status_code == 204  # answered while draining
+
+    runtime.exited()
+
+    answered = runtime.metrics.registry.get_sample_value(
+        "agent_registry_http_requests_total",
+        {"route": HEARTBEAT, "method": "POST", "status": "204"},
+    )
+    assert answered == 1.0
