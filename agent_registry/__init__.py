@@ -11,7 +11,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .server.app import create_app
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "package_version"]
+
+
+def package_version() -> str:
+    """The installed package's version (the OpenAPI document and /api/v1/server state it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("agent-registry")
+    except PackageNotFoundError:
+        return "0.0.0"
 
 
 def __getattr__(name: str) -> Any:

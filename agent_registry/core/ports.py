@@ -186,33 +186,6 @@ class NoObserver:
         pass
 
 
-class Observers:
-    """Several observers seen as one (metrics, and later an operator event stream)."""
-
-    def __init__(self, observers: Iterable[FleetObserver]) -> None:
-        self._observers = tuple(observers)
-
-    def registered(self, agent: Agent, created: bool) -> None:
-        for observer in self._observers:
-            observer.registered(agent, created)
-
-    def transitioned(self, transition: Transition) -> None:
-        for observer in self._observers:
-            observer.transitioned(transition)
-
-    def command_sent(self, command: Command, agent_ids: Sequence[str]) -> None:
-        for observer in self._observers:
-            observer.command_sent(command, agent_ids)
-
-    def delivered(self, command_id: str, created_at: float, count: int, at: float) -> None:
-        for observer in self._observers:
-            observer.delivered(command_id, created_at, count, at)
-
-    def finished(self, command: Command, delivery: Delivery) -> None:
-        for observer in self._observers:
-            observer.finished(command, delivery)
-
-
 class StreamGauge(Protocol):
     """Counts this process's open streams (a metrics gauge); the hub moves it."""
 

@@ -39,6 +39,3 @@ class RedisProbe:
             return bool(self._redis.ping())
         except redis.RedisError:
             return False
-
-    def close(self) -> None:
-        self._redis.connection_pool.disconnect()

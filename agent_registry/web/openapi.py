@@ -9,7 +9,6 @@ schemas, and every error answer as the one JSON error shape. ``GET
 from __future__ import annotations
 
 import re
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from apispec import APISpec
@@ -17,6 +16,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, current_app
 from marshmallow import fields
 
+from .. import package_version
 from .declare import DeclaredView, ViewSpec, declare
 from .schemas import (
     IDENTIFIER_PATTERN,
@@ -48,7 +48,7 @@ def build_document(app: Flask) -> dict[str, Any]:
     marshmallow = MarshmallowPlugin()
     spec = APISpec(
         title="Agent Registry",
-        version=_version(),
+        version=package_version(),
         openapi_version="3.1.0",
         plugins=[marshmallow],
         info={"description": "Registration, lifecycle, SSE command push and delivery tracking."},
@@ -157,10 +157,3 @@ def _custom_fields(
 def _any_case(word: str) -> str:
     """``LIVE`` -> ``[Ll][Ii][Vv][Ee]``: JSON Schema patterns have no case-insensitive flag."""
     return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
-
-
-def _version() -> str:
-    try:
-        return version("agent-registry")
-    except PackageNotFoundError:
-        return "0.0.0"

@@ -9,11 +9,11 @@ fleet counts that the stores keep up to date: O(1) at any fleet size.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint
 
+from .. import package_version
 from ..core.models import AgentState
 from .declare import Reply, declare
 from .schemas import HealthSchema, ReadinessSchema, ServerSchema
@@ -22,14 +22,6 @@ if TYPE_CHECKING:
     from ..server.runtime import Runtime
 
 bp = Blueprint("operations", __name__)
-
-
-def package_version() -> str:
-    """The installed package's version (the OpenAPI document states the same one)."""
-    try:
-        return version("agent-registry")
-    except PackageNotFoundError:
-        return "0.0.0"
 
 
 @bp.get("/healthz")
