@@ -56,5 +56,18 @@ class AlreadyAcknowledged(RegistryError):
     pass
 
 
+class Unauthenticated(RegistryError):
+    """No token, or one that cannot be trusted: malformed, badly signed, wrong audience,
+    not yet valid, or no longer the agent's current one."""
+
+
+class TokenExpired(Unauthenticated):
+    pass
+
+
+class Forbidden(RegistryError):
+    """A valid token that may not do this: role, group scope, another agent's id."""
+
+
 class StoreUnavailable(RegistryError):
     """The shared store cannot be reached (an outage, not a bug)."""

@@ -7,7 +7,7 @@ they would end the field early on the wire, so they are refused instead.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from ..clock import iso
 from ..core.models import Command
@@ -57,13 +57,25 @@ OPENING = f"retry: {RECONNECT_MS}\n: connected\n\n".encode()
 PING = comment("ping")
 
 
-def command_frame(command: Command) -> bytes:
-    """The event for a command; encoded once and shared by every target's queue."""
-    data = {
+class Signer(Protocol):
+    def signature(self, signed: dict[str, Any]) -> dict[str, str]:
+        """The event's ``signature`` member for these signed contents."""
+
+
+def command_frame(command: Command, signer: Signer | None = None) -> bytes:
+    """The event for a command; encoded (and signed) once, shared by every target's queue.
+
+    With a signer, ``data`` gains ``signature`` last: the signed bytes are what ``data``
+    says plus the command's target, so an agent can check that the command is meant for it.
+    """
+    data: dict[str, Any] = {
         "commandId": command.id,
         "type": str(command.type),
         "payload": command.payload,
         "issuedAt": iso(command.created_at),
         "expiresAt": iso(command.expires_at),
     }
+    if signer is not None:
+        target = {"kind": str(command.target.kind), "value": command.target.value}
+        data["signature"] = signer.signature({**data, "target": target})
     return event(json_line(data), event_id=command.id, event_type=str(command.type))

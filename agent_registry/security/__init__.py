@@ -1,0 +1,1 @@
+"""Tokens, permissions and command signatures (API.md, Security)."""
