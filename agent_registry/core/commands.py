@@ -60,9 +60,16 @@ class Commands:
         self._ids = CommandIds()
 
     def send(
-        self, target: Target, command_type: CommandType, payload: dict[str, Any]
+        self,
+        target: Target,
+        command_type: CommandType,
+        payload: dict[str, Any],
+        created_by: str | None = None,
     ) -> CommandSnapshot:
-        """Create one command for all targets and push it to the open streams."""
+        """Create one command for all targets and push it to the open streams.
+
+        ``created_by`` is who sent it (the operator token's subject, with auth on).
+        """
         agent_ids = self._resolve(target)
         now = self._clock()
         command = Command(
@@ -72,15 +79,17 @@ class Commands:
             target=target,
             created_at=now,
             expires_at=now + self._timing.expiry,
+            created_by=created_by,
         )
         deliveries = [Delivery(agent_id) for agent_id in agent_ids]
         self.store.add(command, deliveries)
         log.info(
-            "command %s (%s) sent to %s %s: %d target(s)",
+            "command %s (%s) sent to %s %s by %s: %d target(s)",
             command.id,
             command.type,
             target.kind,
             target.value or "*",
+            created_by or "anonymous (auth off)",
             len(agent_ids),
             extra=_ids(command.id, target.value if target.kind is TargetKind.AGENT else None),
         )

@@ -121,6 +121,7 @@ def _encode_command(command: Command, open_count: int) -> dict[EncodableT, Encod
         "targetValue": command.target.value or "",
         "createdAt": num(command.created_at),
         "expiresAt": num(command.expires_at),
+        "createdBy": command.created_by or "",
         "open": open_count,
     }
 
@@ -135,6 +136,7 @@ def _decode_command(fields: dict[str, str]) -> Command | None:
         target=Target(TargetKind(fields["targetKind"]), fields["targetValue"] or None),
         created_at=float(fields["createdAt"]),
         expires_at=float(fields["expiresAt"]),
+        created_by=fields.get("createdBy") or None,
     )
 
 

@@ -17,6 +17,7 @@ from flask import Blueprint, Flask, current_app
 from marshmallow import fields
 
 from .. import package_version
+from ..security.access import Access
 from .declare import DeclaredView, ViewSpec, declare
 from .schemas import (
     IDENTIFIER_PATTERN,
@@ -35,7 +36,7 @@ _ERROR = {"$ref": "#/components/responses/Error"}
 
 
 @bp.get("/openapi.json")
-@declare("This document: the OpenAPI 3.1 description of the API")
+@declare("This document: the OpenAPI 3.1 description of the API", access=Access.PUBLIC)
 def openapi_document(_rt: object) -> dict[str, Any]:
     document: dict[str, Any] | None = current_app.extensions.get(_DOCUMENT_KEY)
     if document is None:

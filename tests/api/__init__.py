@@ -49,6 +49,7 @@ COMMAND_KEYS = {
     "target",
     "createdAt",
     "expiresAt",
+    "createdBy",
     "summary",
     "deliveries",
 }
