@@ -57,6 +57,15 @@ def build_document(app: Flask) -> dict[str, Any]:
     assert marshmallow.converter is not None
     marshmallow.converter.add_attribute_function(_custom_fields)  # type: ignore[no-untyped-call]
     spec.components.schema("Error", schema=ErrorSchema)
+    spec.components.security_scheme(
+        "bearer",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "Needed with AGENT_REGISTRY_AUTH=on (docs/security.md)",
+        },
+    )
     spec.components.response(
         "Error",
         {
@@ -103,6 +112,11 @@ def _operation(endpoint: str, spec: ViewSpec) -> dict[str, Any]:
         "tags": [endpoint.split(".", 1)[0]],
         "responses": {**_answers(spec), "default": _ERROR},
     }
+    if spec.access is Access.PUBLIC:
+        operation["security"] = []
+    else:
+        operation["security"] = [{"bearer": []}]
+        operation["description"] = _ACCESS_TEXT[spec.access]
     if spec.query is not None:
         operation["parameters"] = [{"in": "query", "schema": spec.query}]
     if spec.body is not None:
@@ -111,6 +125,17 @@ def _operation(endpoint: str, spec: ViewSpec) -> dict[str, Any]:
             "content": {"application/json": {"schema": spec.body}},
         }
     return operation
+
+
+_ACCESS_TEXT = {
+    Access.READ: "With auth on: an operator token, any role.",
+    Access.SEND: "With auth on: an operator token of role operator or admin whose groups "
+    "include the target's group ('*' to send to all).",
+    Access.ADMIN: "With auth on: an operator token of role admin.",
+    Access.REGISTER: "With auth on: an enrollment token whose groups allow the body's group, "
+    "or the agent's own current token (renewal).",
+    Access.AGENT: "With auth on: the agent's own current token (sub = the path's agent id).",
+}
 
 
 def _answers(spec: ViewSpec) -> dict[str, Any]:
