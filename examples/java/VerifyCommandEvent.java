@@ -37,7 +37,8 @@ public class VerifyCommandEvent {
 
     public static void main(String[] args) throws Exception {
         if (args.length != 3) {
-            System.err.println("usage: java VerifyCommandEvent.java KEYS.json AGENT_ID GROUP < events");
+            System.err.println("usage: java VerifyCommandEvent.java KEYS.json AGENT_ID GROUP"
+                    + " < events");
             System.exit(USAGE);
         }
         Map<String, PublicKey> keys = publishedKeys(Files.readString(Path.of(args[0])));
@@ -69,7 +70,8 @@ public class VerifyCommandEvent {
             Map<?, ?> key = (Map<?, ?>) item;
             if (!"Ed25519".equals(key.get("algorithm"))) continue;
             byte[] der = Base64.getDecoder().decode((String) key.get("publicKey"));
-            keys.put((String) key.get("keyId"), factory.generatePublic(new X509EncodedKeySpec(der)));
+            PublicKey publicKey = factory.generatePublic(new X509EncodedKeySpec(der));
+            keys.put((String) key.get("keyId"), publicKey);
         }
         return keys;
     }
@@ -115,7 +117,8 @@ public class VerifyCommandEvent {
             if (!alreadyRun.add(id)) {
                 return new Verdict(ALREADY_RUN, "refused: " + id + " has already run");
             }
-            return new Verdict(RUN, "run " + command.get("type") + " " + id + " " + command.get("payload"));
+            return new Verdict(RUN, "run " + command.get("type") + " " + id + " "
+                    + command.get("payload"));
         } catch (GeneralSecurityException e) { // a signature of the wrong length, say
             return new Verdict(BAD_SIGNATURE, "refused: the signature does not match (" + e + ")");
         } catch (RuntimeException e) { // not JSON, a field missing or of the wrong type
@@ -178,7 +181,10 @@ public class VerifyCommandEvent {
                     case 'n' -> out.append('\n');
                     case 'r' -> out.append('\r');
                     case 't' -> out.append('\t');
-                    case 'u' -> { out.append((char) Integer.parseInt(s.substring(i, i + 4), 16)); i += 4; }
+                    case 'u' -> {
+                        out.append((char) Integer.parseInt(s.substring(i, i + 4), 16));
+                        i += 4;
+                    }
                     default -> out.append(c); // \" \\ \/
                 }
             }
