@@ -56,6 +56,7 @@ EXPECTED = {
     "the same commandId again": Verdict.ALREADY_RUN,
     "signed bytes altered": Verdict.BAD_SIGNATURE,
     "signature value altered": Verdict.BAD_SIGNATURE,
+    "a signature of the wrong length": Verdict.BAD_SIGNATURE,
     "signed by another key under a published keyId": Verdict.BAD_SIGNATURE,
     "an unknown keyId": Verdict.UNKNOWN_KEY,
     "for another group": Verdict.NOT_FOR_ME,
@@ -98,6 +99,14 @@ def altered_value(frame: bytes) -> bytes:
     return frame_with(data, data["commandId"])
 
 
+def truncated_value(frame: bytes) -> bytes:
+    data = data_of(frame)
+    data["signature"]["value"] = base64.b64encode(
+        base64.b64decode(data["signature"]["value"])[:63]
+    ).decode()
+    return frame_with(data, data["commandId"])
+
+
 def relabelled(frame: bytes, key_id: str) -> bytes:
     data = data_of(frame)
     data["signature"]["keyId"] = key_id
@@ -136,6 +145,9 @@ def events(signer: CommandSigner, previous: CommandSigner, stranger: CommandSign
         ),
         "signature value altered": lambda: altered_value(
             sse.command_frame(command("cmd-value", mine), signer)
+        ),
+        "a signature of the wrong length": lambda: truncated_value(
+            sse.command_frame(command("cmd-short", mine), signer)
         ),
         "signed by another key under a published keyId": lambda: relabelled(
             sse.command_frame(command("cmd-forged", mine), stranger), signer.key_id
@@ -204,3 +216,11 @@ def test_a_run_names_the_signed_command_and_payload(verdicts: dict[str, str]) ->
 
 def test_the_exit_code_is_the_last_verdict(run: subprocess.CompletedProcess[str]) -> None:
     assert Verdict(run.returncode) is list(EXPECTED.values())[-1], run.stderr
+
+
+def test_the_docs_show_the_programs_verify_as_it_is() -> None:
+    """docs/security.md quotes ``verify``: the quote must not drift from the tested file."""
+    docs = (PROGRAM.parents[2] / "docs" / "security.md").read_text()
+    (quoted,) = re.findall(r"```java\n(.*?)```", docs, re.DOTALL)
+    assert "static Verdict verify(" in quoted
+    assert quoted in PROGRAM.read_text()
