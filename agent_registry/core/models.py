@@ -96,6 +96,8 @@ class Command:
     created_at: float
     expires_at: float
     created_by: str | None = None  # the operator token's subject; None with auth off
+    # Written to a target's stream when it opens, while its delivery is still PENDING.
+    deliver_on_connect: bool = False
 
 
 @dataclass(frozen=True, slots=True)

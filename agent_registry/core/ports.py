@@ -110,9 +110,12 @@ class CommandStore(Protocol):
         """
 
     def for_agent(
-        self, agent_id: str, statuses: Collection[DeliveryStatus] | None = None
+        self,
+        agent_id: str,
+        statuses: Collection[DeliveryStatus] | None = None,
+        since: float | None = None,
     ) -> list[tuple[Command, Delivery]]:
-        """The agent's deliveries, newest command first."""
+        """The agent's deliveries, newest command first (created at or after ``since``)."""
 
     def due_expiries(self, now: float, limit: int) -> list[Command]:
         """Commands whose ``expires_at`` has passed and that were not yet swept."""

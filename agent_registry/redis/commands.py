@@ -122,6 +122,7 @@ def _encode_command(command: Command, open_count: int) -> dict[EncodableT, Encod
         "createdAt": num(command.created_at),
         "expiresAt": num(command.expires_at),
         "createdBy": command.created_by or "",
+        "deliverOnConnect": int(command.deliver_on_connect),
         "open": open_count,
     }
 
@@ -137,6 +138,7 @@ def _decode_command(fields: dict[str, str]) -> Command | None:
         created_at=float(fields["createdAt"]),
         expires_at=float(fields["expiresAt"]),
         created_by=fields.get("createdBy") or None,
+        deliver_on_connect=fields.get("deliverOnConnect") == "1",
     )
 
 
@@ -215,9 +217,15 @@ class RedisCommandStore(ReportsOutages):
         )
 
     def for_agent(
-        self, agent_id: str, statuses: Collection[DeliveryStatus] | None = None
+        self,
+        agent_id: str,
+        statuses: Collection[DeliveryStatus] | None = None,
+        since: float | None = None,
     ) -> list[tuple[Command, Delivery]]:
-        command_ids = texts(self._redis.zrevrange(agent_commands_key(agent_id), 0, -1))
+        oldest = "-inf" if since is None else num(since)
+        command_ids = texts(
+            self._redis.zrevrangebyscore(agent_commands_key(agent_id), "+inf", oldest)
+        )
         pipe = self._redis.pipeline(transaction=False)
         for command_id in command_ids:
             pipe.hgetall(command_key(command_id))

@@ -19,6 +19,7 @@ from ..outage import StoreOutage
 from ..security.setup import load_security
 from ..streams.delivery_recorder import DeliveryRecorder
 from ..streams.hub import StreamHub
+from ..streams.on_connect import DeliverOnConnect
 from ..streams.sse import Signer
 from .scheduler import Sweeper
 
@@ -151,6 +152,7 @@ class Runtime:
             self.metrics.fleet.connected = self.presence.connected_count
             self.outage.on_failure = self.metrics.store_errors.inc
         self.delivery_recorder = DeliveryRecorder(self.commands)
+        self.deliver_on_connect = DeliverOnConnect(self.commands, signer)
         # Stopped in reverse: the metrics last, after the DELIVERED records they count.
         self._background: list[Background] = [
             *([self.metrics] if self.metrics is not None else []),

@@ -219,11 +219,16 @@ class MemoryCommandStore:
         return True
 
     def for_agent(
-        self, agent_id: str, statuses: Collection[DeliveryStatus] | None = None
+        self,
+        agent_id: str,
+        statuses: Collection[DeliveryStatus] | None = None,
+        since: float | None = None,
     ) -> list[tuple[Command, Delivery]]:
         found = []
         for command_id in reversed(self._by_agent.get(agent_id, {})):
             entry = self._entries[command_id]
+            if since is not None and entry.command.created_at < since:
+                break  # newest first: every command from here on is older
             delivery = entry.deliveries[agent_id]
             if not statuses or delivery.status in statuses:
                 found.append((entry.command, delivery))

@@ -130,6 +130,7 @@ def events(rt: Runtime, agent_id: str, caller: Caller | None) -> Response:
         client_socket(request.environ),
         rt.settings.keepalive_seconds,
         rt.delivery_recorder,
+        rt.deliver_on_connect,
     )
     return Response(
         body,

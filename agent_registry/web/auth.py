@@ -62,11 +62,12 @@ class Guard:
             _authorize(caller, access, call.path_args, inputs, self._registry)
         except AuthRefused as exc:
             log.info(
-                "refused %s %s for %s %s: %s",
+                "refused %s %s for %s %s from %s: %s",
                 call.method,
                 call.path,
                 caller.kind,
                 caller.subject,
+                call.environ.get("REMOTE_ADDR", "?"),
                 exc.message,
                 extra={"agent_id": call.path_args["agent_id"]}
                 if "agent_id" in call.path_args

@@ -31,7 +31,13 @@ def send(
     rt: Runtime, target: Target, body: dict[str, Any], caller: Caller | None
 ) -> dict[str, Any]:
     sender = caller.subject if caller is not None else None
-    snapshot = rt.commands.send(target, CommandType(body["type"]), body["payload"], sender)
+    snapshot = rt.commands.send(
+        target,
+        CommandType(body["type"]),
+        body["payload"],
+        sender,
+        body["deliver_on_connect"],
+    )
     return command_json(snapshot)
 
 

@@ -57,6 +57,15 @@ class EnumList(fields.Field[frozenset[StrEnum]]):
         return frozenset(chosen)
 
 
+class JsonBoolean(fields.Boolean):
+    """``true`` or ``false`` only: not ``1``, ``"yes"`` or ``"on"`` as marshmallow allows."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, bool):
+            raise ValidationError("Not a valid boolean: use true or false.")
+        return value
+
+
 class CaseInsensitiveEnum(fields.Field[StrEnum]):
     def __init__(self, enum: type[StrEnum], **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -115,6 +124,14 @@ class SendCommandSchema(Schema):
         ),
     )
     payload = fields.Dict(keys=fields.String(), load_default=dict)
+    deliver_on_connect = JsonBoolean(
+        data_key="deliverOnConnect",
+        load_default=False,
+        metadata={
+            "description": "Also write it to a target whose stream opens later, "
+            "while its delivery is PENDING and unexpired"
+        },
+    )
 
 
 class AckSchema(Schema):
@@ -230,6 +247,7 @@ class CommandSchema(Schema):
     created_at = _stamp(data_key="createdAt")
     expires_at = _stamp(data_key="expiresAt")
     created_by = fields.String(required=True, allow_none=True, data_key="createdBy")
+    deliver_on_connect = fields.Boolean(required=True, data_key="deliverOnConnect")
     summary = fields.Nested(SummarySchema, required=True)
     deliveries = fields.List(fields.Nested(DeliverySchema), required=True)
 

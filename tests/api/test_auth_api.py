@@ -467,3 +467,10 @@ def test_the_server_says_auth_is_on_and_which_key_signs(fleet: Fleet) -> None:
     key = fleet.register("agent-1", "group-a").json["serverPublicKey"]
     assert server["auth"] == "on"
     assert server["signing"] == {"keyId": key["keyId"]}
+
+
+@pytest.mark.parametrize("path", ["/api/v1/agents/register", "/api/v1/agents/agent-1/commands"])
+def test_options_needs_a_token_and_no_permission(fleet: Fleet, path: str) -> None:
+    assert_error(fleet.call("OPTIONS", path), 401, "UNAUTHENTICATED")
+    answered = fleet.call("OPTIONS", path, fleet.operator(Role.VIEWER))
+    assert answered.status_code == 200 and "POST" in answered.headers["Allow"]

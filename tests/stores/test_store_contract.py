@@ -323,6 +323,21 @@ def test_for_agent_newest_first_filtered_by_status(commands):
     assert commands.for_agent("nobody") == []
 
 
+def test_for_agent_since_reads_only_commands_created_from_then_on(commands):
+    for number in range(1, 5):
+        commands.add(command(f"c{number}", created=T0 + number), [Delivery("a")])
+    assert [c.id for c, _ in commands.for_agent("a", since=T0 + 3)] == ["c4", "c3"]
+    assert [c.id for c, _ in commands.for_agent("a", {PENDING}, since=T0 + 5)] == []
+
+
+def test_created_by_and_deliver_on_connect_are_kept(commands):
+    sent = dataclasses.replace(command("c1"), created_by="alice", deliver_on_connect=True)
+    commands.add(sent, [Delivery("a")])
+    assert commands.get("c1").command == sent
+    assert commands.add(command("c2"), [Delivery("a")]) is None
+    assert commands.get("c2").command == command("c2")
+
+
 def test_due_expiries_until_marked_done(commands):
     commands.add(command("c1", expires=T0 + 60), [Delivery("a")])
     commands.add(command("c2", expires=T0 + 30), [Delivery("a")])
