@@ -66,6 +66,11 @@ class RedisBus(ReportsOutages):
         self._hub.end(agent_id, token)
         self._announce({"end": agent_id, "token": token})
 
+    def supersede(self, agent_id: str, generation: int) -> None:
+        """End, on every process, the agent's stream opened with an older token."""
+        self._hub.supersede(agent_id, generation)
+        self._announce({"supersede": agent_id, "generation": str(generation)})
+
     def _announce(self, message: dict[str, str]) -> None:
         try:
             self._redis.publish(CHANNEL, json.dumps({"origin": self.origin, **message}))
@@ -147,6 +152,8 @@ class RedisBus(ReportsOutages):
             return
         if "end" in message:
             self._hub.end(message["end"], message["token"])
+        elif "supersede" in message:
+            self._hub.supersede(message["supersede"], int(message["generation"]))
         elif "command" in message and len(self._hub):
             snapshot = self._commands.get(message["command"])
             if snapshot is not None:

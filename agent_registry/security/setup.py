@@ -20,7 +20,12 @@ from ..config import ConfigError, Settings, variable_name
 from .signing import CommandSigner, KeyFileError, SigningKey, load_keys
 from .tokens import TokenIssuer, TokenVerifier
 
-_PROVIDER_KEY_TYPES = (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey)
+# Each kind of identity-provider key signs with one algorithm: only that one is accepted.
+_PROVIDER_ALGORITHMS: tuple[tuple[type, str], ...] = (
+    (rsa.RSAPublicKey, "RS256"),
+    (ec.EllipticCurvePublicKey, "ES256"),
+    (ed25519.Ed25519PublicKey, "EdDSA"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +51,8 @@ def load_security(settings: Settings, clock: Clock) -> Security:
             f"{variable_name('auth')}=on needs {variable_name('token_secret')} "
             "(at least 32 bytes; docs/security.md shows how to make one)"
         )
-    provider_key = _provider_key(settings.operator_public_key_file)
-    verifier = TokenVerifier(settings.token_secret, clock, provider_key)
+    provider = _provider(settings.operator_public_key_file)
+    verifier = TokenVerifier(settings.token_secret, clock, provider)
     issuer = TokenIssuer(settings.token_secret, clock)
     return Security(verifier, issuer, signer, settings.agent_token_ttl_seconds)
 
@@ -70,7 +75,8 @@ def _signer(settings: Settings) -> CommandSigner | None:
     return CommandSigner([SigningKey.of(ed25519.Ed25519PrivateKey.generate())], ephemeral=True)
 
 
-def _provider_key(path: str | None) -> Any:
+def _provider(path: str | None) -> tuple[Any, str] | None:
+    """The identity provider's public key and the algorithm it signs with."""
     if path is None:
         return None
     name = variable_name("operator_public_key_file")
@@ -80,8 +86,9 @@ def _provider_key(path: str | None) -> Any:
         raise ConfigError(f"{name}={path!r} cannot be read ({exc.strerror})") from None
     except ValueError:
         raise ConfigError(f"{name}={path!r} is not a PEM public key") from None
-    if not isinstance(key, _PROVIDER_KEY_TYPES):
+    algorithm = next((alg for kind, alg in _PROVIDER_ALGORITHMS if isinstance(key, kind)), None)
+    if algorithm is None:
         raise ConfigError(f"{name}={path!r} must be an RSA, EC (P-256) or Ed25519 public key")
     if isinstance(key, ec.EllipticCurvePublicKey) and not isinstance(key.curve, ec.SECP256R1):
         raise ConfigError(f"{name}={path!r} is an EC key on {key.curve.name}; ES256 needs P-256")
-    return key
+    return key, algorithm

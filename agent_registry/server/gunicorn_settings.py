@@ -142,8 +142,10 @@ def _prepare_metrics_directory(log: logging.Logger) -> None:
 
 
 def _is_loopback(address: str) -> bool:
-    """Whether a gunicorn bind address (host:port, [v6]:port, unix:path) is this host only."""
-    if address.startswith(("unix:", "fd://")):
+    """Whether a gunicorn bind address (host:port, [v6]:port, unix:path) is this host only.
+
+    An inherited socket (``fd://``) may listen anywhere: it counts as reachable."""
+    if address.startswith("unix:"):
         return True
     host = address.rsplit(":", 1)[0].strip("[]") if ":" in address else address
     if host == "localhost":

@@ -16,3 +16,6 @@ class LocalBus:
 
     def publish(self, command: Command, agent_ids: Sequence[str]) -> None:
         self._hub.deliver_first(agent_ids, command.id, command_frame(command, self._signer))
+
+    def supersede(self, agent_id: str, generation: int) -> None:
+        self._hub.supersede(agent_id, generation)
