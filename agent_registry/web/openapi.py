@@ -134,8 +134,7 @@ _ACCESS_TEXT = {
     Access.ADMIN: "With auth on: an operator token of role admin.",
     Access.ENROLL: "With auth on: an operator token of role admin whose groups include "
     "every group asked for.",
-    Access.HEARTBEAT: "With auth on: the agent's own current token (sub = the path's agent "
-    "id).",
+    Access.HEARTBEAT: "With auth on: the agent's own current token (sub = the path's agent id).",
     Access.REGISTER: "With auth on: an enrollment token whose groups allow the body's group, "
     "or the agent's own current token (renewal).",
     Access.AGENT: "With auth on: the agent's own current token (sub = the path's agent id).",
