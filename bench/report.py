@@ -109,6 +109,7 @@ def render(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     p = doc["parameters"]
     v = m["versions"]
+    auth_rows = auth_cost_rows(doc)
     parts = [
         "# Agent Registry — benchmark results",
         "",
@@ -182,7 +183,9 @@ def render(doc: dict[str, Any]) -> str:
         "token already seen (the server caches verified tokens per process). The goal: server "
         "CPU per heartbeat on ÷ off <= 1.3 in the steady state (see Targets).",
         "",
-        table(["phase", "figure", "auth on", "auth off", "on ÷ off"], auth_cost_rows(doc)),
+        table(["phase", "figure", "auth on", "auth off", "on ÷ off"], auth_rows)
+        if auth_rows
+        else "Not measured in this run (scenario c measures it).",
         "",
         "## Where the CPU went",
         "",
