@@ -142,7 +142,12 @@ class Subject:
 
 
 def subject(fast: bool, metrics: bool, auth: bool, key_file: Path) -> Subject:
-    config: dict[str, Any] = {"AGENT_REGISTRY_METRICS": "on" if metrics else "off"}
+    config: dict[str, Any] = {
+        "AGENT_REGISTRY_METRICS": "on" if metrics else "off",
+        # A round through Flask on a busy machine can outlast the default 60 s: an expired
+        # command's ack is a 409, not the ack measured here.
+        "AGENT_REGISTRY_COMMAND_EXPIRY_SECONDS": 3600,
+    }
     if auth:
         config.update(
             AGENT_REGISTRY_AUTH="on",
