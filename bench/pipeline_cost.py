@@ -252,7 +252,10 @@ def main(argv: list[str] | None = None) -> None:
         "--rounds", type=int, default=3, help="rounds per figure; the median is printed"
     )
     parser.add_argument(
-        "--fast-only", action="store_true", help="skip the (slow) all-through-Flask figures"
+        "--path",
+        choices=("fast", "flask", "both"),
+        default="both",
+        help="the fast views, every request through Flask (slow), or both (default)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")  # the app's lines: quiet
@@ -270,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{HEARTBEATS:,}",
         f"{ACKS:,}",
     )
-    for fast in (True,) if args.fast_only else (True, False):
+    for fast in {"fast": (True,), "flask": (False,), "both": (True, False)}[args.path]:
         for metrics in (True, False):
             figures = measure(fast, metrics, auths, args.rounds, key_file)
             path = "fast views" if fast else "through Flask"
