@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -18,7 +18,9 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from ..clock import Clock
 from ..config import ConfigError, Settings, variable_name
 from .signing import CommandSigner, KeyFileError, SigningKey, load_keys
-from .tokens import TokenIssuer, TokenVerifier
+
+if TYPE_CHECKING:
+    from .tokens import TokenIssuer, TokenVerifier
 
 # Each kind of identity-provider key signs with one algorithm: only that one is accepted.
 _PROVIDER_ALGORITHMS: tuple[tuple[type, str], ...] = (
@@ -42,19 +44,36 @@ class Security:
         return self.verifier is not None
 
 
+def check_security(settings: Settings) -> None:
+    """Every refusal ``load_security`` would make, without loading PyJWT: the gunicorn
+    master checks here, and PyJWT imports ``ssl``, which gevent must patch first in the
+    workers (a module imported in the master is imported in every worker it forks)."""
+    _signer(settings)
+    if settings.auth:
+        _secret(settings)
+        _provider(settings.operator_public_key_file)
+
+
 def load_security(settings: Settings, clock: Clock) -> Security:
     signer = _signer(settings)
     if not settings.auth:
         return Security(None, None, signer, settings.agent_token_ttl_seconds)
+    from .tokens import TokenIssuer, TokenVerifier
+
+    secret = _secret(settings)
+    provider = _provider(settings.operator_public_key_file)
+    verifier = TokenVerifier(secret, clock, provider)
+    issuer = TokenIssuer(secret, clock, verifier)
+    return Security(verifier, issuer, signer, settings.agent_token_ttl_seconds)
+
+
+def _secret(settings: Settings) -> str:
     if settings.token_secret is None:
         raise ConfigError(
             f"{variable_name('auth')}=on needs {variable_name('token_secret')} "
             "(at least 32 bytes; docs/security.md shows how to make one)"
         )
-    provider = _provider(settings.operator_public_key_file)
-    verifier = TokenVerifier(settings.token_secret, clock, provider)
-    issuer = TokenIssuer(settings.token_secret, clock)
-    return Security(verifier, issuer, signer, settings.agent_token_ttl_seconds)
+    return settings.token_secret
 
 
 def _signer(settings: Settings) -> CommandSigner | None:

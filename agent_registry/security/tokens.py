@@ -80,11 +80,16 @@ def groups_claim(groups: Collection[str] | None) -> list[str]:
 
 
 class TokenIssuer:
-    """Mints the server's own tokens (HS256 with the token secret)."""
+    """Mints the server's own tokens (HS256 with the token secret).
 
-    def __init__(self, secret: str, clock: Clock) -> None:
+    With ``verifier``, each token minted is also put in that verifier's cache: an agent's
+    first heartbeat after registering costs no PyJWT decode on the worker that minted it.
+    """
+
+    def __init__(self, secret: str, clock: Clock, verifier: TokenVerifier | None = None) -> None:
         self._secret = secret
         self._clock = clock
+        self._verifier = verifier
 
     def operator(
         self, subject: str, role: Role, groups: Collection[str] | None, ttl: float
@@ -118,7 +123,10 @@ class TokenIssuer:
             "exp": int(expires_at),
             "jti": uuid.uuid4().hex,
         }
-        return jwt.encode(payload, self._secret, algorithm=SERVER_ALGORITHM), float(int(expires_at))
+        token = jwt.encode(payload, self._secret, algorithm=SERVER_ALGORITHM)
+        if self._verifier is not None:
+            self._verifier.remember(token, payload)
+        return token, float(payload["exp"])
 
 
 class TokenVerifier:
@@ -147,10 +155,7 @@ class TokenVerifier:
     def verify(self, token: str) -> Caller:
         caller = self._cache.get(token)
         if caller is None:
-            caller = self._decode(token)
-            if len(self._cache) >= self._cache_size:
-                self._cache.popitem(last=False)
-            self._cache[token] = caller
+            caller = self._remember(token, self._decode(token))
         now = self._clock()
         if now > caller.expires_at + LEEWAY_SECONDS:
             raise TokenExpired("The token has expired; get a new one.")
@@ -158,12 +163,25 @@ class TokenVerifier:
             raise Unauthenticated("The token is not valid yet (nbf/iat is in the future).")
         return caller
 
+    def remember(self, token: str, claims: Mapping[str, Any]) -> None:
+        """Cache the caller of a token this server just minted, from its claims."""
+        self._remember(token, _caller(claims))
+
+    def _remember(self, token: str, caller: Caller) -> Caller:
+        if len(self._cache) >= self._cache_size:
+            self._cache.popitem(last=False)
+        self._cache[token] = caller
+        return caller
+
     def _decode(self, token: str) -> Caller:
         if len(token) > MAX_TOKEN_CHARS:
             raise Unauthenticated(f"The token is longer than {MAX_TOKEN_CHARS} characters.")
         try:
-            header = jwt.get_unverified_header(token)
-            algorithm = header.get("alg")
+            # Without a provider key only HS256 is accepted, and PyJWT checks that itself:
+            # reading the header first would parse the token twice.
+            algorithm: Any = SERVER_ALGORITHM
+            if self._provider is not None:
+                algorithm = jwt.get_unverified_header(token).get("alg")
             if algorithm == SERVER_ALGORITHM:
                 key: Any = self._secret
             elif self._provider is not None and algorithm == self._provider[1]:
