@@ -52,6 +52,7 @@ COMMAND_KEYS = {
     "createdAt",
     "expiresAt",
     "createdBy",
+    "deliverOnConnect",
     "summary",
     "deliveries",
 }
