@@ -34,6 +34,8 @@ from .exits import (
 from .render import ProgressLine, agent_table, command_lines, key_values
 from .watch import wait_for_command
 
+ENROLLMENT_VARIABLE = "AGENT_REGISTRY_ENROLLMENT_TOKEN"
+ENROLLMENT_TOKEN = f"enrollment token with --enrollment-token or {ENROLLMENT_VARIABLE}"
 SETTINGS_MODULE = "python:agent_registry.server.gunicorn_settings"
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -371,16 +373,33 @@ def outcome(command: dict[str, Any], settled: bool, timeout: float | None) -> tu
     metavar="S",
     help="Seconds each agent works on a command before acknowledging.",
 )
+@click.option(
+    "--enrollment-token",
+    envvar=ENROLLMENT_VARIABLE,
+    metavar="JWT",
+    help=f"What the agents register with when the server has auth on ({ENROLLMENT_VARIABLE}).",
+)
 @click.pass_context
 def simulate(
-    ctx: click.Context, count: int, group: str, fail_rate: float, ack_delay: float
+    ctx: click.Context,
+    count: int,
+    group: str,
+    fail_rate: float,
+    ack_delay: float,
+    enrollment_token: str | None,
 ) -> None:
     """Run N simulated agents (the Python SDK, under gevent) until Ctrl-C."""
     from .simulate import GEVENT_LAUNCHER, Fleet, gevent_patched
 
     url = options(ctx).url
-    # Fail fast, in one sentence, when the server cannot be reached or refuses the names.
-    api().register(Fleet.registration(group, 1, count))
+    # Fail fast, in one sentence, when the server cannot be reached or refuses the names
+    # or the token.
+    try:
+        api().register(Fleet.registration(group, 1, count), token=enrollment_token)
+    except ApiError as exc:
+        if exc.status in (401, 403):
+            raise refused(exc, ENROLLMENT_TOKEN) from None
+        raise
     if not gevent_patched():
         # Like `serve`, this replaces the current process (here: by a gevent-patched one).
         args = [
@@ -396,13 +415,23 @@ def simulate(
             "--ack-delay",
             str(ack_delay),
         ]
+        if enrollment_token:
+            # Through the environment, not the command line, where `ps` would show it.
+            os.environ[ENROLLMENT_VARIABLE] = enrollment_token
         sys.stdout.flush()
         sys.stderr.flush()
         os.execv(sys.executable, [sys.executable, "-c", GEVENT_LAUNCHER, *args])
-    _run_fleet(url, count, group, fail_rate, ack_delay)
+    _run_fleet(url, count, group, fail_rate, ack_delay, enrollment_token)
 
 
-def _run_fleet(url: str, count: int, group: str, fail_rate: float, ack_delay: float) -> None:
+def _run_fleet(
+    url: str,
+    count: int,
+    group: str,
+    fail_rate: float,
+    ack_delay: float,
+    enrollment_token: str | None,
+) -> None:
     import gevent
 
     from .simulate import Behaviour, Fleet
@@ -410,7 +439,7 @@ def _run_fleet(url: str, count: int, group: str, fail_rate: float, ack_delay: fl
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(signum, stop.set)
-    fleet = Fleet(url, count, group, Behaviour(fail_rate, ack_delay))
+    fleet = Fleet(url, count, group, Behaviour(fail_rate, ack_delay), enrollment_token)
     fleet.start()
     try:
         deadline = time.monotonic() + 30

@@ -110,3 +110,21 @@ def test_send_help_documents_exit_7(stub):
     result = invoke(stub, "send", "--help")
 
     assert "7    the server refused the token" in result.stdout
+
+
+@pytest.mark.parametrize("where", ["option", "environment"])
+def test_simulate_registers_with_the_enrollment_token_and_names_it_when_refused(stub, where):
+    stub.answers(401, {"status": 401, "code": "TOKEN_EXPIRED", "message": "The token has expired."})
+    args = ["--token", "OPERATOR", "simulate", "--agents", "2"]  # a refusal never execs
+    if where == "option":
+        result = invoke(stub, *args, "--enrollment-token", "E1")
+    else:
+        result = invoke(stub, *args, env={"AGENT_REGISTRY_ENROLLMENT_TOKEN": "E1"})
+
+    assert result.exit_code == 7, result.output
+    assert stub.requests[0][1] == "/api/v1/agents/register"
+    assert stub.authorizations() == ["Bearer E1"]
+    assert result.stderr == (
+        "Error: The token has expired — pass a valid enrollment token with --enrollment-token "
+        "or AGENT_REGISTRY_ENROLLMENT_TOKEN.\n"
+    )
