@@ -42,13 +42,17 @@ class Registration:
     @classmethod
     def of(cls, answer: dict[str, Any], generation: int) -> Registration:
         token, expires_at = answer.get("accessToken"), answer.get("accessTokenExpiresAt")
+        config = answer.get("config") or {}
         renew_at = None
         if token and expires_at:
             lifetime = datetime.fromisoformat(expires_at).timestamp() - time.time()
-            renew_at = time.monotonic() + max(lifetime, 0.0) / 2
+            # Not sooner than a heartbeat: a clock far ahead of the server's must not make
+            # the agent register in a loop.
+            floor = float(config.get("heartbeatIntervalSeconds") or 0)
+            renew_at = time.monotonic() + max(lifetime / 2, floor)
         return cls(
             generation,
-            answer.get("config") or {},
+            config,
             answer.get("sseEndpoint"),
             token or None,
             renew_at,

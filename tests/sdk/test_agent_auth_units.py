@@ -8,6 +8,7 @@ import datetime
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import httpx
@@ -264,3 +265,13 @@ def test_a_cancel_event_is_not_taken_for_a_command(agent_on):
 
     assert server.acked == []
     assert agent.commands_handled == 0
+
+
+def test_a_token_that_looks_expired_by_the_agents_clock_is_renewed_once_a_heartbeat(agent_on):
+    """A clock far ahead of the server's must not make the agent register in a loop."""
+    server = ScriptedServer(token_ttl=-60)
+    agent_on(server)
+
+    time.sleep(0.5)  # ten heartbeat intervals of 0.05 s
+
+    assert 3 <= len(server.seen("register")) <= 15
