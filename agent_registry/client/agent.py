@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 DEFAULT_HEARTBEAT_SECONDS = 30.0
 DEFAULT_KEEPALIVE_SECONDS = 15.0
 ACK_ATTEMPTS = 3
+KEY_REFRESH_SECONDS = 30.0
 # What the server answers a request whose registration it no longer accepts: 404 (it
 # forgot the agent), 401 (auth on: the agent's token is stale, or the agent was deleted).
 REGISTER_AGAIN = frozenset({401, 404})
@@ -84,6 +85,7 @@ class AgentClient:
             self.api, body, self._stopping, Backoff(1.0, max_backoff), enrollment_token
         )
         self.checker = EventChecker(agent_id, group)
+        self._keys_learnt_at: float | None = None  # time.monotonic(); stream thread only
         self._stream_backoff = Backoff(1.0, max_backoff)
         self._queue: queue.Queue[Command | None] = queue.Queue()
         self._lock = threading.Lock()
@@ -226,7 +228,11 @@ class AgentClient:
             if self._stopping.is_set():
                 return
             # Forgotten by the server: register again and reconnect at once (but only
-            # once in a row, so a server that keeps answering 404 is not hammered).
+            # once in a row, so a server that keeps answering 404 is not hammered). The
+            # same when the agent registered again (renewed) while the stream was open:
+            # a server may end a stream opened with a token that is no longer current.
+            if self.registrar.generation != registration.generation:
+                forgotten = True
             if forgotten and retry_at_once:
                 retry_at_once = False
                 continue
@@ -286,11 +292,7 @@ class AgentClient:
             try:
                 return self.checker.command(event.event, event.data, registration.keys)
             except UnknownKey as exc:
-                log.info("agent %s: %s; registering again to learn the keys", self.agent_id, exc)
-                self.registrar.renew(registration, "new signing key")
-                registration = self.registrar.ensure()
-                if registration is None:
-                    raise Rejected("the agent stopped before it learnt the keys") from None
+                registration = self._learn_keys(registration, exc)
                 return self.checker.command(event.event, event.data, registration.keys)
         except Repeated as exc:
             log.info("agent %s: ignoring event %s: %s", self.agent_id, event.id, exc)
@@ -303,6 +305,21 @@ class AgentClient:
                 event.data,
             )
         return None
+
+    def _learn_keys(self, registration: Registration, unknown: UnknownKey) -> Registration:
+        """Register again to learn the server's current keys; at most once per
+        ``KEY_REFRESH_SECONDS``, so that events signed with a key the server never
+        publishes (workers with different key files) cost no registration each."""
+        now = time.monotonic()
+        if self._keys_learnt_at is not None and now - self._keys_learnt_at < KEY_REFRESH_SECONDS:
+            raise Rejected(f"{unknown}, even after registering again") from None
+        self._keys_learnt_at = now
+        log.info("agent %s: %s; registering again to learn the keys", self.agent_id, unknown)
+        self.registrar.renew(registration, "new signing key")
+        current = self.registrar.ensure()
+        if current is None:
+            raise Rejected("the agent stopped before it learnt the keys") from None
+        return current
 
     # Heartbeats ---------------------------------------------------------------------------
 

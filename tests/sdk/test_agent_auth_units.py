@@ -9,7 +9,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -205,14 +205,24 @@ def test_an_unknown_key_id_makes_it_register_again_then_the_event_runs(agent_on)
     assert server.seen("register")[:2] == [f"Bearer {ENROLL}", "Bearer agent-token-1"]
 
 
-def test_a_key_still_unknown_after_registering_again_is_refused(agent_on, caplog):
+def test_a_key_still_unknown_after_registering_again_is_refused_without_more_registering(
+    agent_on, caplog
+):
+    """Every stream the scripted server opens repeats the event: the agent registers again
+    for the first copy only (at most once per KEY_REFRESH_SECONDS)."""
     published, stranger = CommandSigner([new_key()]), CommandSigner([new_key()])
     server = ScriptedServer(published)
     server.frames.append(frame(stranger, command_id="c-stranger"))
     with caplog.at_level(logging.WARNING, logger="agent_registry.client"):
         agent = agent_on(server)
-        wait_until(lambda: any("c-stranger" in r.getMessage() for r in caplog.records))
 
+        def refusals() -> list[str]:
+            return [r.getMessage() for r in caplog.records if "c-stranger" in r.getMessage()]
+
+        wait_until(lambda: len(refusals()) >= 2, timeout=5)
+
+    assert "which the server did not publish" in refusals()[0]
+    assert "even after registering again" in refusals()[1]
     assert server.acked == []
     assert agent.commands_handled == 0
     assert len(server.seen("register")) == 2  # once at the start, once to learn the keys
@@ -275,3 +285,35 @@ def test_a_token_that_looks_expired_by_the_agents_clock_is_renewed_once_a_heartb
     time.sleep(0.5)  # ten heartbeat intervals of 0.05 s
 
     assert 3 <= len(server.seen("register")) <= 15
+
+
+def test_a_stream_that_ends_after_a_renewal_is_opened_again_at_once(agent_on):
+    """A server may end a stream whose token is no longer current; waiting out the
+    reconnect backoff (at least half a second here) would miss commands."""
+    server = ScriptedServer(token_ttl=0.6)
+    renewed = threading.Event()
+    answer = server.answer
+
+    def held_until_renewed() -> Iterator[bytes]:
+        yield b": connected\n\n"
+        renewed.wait(5)
+
+    def scripted(request: httpx.Request) -> httpx.Response:
+        response = answer(request)
+        if request.url.path.endswith("/register") and len(server.seen("register")) == 2:
+            renewed.set()
+        if request.url.path.endswith("/events") and not renewed.is_set():
+            return httpx.Response(
+                200, headers={"Content-Type": "text/event-stream"}, content=held_until_renewed()
+            )
+        return response
+
+    server.answer = scripted
+    agent_on(server)
+    wait_until(renewed.is_set, timeout=3)
+    at = time.monotonic()
+
+    wait_until(lambda: len(server.seen("events")) >= 2)
+
+    assert time.monotonic() - at < 0.3
+    assert server.seen("events")[1] == "Bearer agent-token-2"
