@@ -38,6 +38,12 @@ class Settings:
     log_format: str = "text"
     access_log: bool = False
     metrics: bool = True  # AGENT_REGISTRY_METRICS=on|off: Prometheus metrics and /metrics
+    # Security (API.md v1.1; docs/security.md). Checked together by security/setup.py.
+    auth: bool = False
+    token_secret: str | None = None
+    operator_public_key_file: str | None = None
+    agent_token_ttl_seconds: float = 86400.0
+    signing_key_file: str | None = None
 
     @property
     def uses_memory_store(self) -> bool:
@@ -104,6 +110,23 @@ def _on_off(raw: Any) -> bool:
     return value == "on"
 
 
+MIN_SECRET_BYTES = 32
+
+
+def _secret(raw: Any) -> str:
+    value = str(raw)
+    if len(value.encode()) < MIN_SECRET_BYTES:
+        raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes")
+    return value
+
+
+def _path(raw: Any) -> str:
+    value = str(raw).strip()
+    if not value:
+        raise ValueError("must be a file path")
+    return value
+
+
 _PARSERS: dict[str, Callable[[Any], Any]] = {
     "heartbeat_interval_seconds": _positive_seconds,
     "stale_after_seconds": _positive_seconds,
@@ -119,6 +142,11 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "log_format": log_format,
     "access_log": _on_off,
     "metrics": _on_off,
+    "auth": _on_off,
+    "token_secret": _secret,
+    "operator_public_key_file": _path,
+    "agent_token_ttl_seconds": _positive_seconds,
+    "signing_key_file": _path,
 }
 
 
@@ -146,7 +174,8 @@ def load_settings(
                 values[field.name] = _PARSERS[field.name](raw)
             except (TypeError, ValueError) as exc:
                 reason = str(exc) if _is_own_reason(exc) else "must be a number"
-                raise ConfigError(f"{name}={raw!r} is invalid: {reason}") from None
+                shown = "(hidden)" if field.name == "token_secret" else repr(raw)
+                raise ConfigError(f"{name}={shown} is invalid: {reason}") from None
     return Settings(**values)
 
 

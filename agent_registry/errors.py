@@ -16,6 +16,18 @@ class RegistryError(Exception):
         self.errors = dict(errors) if errors else None
 
 
+class AuthRefused(RegistryError):
+    """A request refused by authentication or authorization; ``reason`` labels it in the
+    metrics (agent_registry_auth_failures_total) and the log, never the token."""
+
+    reason = "invalid"
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+
 class ValidationFailed(RegistryError):
     """A request body, query string or path value breaks the contract's rules."""
 
@@ -56,17 +68,23 @@ class AlreadyAcknowledged(RegistryError):
     pass
 
 
-class Unauthenticated(RegistryError):
+class Unauthenticated(AuthRefused):
     """No token, or one that cannot be trusted: malformed, badly signed, wrong audience,
     not yet valid, or no longer the agent's current one."""
 
 
 class TokenExpired(Unauthenticated):
-    pass
+    reason = "expired"
 
 
-class Forbidden(RegistryError):
+class Forbidden(AuthRefused):
     """A valid token that may not do this: role, group scope, another agent's id."""
+
+    reason = "forbidden"
+
+
+class NotAvailable(RegistryError):
+    """What was asked for does not exist on this server (tokens with auth off)."""
 
 
 class StoreUnavailable(RegistryError):

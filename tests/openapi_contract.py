@@ -43,6 +43,8 @@ def answer_schema(app: Flask, method: str, path: str, status: int) -> dict[str, 
         return ERROR_SCHEMA
     operation = document["paths"][openapi_path(rule.rule)].get(method.lower())
     if operation is None:
+        if method == "OPTIONS" and status >= 400:
+            return ERROR_SCHEMA  # refused before Flask answers it (auth on)
         if method in ("HEAD", "OPTIONS"):
             return None  # answered by Flask for every route: not part of the document
         raise ContractViolation(f"{method} {path}: no such operation in the document")

@@ -71,6 +71,12 @@ def offenders(
             id="the core is plain Python",
         ),
         pytest.param(
+            "security",
+            ("flask", "gevent", "redis", "werkzeug", "agent_registry.web", "agent_registry.server"),
+            (),
+            id="tokens, permissions and signatures are plain Python",
+        ),
+        pytest.param(
             "web",
             ("prometheus_client",),
             (),

@@ -12,8 +12,9 @@ import re
 import click
 
 from ..clock import iso, system_clock
+from ..config import MIN_SECRET_BYTES
 from ..security.signing import generate_pem
-from ..security.tokens import ALL_GROUPS, MIN_SECRET_BYTES, Role, TokenIssuer
+from ..security.tokens import ALL_GROUPS, Role, TokenIssuer
 from .exits import EXIT_USAGE, Failure
 
 SECRET_VARIABLE = "AGENT_REGISTRY_TOKEN_SECRET"

@@ -60,9 +60,19 @@ class Commands:
         self._ids = CommandIds()
 
     def send(
-        self, target: Target, command_type: CommandType, payload: dict[str, Any]
+        self,
+        target: Target,
+        command_type: CommandType,
+        payload: dict[str, Any],
+        created_by: str | None = None,
+        deliver_on_connect: bool = False,
     ) -> CommandSnapshot:
-        """Create one command for all targets and push it to the open streams."""
+        """Create one command for all targets and push it to the open streams.
+
+        ``created_by`` is who sent it (the operator token's subject, with auth on). With
+        ``deliver_on_connect``, a target whose stream opens later, while its delivery is
+        still PENDING and unexpired, gets it then (``pending_on_connect``).
+        """
         agent_ids = self._resolve(target)
         now = self._clock()
         command = Command(
@@ -72,15 +82,18 @@ class Commands:
             target=target,
             created_at=now,
             expires_at=now + self._timing.expiry,
+            created_by=created_by,
+            deliver_on_connect=deliver_on_connect,
         )
         deliveries = [Delivery(agent_id) for agent_id in agent_ids]
         self.store.add(command, deliveries)
         log.info(
-            "command %s (%s) sent to %s %s: %d target(s)",
+            "command %s (%s) sent to %s %s by %s: %d target(s)",
             command.id,
             command.type,
             target.kind,
             target.value or "*",
+            created_by or "anonymous (auth off)",
             len(agent_ids),
             extra=_ids(command.id, target.value if target.kind is TargetKind.AGENT else None),
         )
@@ -112,6 +125,19 @@ class Commands:
         if self._agents.get(agent_id) is None:
             raise AgentNotFound(f"Agent '{agent_id}' is not registered.")
         return self.store.for_agent(agent_id, statuses)
+
+    def pending_on_connect(self, agent_id: str) -> list[Command]:
+        """Commands to write to the agent's stream as it opens, oldest first: those sent
+        with ``deliver_on_connect`` whose delivery to it is still PENDING and unexpired."""
+        now = self._clock()
+        found = self.store.for_agent(
+            agent_id, (DeliveryStatus.PENDING,), since=now - self._timing.expiry
+        )
+        return [
+            command
+            for command, _ in reversed(found)
+            if command.deliver_on_connect and now < command.expires_at
+        ]
 
     def mark_delivered(self, agent_id: str, command_ids: Iterable[str]) -> None:
         """The commands' bytes were written to the agent's stream: PENDING -> DELIVERED."""

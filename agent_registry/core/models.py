@@ -57,6 +57,12 @@ class AckStatus(StrEnum):
         return DeliveryStatus.FAILED
 
 
+class HeartbeatOutcome(StrEnum):
+    RECORDED = "recorded"
+    UNKNOWN = "unknown"  # no such agent
+    SUPERSEDED = "superseded"  # the agent registered again since the caller's token was issued
+
+
 @dataclass(slots=True)
 class Agent:
     id: str
@@ -71,6 +77,8 @@ class Agent:
     state_changed_at: float
     # When the next lifecycle transition is due (None once DEAD).
     deadline: float | None
+    # Raised by every registration; an agent token is good only for the current one.
+    generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +95,9 @@ class Command:
     target: Target
     created_at: float
     expires_at: float
+    created_by: str | None = None  # the operator token's subject; None with auth off
+    # Written to a target's stream when it opens, while its delivery is still PENDING.
+    deliver_on_connect: bool = False
 
 
 @dataclass(frozen=True, slots=True)

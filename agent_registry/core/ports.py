@@ -19,22 +19,30 @@ from .models import (
     CommandSnapshot,
     Delivery,
     DeliveryStatus,
+    HeartbeatOutcome,
     Transition,
 )
 
 
 class AgentStore(Protocol):
-    def register(self, agent: Agent) -> tuple[Agent, bool]:
+    def register(
+        self, agent: Agent, expected_generation: int | None = None
+    ) -> tuple[Agent, bool] | None:
         """Insert, or replace a known agent keeping its ``registered_at``.
 
         When the known agent was already LIVE its ``state_changed_at`` is kept too (no
-        transition happened). Returns the stored agent and whether it was new.
+        transition happened). The stored ``generation`` is the larger of ``agent.generation``
+        and the known one plus one, so it rises at every registration. Returns the stored
+        agent and whether it was new; None, changing nothing, when ``expected_generation``
+        is given and is not the known agent's (or the agent is unknown).
         """
 
-    def heartbeat(self, agent_id: str, now: float, deadline: float) -> bool:
+    def heartbeat(
+        self, agent_id: str, now: float, deadline: float, generation: int | None = None
+    ) -> HeartbeatOutcome:
         """Record a heartbeat: LIVE (changed at ``now`` if it was not), next deadline.
 
-        False when the agent is unknown.
+        With ``generation``, only if it is still the agent's (else SUPERSEDED, unchanged).
         """
 
     def get(self, agent_id: str) -> Agent | None: ...
@@ -102,9 +110,12 @@ class CommandStore(Protocol):
         """
 
     def for_agent(
-        self, agent_id: str, statuses: Collection[DeliveryStatus] | None = None
+        self,
+        agent_id: str,
+        statuses: Collection[DeliveryStatus] | None = None,
+        since: float | None = None,
     ) -> list[tuple[Command, Delivery]]:
-        """The agent's deliveries, newest command first."""
+        """The agent's deliveries, newest command first (created at or after ``since``)."""
 
     def due_expiries(self, now: float, limit: int) -> list[Command]:
         """Commands whose ``expires_at`` has passed and that were not yet swept."""

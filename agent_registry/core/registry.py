@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..clock import Clock
-from ..errors import AgentNotFound, AgentNotRegistered
-from .models import Agent, AgentState, Transition
+from ..errors import AgentNotFound, AgentNotRegistered, Unauthenticated
+from .models import Agent, AgentState, HeartbeatOutcome, Transition
 from .ports import AgentStore, FleetObserver, NoObserver
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,14 @@ class Registry:
         self._lifecycle = lifecycle
         self._observer: FleetObserver = observer or NoObserver()
 
-    def register(self, registration: Registration) -> tuple[Agent, bool]:
-        """Create the agent, or resume a known identity. Returns (agent, created)."""
+    def register(
+        self, registration: Registration, renewing: int | None = None
+    ) -> tuple[Agent, bool]:
+        """Create the agent, or resume a known identity. Returns (agent, created).
+
+        ``renewing`` is the generation of the agent token the caller registers with (a
+        renewal): it must still be the agent's, or nothing changes.
+        """
         now = self._clock()
         agent = Agent(
             id=registration.id,
@@ -60,8 +66,13 @@ class Registry:
             last_heartbeat_at=now,
             state_changed_at=now,
             deadline=now + self._lifecycle.stale_after,
+            # Milliseconds, so that it rises past a delete or a restart of the memory store.
+            generation=int(now * 1000),
         )
-        stored, created = self.store.register(agent)
+        outcome = self.store.register(agent, renewing)
+        if outcome is None:
+            raise _superseded(agent.id)
+        stored, created = outcome
         log.info(
             "agent %s %s (group %s)",
             agent.id,
@@ -72,13 +83,25 @@ class Registry:
         self._observer.registered(stored, created)
         return stored, created
 
-    def heartbeat(self, agent_id: str) -> None:
+    def heartbeat(self, agent_id: str, generation: int | None = None) -> None:
+        """Record a heartbeat; with ``generation`` (auth on), only from the current token."""
         now = self._clock()
-        if not self.store.heartbeat(agent_id, now, now + self._lifecycle.stale_after):
-            raise AgentNotRegistered(
-                f"Agent '{agent_id}' is not registered; register again with "
-                "POST /api/v1/agents/register."
-            )
+        outcome = self.store.heartbeat(agent_id, now, now + self._lifecycle.stale_after, generation)
+        if outcome is HeartbeatOutcome.RECORDED:
+            return
+        if generation is not None:
+            raise _superseded(agent_id)
+        raise AgentNotRegistered(
+            f"Agent '{agent_id}' is not registered; register again with "
+            "POST /api/v1/agents/register."
+        )
+
+    def authenticate(self, agent_id: str, generation: int | None) -> Agent:
+        """The agent, if ``generation`` (from its token) is still its current one."""
+        agent = self.store.get(agent_id)
+        if agent is None or agent.generation != generation:
+            raise _superseded(agent_id)
+        return agent
 
     def get(self, agent_id: str) -> Agent:
         agent = self.store.get(agent_id)
@@ -136,3 +159,16 @@ class Registry:
         transition = Transition(agent.id, previous, new_state, deadline)
         self._observer.transitioned(transition)
         return transition
+
+
+def _superseded(agent_id: str) -> Unauthenticated:
+    log.info(
+        "agent %s: refused a token that is no longer its current one",
+        agent_id,
+        extra={"agent_id": agent_id},
+    )
+    return Unauthenticated(
+        f"This token is no longer valid for agent '{agent_id}': the agent registered again "
+        "with another token, or was deleted. Register again with an enrollment token.",
+        reason="revoked",
+    )

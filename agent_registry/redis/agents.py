@@ -14,23 +14,29 @@ from collections.abc import Collection, Sequence
 
 import redis
 
-from ..core.models import Agent, AgentState
+from ..core.models import Agent, AgentState, HeartbeatOutcome
 from .client import ReportsOutages, guard_public_methods, num, text_hash, text_set, texts
 
 P = "ar:"
 ALL_AGENTS = P + "agents"
 DEADLINES = P + "agent-deadlines"
 
-# KEYS: agent hash. ARGV: id, name, group, version, routeIds, capabilities, now, deadline.
+# KEYS: agent hash. ARGV: id, name, group, version, routeIds, capabilities, now, deadline,
+# generation, expected generation or ''. Returns {} when the expected generation is not the
+# known one (nothing changes).
 _REGISTER = """
 local key, id = KEYS[1], ARGV[1]
 local p = 'ar:'
 local registered, changed = ARGV[7], ARGV[7]
 local created = 1
-local old = redis.call('HMGET', key, 'registeredAt', 'state', 'stateChangedAt', 'group')
+local generation = tonumber(ARGV[9])
+local old = redis.call(
+  'HMGET', key, 'registeredAt', 'state', 'stateChangedAt', 'group', 'generation')
+if ARGV[10] ~= '' and old[5] ~= ARGV[10] then return {} end
 if old[1] then
   created = 0
   registered = old[1]
+  generation = math.max(generation, tonumber(old[5] or '0') + 1)
   if old[2] == 'LIVE' then changed = old[3] end
   redis.call('SREM', p .. 'state:' .. old[2], id)
   redis.call('SREM', p .. 'group:' .. old[4], id)
@@ -38,19 +44,22 @@ end
 redis.call('HSET', key, 'id', id, 'name', ARGV[2], 'group', ARGV[3], 'version', ARGV[4],
   'routeIds', ARGV[5], 'capabilities', ARGV[6], 'state', 'LIVE',
   'registeredAt', registered, 'lastHeartbeatAt', ARGV[7], 'stateChangedAt', changed,
-  'deadline', ARGV[8])
+  'deadline', ARGV[8], 'generation', string.format('%d', generation))
 redis.call('ZADD', p .. 'agents', 0, id)
 redis.call('SADD', p .. 'state:LIVE', id)
 redis.call('SADD', p .. 'group:' .. ARGV[3], id)
 redis.call('ZADD', p .. 'agent-deadlines', ARGV[8], id)
-return {created, registered, changed}
+return {created, registered, changed, string.format('%d', generation)}
 """
 
-# KEYS: agent hash. ARGV: id, now, deadline.
+# KEYS: agent hash. ARGV: id, now, deadline, expected generation or ''.
+# Returns 0 for an unknown agent, 2 when the generation is not the agent's, 1 when recorded.
 _HEARTBEAT = """
 local key, id = KEYS[1], ARGV[1]
-local state = redis.call('HGET', key, 'state')
+local current = redis.call('HMGET', key, 'state', 'generation')
+local state = current[1]
 if not state then return 0 end
+if ARGV[4] ~= '' and current[2] ~= ARGV[4] then return 2 end
 redis.call('HSET', key, 'lastHeartbeatAt', ARGV[2], 'deadline', ARGV[3])
 if state ~= 'LIVE' then
   redis.call('HSET', key, 'state', 'LIVE', 'stateChangedAt', ARGV[2])
@@ -76,6 +85,13 @@ return 1
 """
 
 
+_HEARTBEAT_OUTCOMES = (
+    HeartbeatOutcome.UNKNOWN,
+    HeartbeatOutcome.RECORDED,
+    HeartbeatOutcome.SUPERSEDED,
+)
+
+
 def agent_key(agent_id: str) -> str:
     return f"{P}agent:{agent_id}"
 
@@ -95,6 +111,7 @@ def _decode(fields: dict[str, str]) -> Agent | None:
         last_heartbeat_at=float(fields["lastHeartbeatAt"]),
         state_changed_at=float(fields["stateChangedAt"]),
         deadline=float(fields["deadline"]) if fields["deadline"] else None,
+        generation=int(fields.get("generation", 0)),
     )
 
 
@@ -108,9 +125,11 @@ class RedisAgentStore(ReportsOutages):
         self._heartbeat = client.register_script(_HEARTBEAT)
         self._transition = client.register_script(_TRANSITION)
 
-    def register(self, agent: Agent) -> tuple[Agent, bool]:
+    def register(
+        self, agent: Agent, expected_generation: int | None = None
+    ) -> tuple[Agent, bool] | None:
         assert agent.deadline is not None
-        created, registered, changed = self._register(
+        stored = self._register(
             keys=[agent_key(agent.id)],
             args=[
                 agent.id,
@@ -121,16 +140,26 @@ class RedisAgentStore(ReportsOutages):
                 json.dumps(agent.capabilities, separators=(",", ":")),
                 num(agent.registered_at),
                 num(agent.deadline),
+                agent.generation,
+                "" if expected_generation is None else expected_generation,
             ],
         )
+        if not stored:
+            return None
+        created, registered, changed, generation = stored
         agent.registered_at = float(registered)
         agent.state_changed_at = float(changed)
+        agent.generation = int(generation)
         return agent, bool(created)
 
-    def heartbeat(self, agent_id: str, now: float, deadline: float) -> bool:
-        return bool(
-            self._heartbeat(keys=[agent_key(agent_id)], args=[agent_id, num(now), num(deadline)])
+    def heartbeat(
+        self, agent_id: str, now: float, deadline: float, generation: int | None = None
+    ) -> HeartbeatOutcome:
+        outcome = self._heartbeat(
+            keys=[agent_key(agent_id)],
+            args=[agent_id, num(now), num(deadline), "" if generation is None else generation],
         )
+        return _HEARTBEAT_OUTCOMES[int(outcome)]
 
     def get(self, agent_id: str) -> Agent | None:
         return _decode(text_hash(self._redis.hgetall(agent_key(agent_id))))

@@ -23,7 +23,7 @@ from ..core.models import Command, CommandSnapshot, DeliveryStatus
 from ..core.ports import RecentCommands, SharedPresence
 from ..errors import StoreUnavailable
 from ..streams.hub import StreamHub
-from ..streams.sse import command_frame
+from ..streams.sse import Signer, command_frame
 from .client import OUTAGE_ERRORS, ReportsOutages
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,10 @@ class RedisBus(ReportsOutages):
         commands: RecentCommands,
         clock: Clock,
         refresh_every: float,
+        signer: Signer | None = None,
     ) -> None:
         self._redis = client
+        self._signer = signer
         self._hub = hub
         self._commands = commands
         self._clock = clock
@@ -56,7 +58,7 @@ class RedisBus(ReportsOutages):
     # -- publishing (any greenlet) --
 
     def publish(self, command: Command, agent_ids: Sequence[str]) -> None:
-        self._hub.deliver_first(agent_ids, command.id, command_frame(command))
+        self._hub.deliver_first(agent_ids, command.id, command_frame(command, self._signer))
         self._announce({"command": command.id})
 
     def end_stream(self, agent_id: str, token: str) -> None:
@@ -169,7 +171,10 @@ class RedisBus(ReportsOutages):
         local = self._hub.connected(pending)
         if local:
             self._hub.deliver(
-                sorted(local), command.id, command_frame(command), opened_by=command.created_at
+                sorted(local),
+                command.id,
+                command_frame(command, self._signer),
+                opened_by=command.created_at,
             )
 
 

@@ -121,6 +121,8 @@ def _encode_command(command: Command, open_count: int) -> dict[EncodableT, Encod
         "targetValue": command.target.value or "",
         "createdAt": num(command.created_at),
         "expiresAt": num(command.expires_at),
+        "createdBy": command.created_by or "",
+        "deliverOnConnect": int(command.deliver_on_connect),
         "open": open_count,
     }
 
@@ -135,6 +137,8 @@ def _decode_command(fields: dict[str, str]) -> Command | None:
         target=Target(TargetKind(fields["targetKind"]), fields["targetValue"] or None),
         created_at=float(fields["createdAt"]),
         expires_at=float(fields["expiresAt"]),
+        created_by=fields.get("createdBy") or None,
+        deliver_on_connect=fields.get("deliverOnConnect") == "1",
     )
 
 
@@ -213,9 +217,15 @@ class RedisCommandStore(ReportsOutages):
         )
 
     def for_agent(
-        self, agent_id: str, statuses: Collection[DeliveryStatus] | None = None
+        self,
+        agent_id: str,
+        statuses: Collection[DeliveryStatus] | None = None,
+        since: float | None = None,
     ) -> list[tuple[Command, Delivery]]:
-        command_ids = texts(self._redis.zrevrange(agent_commands_key(agent_id), 0, -1))
+        oldest = "-inf" if since is None else num(since)
+        command_ids = texts(
+            self._redis.zrevrangebyscore(agent_commands_key(agent_id), "+inf", oldest)
+        )
         pipe = self._redis.pipeline(transaction=False)
         for command_id in command_ids:
             pipe.hgetall(command_key(command_id))

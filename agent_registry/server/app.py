@@ -12,6 +12,7 @@ from .. import web
 from ..clock import Clock, system_clock
 from ..config import load_settings
 from ..web.access_log import AccessLog
+from ..web.auth import Guard
 from ..web.pipeline import RequestPipeline
 from .runtime import Runtime
 
@@ -46,6 +47,9 @@ def create_app(
         pipeline.hooks.insert(0, AccessLog())
     if runtime.metrics is not None:
         pipeline.hooks.append(runtime.metrics.http)
+    verifier = runtime.security.verifier
+    if verifier is not None:
+        pipeline.guard = Guard(verifier, runtime.registry)
     app.wsgi_app = pipeline  # type: ignore[method-assign]
     if settings.trusted_proxies:
         hops = settings.trusted_proxies

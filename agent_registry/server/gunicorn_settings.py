@@ -7,17 +7,20 @@ Why each setting is what it is: docs/deployment.md.
 from __future__ import annotations
 
 import gc
+import ipaddress
 import logging
 import os
 import resource
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from agent_registry.config import ConfigError, Settings, load_settings
 from agent_registry.config import log_format as parse_log_format
+from agent_registry.security.setup import load_security
 
 
 def _worker_count() -> int:
@@ -92,6 +95,16 @@ def _settings() -> Settings:
 def on_starting(server: Any) -> None:
     """Validate the configuration in the master, before any worker starts."""
     settings = _settings()
+    try:
+        load_security(settings, time.time)  # the key files, and the rules tying settings
+    except ConfigError as exc:
+        raise RuntimeError(f"invalid configuration: {exc}") from None
+    if not settings.auth and not all(_is_loopback(address) for address in server.cfg.bind):
+        server.log.warning(
+            "AGENT_REGISTRY_AUTH is off and the server listens on %s: anyone who can reach "
+            "the port can register agents and command the fleet (docs/security.md)",
+            ", ".join(server.cfg.bind),
+        )
     # Python's warnings go through logging too, so that they are in the log's format.
     logging.captureWarnings(True)
     if settings.metrics:
@@ -126,6 +139,19 @@ def _prepare_metrics_directory(log: logging.Logger) -> None:
         path = _private_metrics_dir = tempfile.mkdtemp(prefix="agent-registry-metrics-")
         os.environ[MULTIPROC_ENV] = path
     log.info("metrics: workers share %s=%s", MULTIPROC_ENV, path)
+
+
+def _is_loopback(address: str) -> bool:
+    """Whether a gunicorn bind address (host:port, [v6]:port, unix:path) is this host only."""
+    if address.startswith(("unix:", "fd://")):
+        return True
+    host = address.rsplit(":", 1)[0].strip("[]") if ":" in address else address
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def child_exit(server: Any, worker: Any) -> None:

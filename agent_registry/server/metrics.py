@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 
 from ..core.models import Agent, AgentState, Command, Delivery, DeliveryStatus, Transition
 from ..errors import StoreUnavailable
+from ..web.errors import REFUSAL_KEY
 from ..web.pipeline import Call, Headers
 from .tallies import Tallies, check_histogram
 
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 UNMATCHED = "unmatched"  # the route label of a URL that no route matches
+_REFUSED = frozenset({401, 403})
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 # Seconds from a request's first look to its answer's headers: heartbeats take ~0.3 ms.
@@ -123,7 +125,7 @@ class Metrics:
             buckets=SWEEP_BUCKETS,
             registry=registry,
         )
-        # Declared for the auth layer, which does not exist yet: nothing increments it.
+        # Counted by the HTTP hook from the refusal's reason (web/errors.py, REFUSAL_KEY).
         self.auth_failures = Counter(
             "agent_registry_auth_failures_total",
             "Requests refused for a bad or missing token, by reason",
@@ -282,6 +284,7 @@ class HttpMetrics:
         self._tallies = metrics.tallies
         self._requests = metrics.http_requests
         self._duration = metrics.http_duration
+        self._auth_failures = metrics.auth_failures
         # Children by label values: a few dozen at most, since every label is bounded.
         self._counters: dict[tuple[str, str, int], Counter] = {}
         self._histograms: dict[str, Histogram] = {}
@@ -302,3 +305,7 @@ class HttpMetrics:
         if histogram is None:
             histogram = self._histograms[route] = self._duration.labels(route)
         self._tallies.observe(histogram, elapsed)
+        if status in _REFUSED:
+            reason = call.environ.get(REFUSAL_KEY)
+            if reason is not None:
+                self._tallies.count(self._auth_failures.labels(reason))

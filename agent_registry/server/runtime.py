@@ -16,8 +16,11 @@ from ..core.commands import Commands, CommandTiming
 from ..core.ports import AgentStore, Bus, CommandStore, Presence
 from ..core.registry import Lifecycle, Registry
 from ..outage import StoreOutage
+from ..security.setup import load_security
 from ..streams.delivery_recorder import DeliveryRecorder
 from ..streams.hub import StreamHub
+from ..streams.on_connect import DeliverOnConnect
+from ..streams.sse import Signer
 from .scheduler import Sweeper
 
 if TYPE_CHECKING:
@@ -56,15 +59,20 @@ class Backend:
     background: list[Background] = field(default_factory=list)
 
 
-def memory_backend(hub: StreamHub) -> Backend:
+def memory_backend(hub: StreamHub, signer: Signer | None = None) -> Backend:
     from ..stores.memory import MemoryAgentStore, MemoryCommandStore
     from ..streams.local_bus import LocalBus
 
-    return Backend(MemoryAgentStore(), MemoryCommandStore(), LocalBus(hub), hub, InProcess())
+    bus = LocalBus(hub, signer)
+    return Backend(MemoryAgentStore(), MemoryCommandStore(), bus, hub, InProcess())
 
 
 def redis_backend(
-    settings: Settings, hub: StreamHub, clock: Clock, outage: StoreOutage | None = None
+    settings: Settings,
+    hub: StreamHub,
+    clock: Clock,
+    outage: StoreOutage | None = None,
+    signer: Signer | None = None,
 ) -> Backend:
     from ..redis.agents import RedisAgentStore
     from ..redis.bus import RedisBus
@@ -75,7 +83,9 @@ def redis_backend(
 
     client = connect(settings.store)
     commands = RedisCommandStore(client)
-    bus = RedisBus(client, hub, commands, clock, refresh_every=settings.keepalive_seconds)
+    bus = RedisBus(
+        client, hub, commands, clock, refresh_every=settings.keepalive_seconds, signer=signer
+    )
     # Three keepalive intervals: a crashed worker's agents read disconnected after that.
     presence = RedisPresence(client, 3 * settings.keepalive_seconds, bus.end_stream)
     bus.presence = presence
@@ -93,10 +103,18 @@ class Runtime:
         self.hub = StreamHub(settings.stream_queue_size, clock=clock)
         # Whether the shared store is down, and how many operations failed (store errors).
         self.outage = StoreOutage(clock)
+        self.security = load_security(settings, clock)
+        signer = self.security.signer
+        if signer is not None and signer.ephemeral:
+            log.warning(
+                "signing commands with an ephemeral key %s (no AGENT_REGISTRY_SIGNING_KEY_FILE): "
+                "agents learn a new key after every restart",
+                signer.key_id,
+            )
         if settings.uses_memory_store:
-            backend = memory_backend(self.hub)
+            backend = memory_backend(self.hub, signer)
         else:
-            backend = redis_backend(settings, self.hub, clock, self.outage)
+            backend = redis_backend(settings, self.hub, clock, self.outage, signer)
         self.presence = backend.presence
         self._probe = backend.probe
         # Set first thing on shutdown: /readyz answers 503 from then on.
@@ -134,6 +152,7 @@ class Runtime:
             self.metrics.fleet.connected = self.presence.connected_count
             self.outage.on_failure = self.metrics.store_errors.inc
         self.delivery_recorder = DeliveryRecorder(self.commands)
+        self.deliver_on_connect = DeliverOnConnect(self.commands, signer)
         # Stopped in reverse: the metrics last, after the DELIVERED records they count.
         self._background: list[Background] = [
             *([self.metrics] if self.metrics is not None else []),

@@ -17,6 +17,7 @@ from ..core.models import (
     CommandSnapshot,
     Delivery,
     DeliveryStatus,
+    HeartbeatOutcome,
 )
 from .deadlines import DeadlineIndex
 
@@ -32,11 +33,18 @@ class MemoryAgentStore:
     def __len__(self) -> int:
         return len(self._agents)
 
-    def register(self, agent: Agent) -> tuple[Agent, bool]:
+    def register(
+        self, agent: Agent, expected_generation: int | None = None
+    ) -> tuple[Agent, bool] | None:
         known = self._agents.get(agent.id)
+        if expected_generation is not None and (
+            known is None or known.generation != expected_generation
+        ):
+            return None
         if known is None:
             insort(self._sorted_ids, agent.id)
         else:
+            agent.generation = max(agent.generation, known.generation + 1)
             agent.registered_at = known.registered_at
             if known.state is AgentState.LIVE and agent.state is AgentState.LIVE:
                 agent.state_changed_at = known.state_changed_at
@@ -48,16 +56,20 @@ class MemoryAgentStore:
         self._index_deadline(agent)
         return agent, known is None
 
-    def heartbeat(self, agent_id: str, now: float, deadline: float) -> bool:
+    def heartbeat(
+        self, agent_id: str, now: float, deadline: float, generation: int | None = None
+    ) -> HeartbeatOutcome:
         agent = self._agents.get(agent_id)
         if agent is None:
-            return False
+            return HeartbeatOutcome.UNKNOWN
+        if generation is not None and generation != agent.generation:
+            return HeartbeatOutcome.SUPERSEDED
         agent.last_heartbeat_at = now
         if agent.state is not AgentState.LIVE:
             self._set_state(agent, AgentState.LIVE, now)
         agent.deadline = deadline
         self._deadlines.set(agent_id, deadline)
-        return True
+        return HeartbeatOutcome.RECORDED
 
     def get(self, agent_id: str) -> Agent | None:
         return self._agents.get(agent_id)
@@ -207,11 +219,16 @@ class MemoryCommandStore:
         return True
 
     def for_agent(
-        self, agent_id: str, statuses: Collection[DeliveryStatus] | None = None
+        self,
+        agent_id: str,
+        statuses: Collection[DeliveryStatus] | None = None,
+        since: float | None = None,
     ) -> list[tuple[Command, Delivery]]:
         found = []
         for command_id in reversed(self._by_agent.get(agent_id, {})):
             entry = self._entries[command_id]
+            if since is not None and entry.command.created_at < since:
+                break  # newest first: every command from here on is older
             delivery = entry.deliveries[agent_id]
             if not statuses or delivery.status in statuses:
                 found.append((entry.command, delivery))

@@ -6,12 +6,13 @@ from collections.abc import Sequence
 
 from ..core.models import Command
 from .hub import StreamHub
-from .sse import command_frame
+from .sse import Signer, command_frame
 
 
 class LocalBus:
-    def __init__(self, hub: StreamHub) -> None:
+    def __init__(self, hub: StreamHub, signer: Signer | None = None) -> None:
         self._hub = hub
+        self._signer = signer
 
     def publish(self, command: Command, agent_ids: Sequence[str]) -> None:
-        self._hub.deliver_first(agent_ids, command.id, command_frame(command))
+        self._hub.deliver_first(agent_ids, command.id, command_frame(command, self._signer))

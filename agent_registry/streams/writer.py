@@ -11,13 +11,14 @@ import logging
 import socket
 from collections.abc import Callable, Iterator, Sequence
 
-from .hub import END, StreamHub
+from .hub import END, StreamHub, Subscription
 from .sse import OPENING, PING
 from .stream_queue import Empty
 
 log = logging.getLogger(__name__)
 
 OnWritten = Callable[[str, Sequence[str]], None]
+OnOpened = Callable[[Subscription], None]
 
 
 def event_stream(
@@ -26,10 +27,15 @@ def event_stream(
     sock: socket.socket | None,
     keepalive: float,
     on_written: OnWritten,
+    on_opened: OnOpened | None = None,
 ) -> Iterator[bytes]:
+    """``on_opened`` runs once the stream is registered, before its first byte: it may
+    queue what the stream is owed on connect (``on_connect.py``)."""
     subscription = hub.open(agent_id, sock)
     queue = subscription.queue
     try:
+        if on_opened is not None and not subscription.closed:
+            on_opened(subscription)
         # Registered before the first byte: whoever reads this will not miss a command.
         yield OPENING
         while True:

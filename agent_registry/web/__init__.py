@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import agents, commands, errors, metrics, openapi, operations
+from . import agents, commands, errors, metrics, openapi, operations, tokens
 
 
 def init_app(app: Flask) -> None:
@@ -14,3 +14,4 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(operations.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(tokens.bp)

@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, request, url_for
 
+from ..clock import iso
 from ..core.registry import Registration
+from ..security.access import Access
+from ..security.tokens import Caller
 from ..streams.writer import event_stream
 from .declare import Reply, declare
 from .representation import agent_json
@@ -25,12 +28,14 @@ bp = Blueprint("agents", __name__, url_prefix="/api/v1/agents")
 @bp.post("/register")
 @declare(
     "Register an agent, or resume a known id (agent restart)",
+    access=Access.REGISTER,
     status=201,
     other_statuses=((200, "The id was known: its identity resumes"),),
     body=RegisterSchema(),
     response=RegistrationSchema(),
 )
-def register(rt: Runtime, body: dict[str, Any]) -> Reply:
+def register(rt: Runtime, body: dict[str, Any], caller: Caller | None) -> Reply:
+    renewing = caller.generation if caller is not None else None
     agent, created = rt.registry.register(
         Registration(
             id=body["id"],
@@ -39,26 +44,43 @@ def register(rt: Runtime, body: dict[str, Any]) -> Reply:
             version=body["version"],
             route_ids=tuple(body["route_ids"]),
             capabilities=body["capabilities"],
-        )
+        ),
+        renewing,
     )
+    signer = rt.security.signer
+    keys = signer.published() if signer is not None else None
     answer = {
         "agentId": agent.id,
         "sseEndpoint": url_for("agents.events", agent_id=agent.id, _external=True),
         "config": rt.settings.public_config(),
-        "serverPublicKey": None,
+        "serverPublicKey": keys[0] if keys else None,
+        "serverPublicKeys": keys,
     }
+    issuer = rt.security.issuer
+    if issuer is not None and caller is not None:
+        token, expires_at = issuer.agent(
+            agent.id, agent.generation, caller.groups, rt.security.agent_token_ttl
+        )
+        answer["accessToken"] = token
+        answer["accessTokenExpiresAt"] = iso(expires_at)
     return Reply(answer, 201 if created else 200)
 
 
 @bp.post("/<agent_id>/heartbeat")
-@declare("Heartbeat: the agent is alive (any body is ignored)", status=204, fast=True)
-def heartbeat(rt: Runtime, agent_id: str) -> None:
-    rt.registry.heartbeat(agent_id)
+@declare(
+    "Heartbeat: the agent is alive (any body is ignored)",
+    access=Access.AGENT,
+    status=204,
+    fast=True,
+)
+def heartbeat(rt: Runtime, agent_id: str, caller: Caller | None) -> None:
+    rt.registry.heartbeat(agent_id, caller.generation if caller is not None else None)
 
 
 @bp.get("")
 @declare(
     "List agents by id, filtered and keyset-paged",
+    access=Access.READ,
     query=AgentListQuery(),
     response=AgentSchema(many=True),
 )
@@ -71,7 +93,7 @@ def list_agents(rt: Runtime, query: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @bp.get("/<agent_id>")
-@declare("One agent", response=AgentSchema())
+@declare("One agent", access=Access.READ, response=AgentSchema())
 def get_agent(rt: Runtime, agent_id: str) -> dict[str, Any]:
     agent = rt.registry.get(agent_id)
     return agent_json(agent, rt.presence.is_connected(agent_id))
@@ -84,9 +106,16 @@ def client_socket(environ: dict[str, Any]) -> socket.socket | None:
 
 
 @bp.get("/<agent_id>/events")
-@declare("The agent's event stream (Server-Sent Events)", media_type="text/event-stream")
-def events(rt: Runtime, agent_id: str) -> Response:
-    rt.registry.get(agent_id)
+@declare(
+    "The agent's event stream (Server-Sent Events)",
+    access=Access.AGENT,
+    media_type="text/event-stream",
+)
+def events(rt: Runtime, agent_id: str, caller: Caller | None) -> Response:
+    if caller is not None:
+        rt.registry.authenticate(agent_id, caller.generation)
+    else:
+        rt.registry.get(agent_id)
     last_event_id = request.headers.get("Last-Event-ID")
     if last_event_id:
         log.debug(
@@ -101,6 +130,7 @@ def events(rt: Runtime, agent_id: str) -> Response:
         client_socket(request.environ),
         rt.settings.keepalive_seconds,
         rt.delivery_recorder,
+        rt.deliver_on_connect,
     )
     return Response(
         body,

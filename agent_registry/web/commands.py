@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint
 
 from ..core.models import AckResult, CommandType, Target, TargetKind
+from ..security.access import Access
+from ..security.tokens import Caller
 from .declare import DeclaredView, Handler, declare
 from .representation import agent_delivery_json, command_json, delivery_json
 from .schemas import (
@@ -25,44 +27,66 @@ if TYPE_CHECKING:
 bp = Blueprint("commands", __name__, url_prefix="/api/v1")
 
 
-def send(rt: Runtime, target: Target, body: dict[str, Any]) -> dict[str, Any]:
-    snapshot = rt.commands.send(target, CommandType(body["type"]), body["payload"])
+def send(
+    rt: Runtime, target: Target, body: dict[str, Any], caller: Caller | None
+) -> dict[str, Any]:
+    sender = caller.subject if caller is not None else None
+    snapshot = rt.commands.send(
+        target,
+        CommandType(body["type"]),
+        body["payload"],
+        sender,
+        body["deliver_on_connect"],
+    )
     return command_json(snapshot)
 
 
 def declare_send(summary: str) -> Callable[[Handler], DeclaredView]:
-    return declare(summary, status=202, body=SendCommandSchema(), response=CommandSchema())
+    return declare(
+        summary,
+        access=Access.SEND,
+        status=202,
+        body=SendCommandSchema(),
+        response=CommandSchema(),
+    )
 
 
 @bp.post("/agents/<agent_id>/commands")
 @declare_send("Send a command to one agent, in any state")
-def send_to_agent(rt: Runtime, agent_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    return send(rt, Target(TargetKind.AGENT, agent_id), body)
+def send_to_agent(
+    rt: Runtime, agent_id: str, body: dict[str, Any], caller: Caller | None
+) -> dict[str, Any]:
+    return send(rt, Target(TargetKind.AGENT, agent_id), body, caller)
 
 
 @bp.post("/agents/groups/<group>/commands")
 @declare_send("Send a command to a group's LIVE agents")
-def send_to_group(rt: Runtime, group: str, body: dict[str, Any]) -> dict[str, Any]:
-    return send(rt, Target(TargetKind.GROUP, group), body)
+def send_to_group(
+    rt: Runtime, group: str, body: dict[str, Any], caller: Caller | None
+) -> dict[str, Any]:
+    return send(rt, Target(TargetKind.GROUP, group), body, caller)
 
 
 @bp.post("/agents/commands")
 @declare_send("Send a command to every LIVE agent")
-def send_to_all(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
-    return send(rt, Target(TargetKind.ALL), body)
+def send_to_all(rt: Runtime, body: dict[str, Any], caller: Caller | None) -> dict[str, Any]:
+    return send(rt, Target(TargetKind.ALL), body, caller)
 
 
 @bp.post("/agents/<agent_id>/commands/<command_id>/ack")
 @declare(
     "Acknowledge a command (the body may be omitted: SUCCESS)",
+    access=Access.AGENT,
     body=AckSchema(),
     body_optional=True,
     response=DeliverySchema(),
     fast=True,
 )
 def acknowledge(
-    rt: Runtime, agent_id: str, command_id: str, body: dict[str, Any]
+    rt: Runtime, agent_id: str, command_id: str, body: dict[str, Any], caller: Caller | None
 ) -> dict[str, Any]:
+    if caller is not None:
+        rt.registry.authenticate(agent_id, caller.generation)
     result = AckResult(body["status"], body["message"], body["details"])
     return delivery_json(rt.commands.acknowledge(agent_id, command_id, result))
 
@@ -70,6 +94,7 @@ def acknowledge(
 @bp.get("/agents/<agent_id>/commands")
 @declare(
     "An agent's deliveries, newest first",
+    access=Access.READ,
     query=DeliveryListQuery(),
     response=AgentDeliverySchema(many=True),
 )
@@ -79,6 +104,6 @@ def agent_deliveries(rt: Runtime, agent_id: str, query: dict[str, Any]) -> list[
 
 
 @bp.get("/commands/<command_id>")
-@declare("A command with its deliveries", response=CommandSchema())
+@declare("A command with its deliveries", access=Access.READ, response=CommandSchema())
 def get_command(rt: Runtime, command_id: str) -> dict[str, Any]:
     return command_json(rt.commands.get(command_id))

@@ -6,9 +6,10 @@ inputs before the view runs, and the OpenAPI document is generated from the same
 declarations, so validation and documentation have one source.
 
 A view is a plain function of the runtime, its path arguments and its loaded inputs
-(``body=``, ``query=``) that returns the answer's JSON value (or a ``Reply`` with another
-status). A view declared ``fast`` must use nothing else (no ``flask.request``, no
-``url_for``): the pipeline calls it directly, without Flask's request and response objects.
+(``body=``, ``query=``, and ``caller=`` when its ``access`` names the caller) that returns
+the answer's JSON value (or a ``Reply`` with another status). A view declared ``fast``
+must use nothing else (no ``flask.request``, no ``url_for``): the pipeline calls it
+directly, without Flask's request and response objects.
 Other views are called through Flask, so they may use Flask's request context and return a
 Flask response (the event stream does).
 """
@@ -24,6 +25,8 @@ from typing import Any
 from flask import Response, current_app, jsonify, request
 from marshmallow import Schema
 
+from ..security.access import Access
+
 # Where the pipeline leaves (endpoint, loaded inputs) for the Flask side of a view.
 INPUTS_KEY = "agent_registry.inputs"
 
@@ -37,6 +40,7 @@ class BodyRule(Enum):
 @dataclass(frozen=True, slots=True)
 class ViewSpec:
     summary: str
+    access: Access = field(kw_only=True)  # who may call it, with auth on
     status: int = 200
     body: Schema | None = None
     body_optional: bool = False

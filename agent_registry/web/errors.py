@@ -11,11 +11,11 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .. import errors as domain
-from ..errors import RegistryError
+from ..errors import AuthRefused, RegistryError
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,14 @@ _DOMAIN_ERRORS: dict[type[RegistryError], tuple[int, str]] = {
     domain.PayloadTooLarge: (413, "PAYLOAD_TOO_LARGE"),
     domain.UnsupportedMediaType: (415, "UNSUPPORTED_MEDIA_TYPE"),
     domain.StoreUnavailable: (503, "STORE_UNAVAILABLE"),
+    domain.Unauthenticated: (401, "UNAUTHENTICATED"),
+    domain.TokenExpired: (401, "TOKEN_EXPIRED"),
+    domain.Forbidden: (403, "FORBIDDEN"),
+    domain.NotAvailable: (404, "NOT_FOUND"),
 }
+
+# Where a refused request's reason is left for the metrics (auth_failures_total{reason}).
+REFUSAL_KEY = "agent_registry.refusal"
 
 # The framework's own errors: routing (404, 405) and a request it cannot parse (400). Body
 # size and media type are the pipeline's checks (domain errors above), never werkzeug's.
@@ -52,13 +59,23 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(Exception, handle_error)
 
 
-def error_payload(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str]]:
-    """Any failure as (status, JSON error body, extra headers): the one mapping."""
+def error_payload(
+    exc: Exception, environ: dict[str, Any] | None = None
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Any failure as (status, JSON error body, extra headers): the one mapping.
+
+    A refusal by the guard or a token check is noted in ``environ`` (``REFUSAL_KEY``: its
+    reason), where the metrics hook counts it.
+    """
     headers: dict[str, str] = {}
     errors = None
     if isinstance(exc, RegistryError):
         status, code = _domain_status(exc)
         message, errors = exc.message, exc.errors
+        if isinstance(exc, AuthRefused) and environ is not None:
+            environ[REFUSAL_KEY] = exc.reason
+        if isinstance(exc, domain.Unauthenticated):
+            headers["WWW-Authenticate"] = _challenge(exc)
     elif isinstance(exc, HTTPException):
         status = exc.code or 500
         # Any other framework 4xx is a request the server cannot take as sent.
@@ -83,6 +100,14 @@ def error_payload(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str]]:
     return status, body, headers
 
 
+def _challenge(exc: domain.Unauthenticated) -> str:
+    """RFC 6750: a bare challenge when no token came, else why the token failed."""
+    if exc.reason in ("missing", "malformed"):
+        return "Bearer"
+    description = "".join(c for c in exc.message if " " <= c <= "~" and c not in '"\\')
+    return f'Bearer error="invalid_token", error_description="{description}"'
+
+
 def _domain_status(exc: RegistryError) -> tuple[int, str]:
     """The table's entry for the error's class, or for the nearest class it derives from."""
     for cls in type(exc).__mro__:
@@ -92,7 +117,7 @@ def _domain_status(exc: RegistryError) -> tuple[int, str]:
 
 
 def handle_error(exc: Exception) -> Response:
-    status, body, headers = error_payload(exc)
+    status, body, headers = error_payload(exc, request.environ)
     response = jsonify(body)
     response.status_code = status
     response.headers.update(headers)

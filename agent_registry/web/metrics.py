@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, jsonify
 
+from ..security.access import Access
 from .declare import declare
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ METRICS_OFF = "Metrics are off on this server (AGENT_REGISTRY_METRICS=off)."
 @bp.get("/metrics")
 @declare(
     "Prometheus metrics of this host's workers (text exposition format)",
+    access=Access.PUBLIC,
     media_type="text/plain",
 )
 def metrics(rt: Runtime) -> Response:

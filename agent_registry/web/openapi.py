@@ -17,6 +17,7 @@ from flask import Blueprint, Flask, current_app
 from marshmallow import fields
 
 from .. import package_version
+from ..security.access import Access
 from .declare import DeclaredView, ViewSpec, declare
 from .schemas import (
     IDENTIFIER_PATTERN,
@@ -35,7 +36,7 @@ _ERROR = {"$ref": "#/components/responses/Error"}
 
 
 @bp.get("/openapi.json")
-@declare("This document: the OpenAPI 3.1 description of the API")
+@declare("This document: the OpenAPI 3.1 description of the API", access=Access.PUBLIC)
 def openapi_document(_rt: object) -> dict[str, Any]:
     document: dict[str, Any] | None = current_app.extensions.get(_DOCUMENT_KEY)
     if document is None:
@@ -56,6 +57,15 @@ def build_document(app: Flask) -> dict[str, Any]:
     assert marshmallow.converter is not None
     marshmallow.converter.add_attribute_function(_custom_fields)  # type: ignore[no-untyped-call]
     spec.components.schema("Error", schema=ErrorSchema)
+    spec.components.security_scheme(
+        "bearer",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "Needed with AGENT_REGISTRY_AUTH=on (docs/security.md)",
+        },
+    )
     spec.components.response(
         "Error",
         {
@@ -102,6 +112,11 @@ def _operation(endpoint: str, spec: ViewSpec) -> dict[str, Any]:
         "tags": [endpoint.split(".", 1)[0]],
         "responses": {**_answers(spec), "default": _ERROR},
     }
+    if spec.access is Access.PUBLIC:
+        operation["security"] = []
+    else:
+        operation["security"] = [{"bearer": []}]
+        operation["description"] = _ACCESS_TEXT[spec.access]
     if spec.query is not None:
         operation["parameters"] = [{"in": "query", "schema": spec.query}]
     if spec.body is not None:
@@ -110,6 +125,17 @@ def _operation(endpoint: str, spec: ViewSpec) -> dict[str, Any]:
             "content": {"application/json": {"schema": spec.body}},
         }
     return operation
+
+
+_ACCESS_TEXT = {
+    Access.READ: "With auth on: an operator token, any role.",
+    Access.SEND: "With auth on: an operator token of role operator or admin whose groups "
+    "include the target's group ('*' to send to all).",
+    Access.ADMIN: "With auth on: an operator token of role admin.",
+    Access.REGISTER: "With auth on: an enrollment token whose groups allow the body's group, "
+    "or the agent's own current token (renewal).",
+    Access.AGENT: "With auth on: the agent's own current token (sub = the path's agent id).",
+}
 
 
 def _answers(spec: ViewSpec) -> dict[str, Any]:

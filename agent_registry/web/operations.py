@@ -15,6 +15,7 @@ from flask import Blueprint
 
 from .. import package_version
 from ..core.models import AgentState
+from ..security.access import Access
 from .declare import Reply, declare
 from .schemas import HealthSchema, ReadinessSchema, ServerSchema
 
@@ -25,7 +26,7 @@ bp = Blueprint("operations", __name__)
 
 
 @bp.get("/healthz")
-@declare("Liveness: the process serves requests", response=HealthSchema())
+@declare("Liveness: the process serves requests", access=Access.PUBLIC, response=HealthSchema())
 def healthz(_rt: Runtime) -> dict[str, str]:
     return {"status": "ok"}
 
@@ -33,6 +34,7 @@ def healthz(_rt: Runtime) -> dict[str, str]:
 @bp.get("/readyz")
 @declare(
     "Readiness: the store answers and the worker is not shutting down",
+    access=Access.PUBLIC,
     other_statuses=((503, "Not ready: the failing checks are named in checks"),),
     response=ReadinessSchema(),
 )
@@ -47,6 +49,7 @@ def readyz(rt: Runtime) -> Reply:
 @bp.get("/api/v1/server")
 @declare(
     "This server: version, store, security, registration config and fleet counts",
+    access=Access.READ,
     response=ServerSchema(),
 )
 def server(rt: Runtime) -> dict[str, Any]:
@@ -56,8 +59,8 @@ def server(rt: Runtime) -> dict[str, Any]:
     return {
         "version": package_version(),
         "store": "memory" if rt.settings.uses_memory_store else "redis",
-        "auth": "off",  # not built yet (API.md v1.1, Security)
-        "signing": None,
+        "auth": "on" if rt.security.auth else "off",
+        "signing": {"keyId": signer.key_id} if (signer := rt.security.signer) else None,
         "config": rt.settings.public_config(),
         "fleet": fleet,
     }

@@ -5,8 +5,11 @@ The pipeline sits in front of Flask as WSGI middleware. For each request it
 1. decides the route with Flask's own URL map (the blueprint rules; the fast views' rules
    compiled from it first, see ``fast_routes.py``); Flask matches the same map again for
    the views it serves, and a declared view checks that both agree;
-2. runs every hook's ``before`` (authentication, metrics and request logs plug in here);
-3. runs the checks of ``checks.py`` in the contract's order and loads the declared inputs;
+2. runs every hook's ``before`` (metrics and request logs plug in here), then the guard's
+   ``authenticate`` (``auth.py``, with auth on: a bad or missing token is 401 before
+   anything else);
+3. runs the checks of ``checks.py`` in the contract's order and loads the declared inputs,
+   then the guard's ``authorize`` (403, after validation and before existence);
 4. calls a view declared ``fast`` directly and writes its answer itself, skipping Flask's
    request and response objects (heartbeat and ack are most of the traffic); hands every
    other request to Flask with its inputs loaded;
@@ -43,7 +46,9 @@ from .errors import error_payload
 from .fast_routes import AUTOMATIC_METHODS, FastRoutes
 
 if TYPE_CHECKING:
+    from ..security.tokens import Caller
     from ..server.runtime import Runtime
+    from .auth import Guard
 
 WSGIApp = Callable[[Environ, Callable[..., Any]], Iterable[bytes]]
 StartResponse = Callable[..., Any]
@@ -57,7 +62,16 @@ _PROTOCOL = (PROTOCOL_HEADER, SUPPORTED_PROTOCOL_VERSIONS[-1])
 class Call:
     """One request as the hooks see it: what was asked, and which route answers it."""
 
-    __slots__ = ("endpoint", "environ", "method", "path", "path_args", "route", "started")
+    __slots__ = (
+        "caller",
+        "endpoint",
+        "environ",
+        "method",
+        "path",
+        "path_args",
+        "route",
+        "started",
+    )
 
     def __init__(self, environ: Environ) -> None:
         self.environ = environ
@@ -71,6 +85,7 @@ class Call:
         self.route: str | None = None  # the rule template, e.g. /api/v1/agents/<agent_id>
         self.path_args: Mapping[str, Any] = {}
         self.started = perf_counter()  # for the hooks that time requests
+        self.caller: Caller | None = None  # who the token says is calling (auth on)
 
 
 class RequestHook(Protocol):
@@ -100,6 +115,7 @@ class RequestPipeline:
         self._limit = runtime.settings.max_body_bytes
         self._fast = fast
         self.hooks: list[RequestHook] = []
+        self.guard: Guard | None = None  # with auth on
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         call = Call(environ)
@@ -108,19 +124,28 @@ class RequestPipeline:
             view, routing_error = self._route(call)
             for hook in self.hooks:
                 hook.before(call)
+            spec = view.spec if view is not None else None
+            if self.guard is not None:
+                self.guard.authenticate(call, spec.access if spec is not None else None)
             check_protocol(environ)
             if isinstance(routing_error, RequestRedirect):
                 return self._app(environ, respond)  # Flask redirects: it knows the real host
             if routing_error is not None:
                 raise routing_error
             inputs = self._inputs(call, view)
+            if spec is not None:
+                # OPTIONS names the allowed methods only: a token suffices (authenticate).
+                if self.guard is not None and call.method != "OPTIONS":
+                    self.guard.authorize(call, spec.access, inputs)
+                if spec.access.names_caller:
+                    inputs["caller"] = call.caller
             if view is not None and self._answers_fast(view, call):
                 status, value = answer_of(
                     view.spec, view.handler(self._runtime, **call.path_args, **inputs)
                 )
                 return _json(respond, status, value)
         except Exception as exc:
-            status, body, headers = error_payload(exc)
+            status, body, headers = error_payload(exc, environ)
             return _json(respond, status, body, list(headers.items()))
         environ[INPUTS_KEY] = (call.endpoint, inputs)
         return self._app(environ, respond)

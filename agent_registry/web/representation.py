@@ -59,6 +59,8 @@ def command_json(snapshot: CommandSnapshot) -> dict[str, Any]:
         "target": {"kind": command.target.kind.value, "value": command.target.value},
         "createdAt": iso(command.created_at),
         "expiresAt": iso(command.expires_at),
+        "createdBy": command.created_by,
+        "deliverOnConnect": command.deliver_on_connect,
         "summary": snapshot.summary(),
         "deliveries": [delivery_json(delivery) for delivery in snapshot.deliveries],
     }

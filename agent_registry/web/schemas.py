@@ -22,6 +22,10 @@ IDENTIFIER_RULE = (
 )
 RESERVED_AGENT_IDS = ("register", "commands", "groups")
 MAX_ROUTE_IDS = 10_000
+GROUP_OR_ALL_PATTERN = r"^(?:[A-Za-z0-9][A-Za-z0-9._:-]{0,127}|\*)\Z"
+GROUP_OR_ALL_RULE = IDENTIFIER_RULE + " Or '*' for every group."
+DEFAULT_ENROLLMENT_TTL_SECONDS = 30 * 86400
+MAX_ENROLLMENT_TTL_SECONDS = 366 * 86400
 
 
 def identifier(**kwargs: Any) -> fields.String:
@@ -51,6 +55,15 @@ class EnumList(fields.Field[frozenset[StrEnum]]):
                 )
             chosen.append(self.enum(name))
         return frozenset(chosen)
+
+
+class JsonBoolean(fields.Boolean):
+    """``true`` or ``false`` only: not ``1``, ``"yes"`` or ``"on"`` as marshmallow allows."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, bool):
+            raise ValidationError("Not a valid boolean: use true or false.")
+        return value
 
 
 class CaseInsensitiveEnum(fields.Field[StrEnum]):
@@ -111,6 +124,14 @@ class SendCommandSchema(Schema):
         ),
     )
     payload = fields.Dict(keys=fields.String(), load_default=dict)
+    deliver_on_connect = JsonBoolean(
+        data_key="deliverOnConnect",
+        load_default=False,
+        metadata={
+            "description": "Also write it to a target whose stream opens later, "
+            "while its delivery is PENDING and unexpired"
+        },
+    )
 
 
 class AckSchema(Schema):
@@ -153,11 +174,34 @@ class TimingSchema(Schema):
     keepalive_seconds = fields.Float(required=True, data_key="keepaliveSeconds")
 
 
+class PublicKeySchema(Schema):
+    key_id = fields.String(required=True, data_key="keyId")
+    algorithm = fields.String(required=True, validate=validate.Equal("Ed25519"))
+    public_key = fields.String(
+        required=True,
+        data_key="publicKey",
+        metadata={"description": "base64 DER SubjectPublicKeyInfo (Java: X509EncodedKeySpec)"},
+    )
+
+
 class RegistrationSchema(Schema):
     agent_id = identifier(required=True, data_key="agentId")
     sse_endpoint = fields.Url(required=True, data_key="sseEndpoint")
     config = fields.Nested(TimingSchema, required=True)
-    server_public_key = fields.Raw(required=True, allow_none=True, data_key="serverPublicKey")
+    server_public_key = fields.Nested(
+        PublicKeySchema, required=True, allow_none=True, data_key="serverPublicKey"
+    )
+    server_public_keys = fields.List(
+        fields.Nested(PublicKeySchema),
+        required=True,
+        allow_none=True,
+        data_key="serverPublicKeys",
+        metadata={"description": "Every published key, the signing key first"},
+    )
+    access_token = fields.String(
+        data_key="accessToken", metadata={"description": "The agent's token (auth on only)"}
+    )
+    access_token_expires_at = fields.DateTime(data_key="accessTokenExpiresAt")
 
 
 class ResultSchema(Schema):
@@ -202,6 +246,8 @@ class CommandSchema(Schema):
     target = fields.Nested(TargetSchema, required=True)
     created_at = _stamp(data_key="createdAt")
     expires_at = _stamp(data_key="expiresAt")
+    created_by = fields.String(required=True, allow_none=True, data_key="createdBy")
+    deliver_on_connect = fields.Boolean(required=True, data_key="deliverOnConnect")
     summary = fields.Nested(SummarySchema, required=True)
     deliveries = fields.List(fields.Nested(DeliverySchema), required=True)
 
@@ -249,6 +295,26 @@ class ServerSchema(Schema):
     signing = fields.Nested(SigningSchema, required=True, allow_none=True)
     config = fields.Nested(TimingSchema, required=True)
     fleet = fields.Nested(FleetSchema, required=True)
+
+
+class EnrollmentTokenRequestSchema(Schema):
+    groups = fields.List(
+        fields.String(validate=validate.Regexp(GROUP_OR_ALL_PATTERN, error=GROUP_OR_ALL_RULE)),
+        validate=validate.Length(min=1, max=1000),
+        load_default=lambda: ["*"],
+        metadata={"description": "Groups the holder may register into; ['*'] for every group"},
+    )
+    ttl_seconds = fields.Float(
+        data_key="ttlSeconds",
+        validate=validate.Range(min=1, max=MAX_ENROLLMENT_TTL_SECONDS),
+        load_default=DEFAULT_ENROLLMENT_TTL_SECONDS,
+        allow_nan=False,
+    )
+
+
+class IssuedTokenSchema(Schema):
+    token = fields.String(required=True)
+    expires_at = _stamp(data_key="expiresAt")
 
 
 class ErrorSchema(Schema):

@@ -18,6 +18,8 @@ ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 # The HTTP reason phrase per status. 413 was renamed by RFC 9110; either name is a phrase.
 REASONS: dict[int, set[str]] = {
     400: {"Bad Request"},
+    401: {"Unauthorized"},
+    403: {"Forbidden"},
     404: {"Not Found"},
     405: {"Method Not Allowed"},
     409: {"Conflict"},
@@ -49,6 +51,7 @@ COMMAND_KEYS = {
     "target",
     "createdAt",
     "expiresAt",
+    "createdBy",
     "summary",
     "deliveries",
 }

@@ -38,6 +38,7 @@ def test_register_new_agent_is_201_with_the_documented_body(api: Api) -> None:
         "sseEndpoint": "http://localhost/api/v1/agents/order-svc-7f9c/events",
         "config": DEFAULT_TIMING,
         "serverPublicKey": None,
+        "serverPublicKeys": None,
     }
 
 

@@ -725,3 +725,13 @@ def test_retention_counts_from_the_last_delivery_to_become_final(retained, clock
     clock.now = start + 18.5
     runtime.commands.purge()
     _assert_gone(api, command_id)
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_deliver_on_connect_must_be_a_json_boolean(api: Api, value: Any) -> None:
+    api.register("agent-1")
+    response = api.client.post(
+        "/api/v1/agents/agent-1/commands", json={"type": "replay", "deliverOnConnect": value}
+    )
+    assert_error(response, 400, "VALIDATION_FAILED", ["deliverOnConnect"])
+    assert api.client.get("/api/v1/agents/agent-1/commands").json == []

@@ -706,3 +706,38 @@ def test_for_agent_of_an_agent_without_commands_is_empty(registry, commands):
 def test_for_agent_of_an_unknown_agent_is_agent_not_found(commands):
     with pytest.raises(AgentNotFound):
         commands.for_agent("ghost")
+
+
+# --- delivery on connect ---------------------------------------------------------------------
+
+
+def owed(commands: Commands, agent_id: str) -> list[str]:
+    return [command.id for command in commands.pending_on_connect(agent_id)]
+
+
+def test_only_commands_sent_with_deliver_on_connect_are_owed_on_connect(registry, commands):
+    register(registry, "a1")
+    plain = commands.send(agent("a1"), CommandType.REPLAY, {})
+    first = commands.send(agent("a1"), CommandType.REPLAY, {}, deliver_on_connect=True)
+    second = commands.send(group("group-a"), CommandType.DEEP_TRACE, {}, deliver_on_connect=True)
+    assert plain.command.deliver_on_connect is False
+    assert owed(commands, "a1") == [first.command.id, second.command.id]  # oldest first
+
+
+def test_a_delivery_written_or_final_is_not_owed_again(registry, commands):
+    register(registry, "a1", "a2")
+    sent = commands.send(group("group-a"), CommandType.REPLAY, {}, deliver_on_connect=True)
+    command_id = sent.command.id
+    commands.mark_delivered_to(command_id, ["a1"])
+    commands.acknowledge("a2", command_id, FAILURE)  # an ack of a PENDING delivery
+    assert owed(commands, "a1") == []
+    assert owed(commands, "a2") == []
+
+
+def test_an_expired_delivery_is_not_owed_even_before_the_sweep(registry, commands, clock):
+    register(registry, "a1")
+    commands.send(agent("a1"), CommandType.REPLAY, {}, deliver_on_connect=True)
+    clock.advance(EXPIRY - TINY)
+    assert len(owed(commands, "a1")) == 1
+    clock.advance(TINY)
+    assert owed(commands, "a1") == []

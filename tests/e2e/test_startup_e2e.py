@@ -45,6 +45,31 @@ def test_a_bad_setting_stops_the_server_naming_the_variable(variable, value):
     assert variable in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"AGENT_REGISTRY_AUTH": "on"}, "AGENT_REGISTRY_TOKEN_SECRET"),
+        (
+            {
+                "AGENT_REGISTRY_AUTH": "on",
+                "AGENT_REGISTRY_TOKEN_SECRET": "x" * 32,
+                "AGENT_REGISTRY_STORE": "redis://127.0.0.1:1/0",
+            },
+            "AGENT_REGISTRY_SIGNING_KEY_FILE",
+        ),
+        (
+            {"AGENT_REGISTRY_SIGNING_KEY_FILE": "/nonexistent.pem"},
+            "AGENT_REGISTRY_SIGNING_KEY_FILE",
+        ),
+    ],
+    ids=["auth without a secret", "redis auth without a key file", "a missing key file"],
+)
+def test_security_settings_that_cannot_work_stop_the_server(env, named):
+    result = run_gunicorn(env)
+    assert result.returncode != 0
+    assert named in result.stderr
+
+
 @pytest.mark.parametrize("how", ["env", "flag"])
 def test_memory_store_refuses_more_than_one_worker(how):
     if how == "env":

@@ -208,3 +208,38 @@ def test_dropped_client_is_noticed_and_cleaned_up(http, listen):
     # Noticed at the next keepalive (0.2 s) at the latest; allow for a loaded machine.
     gone = wait_until(lambda: not http.get("/api/v1/agents/drop-1").json()["connected"], 3)
     assert gone, "a dropped stream still shows connected"
+
+
+def test_deliver_on_connect_writes_a_pending_command_to_a_stream_that_opens_later(http, listen):
+    """Row 11 of the hostile-input issue: commands were lost to agents reconnecting in a
+    deploy. A command sent with deliverOnConnect reaches them when their stream opens."""
+    for agent_id in ("doc-1", "doc-2"):
+        register(http, agent_id, "doc")
+    early = listen("doc-1")
+    plain = http.post("/api/v1/agents/groups/doc/commands", json={"type": "replay"})
+    owed = http.post(
+        "/api/v1/agents/groups/doc/commands",
+        json={"type": "deep-trace", "payload": {"n": 1}, "deliverOnConnect": True},
+    )
+    assert owed.status_code == 202 and owed.json()["deliverOnConnect"] is True
+    assert plain.json()["deliverOnConnect"] is False
+    as_sent = [early.next_command(), early.next_command()]
+    assert [event["id"] for event in as_sent] == [
+        plain.json()["commandId"],
+        owed.json()["commandId"],
+    ]
+
+    late = listen("doc-2")
+    on_connect = late.next_command()
+    assert on_connect == as_sent[1]  # the same id and the same data as when it was sent
+    assert late.commands_within(0.3) == []  # the plain command is not pushed
+    assert wait_until(
+        lambda: (
+            http.get(f"/api/v1/commands/{owed.json()['commandId']}").json()["summary"]["delivered"]
+            == 2
+        ),
+        within=3,
+    )
+    late.close()
+    again = listen("doc-2")
+    assert again.commands_within(0.3) == []  # delivered once: not owed any more

@@ -20,6 +20,7 @@ from agent_registry.core.models import (
     CommandType,
     Delivery,
     DeliveryStatus,
+    HeartbeatOutcome,
     Target,
     TargetKind,
 )
@@ -108,15 +109,53 @@ def test_register_of_a_dead_agent_makes_it_live_now(agents):
 
 
 def test_heartbeat_moves_the_deadline_and_revives(agents):
-    assert agents.heartbeat("nobody", T0, T0 + 90) is False
+    assert agents.heartbeat("nobody", T0, T0 + 90) is UNKNOWN
     agents.register(agent("a1"))
     assert agents.transition("a1", T0 + 90, STALE, T0 + 90, T0 + 390) is True
-    assert agents.heartbeat("a1", T0 + 100, T0 + 190) is True
+    assert agents.heartbeat("a1", T0 + 100, T0 + 190) is RECORDED
     record = agents.get("a1")
     assert (record.state, record.last_heartbeat_at, record.deadline) == (LIVE, T0 + 100, T0 + 190)
     assert record.state_changed_at == T0 + 100
-    assert agents.heartbeat("a1", T0 + 110, T0 + 200) is True
+    assert agents.heartbeat("a1", T0 + 110, T0 + 200) is RECORDED
     assert agents.get("a1").state_changed_at == T0 + 100  # LIVE stayed LIVE
+
+
+RECORDED, UNKNOWN = HeartbeatOutcome.RECORDED, HeartbeatOutcome.UNKNOWN
+SUPERSEDED = HeartbeatOutcome.SUPERSEDED
+GEN = 1_773_224_130_000  # a registration's generation: its time in milliseconds
+
+
+def test_every_registration_raises_the_generation(agents):
+    stored, _ = agents.register(agent("a1", generation=GEN))
+    assert stored.generation == GEN
+    # In the same millisecond, or with a clock that went back: still one more.
+    again, _ = agents.register(agent("a1", generation=GEN))
+    assert again.generation == GEN + 1
+    later, _ = agents.register(agent("a1", generation=GEN + 500))
+    assert later.generation == GEN + 500
+    assert agents.get("a1").generation == GEN + 500
+
+
+def test_a_renewal_with_an_old_generation_changes_nothing(agents):
+    agents.register(agent("a1", generation=GEN))
+    before = agents.get("a1")
+    assert agents.register(agent("a1", group="h", generation=GEN + 9), GEN - 1) is None
+    assert agents.register(agent("nobody", generation=GEN), GEN) is None
+    assert agents.get("a1") == before
+    assert agents.get("nobody") is None
+    renewed, created = agents.register(agent("a1", group="h", generation=GEN + 9), GEN)
+    assert (renewed.group, renewed.generation, created) == ("h", GEN + 9, False)
+
+
+def test_a_heartbeat_with_an_old_generation_changes_nothing(agents):
+    agents.register(agent("a1", generation=GEN))
+    agents.transition("a1", T0 + 90, STALE, T0 + 90, T0 + 390)
+    before = agents.get("a1")
+    assert agents.heartbeat("a1", T0 + 100, T0 + 190, GEN - 1) is SUPERSEDED
+    assert agents.heartbeat("nobody", T0 + 100, T0 + 190, GEN) is UNKNOWN
+    assert agents.get("a1") == before
+    assert agents.heartbeat("a1", T0 + 100, T0 + 190, GEN) is RECORDED
+    assert agents.get("a1").state == LIVE
 
 
 def test_get_and_get_many_keep_order_and_gaps(agents):
@@ -201,13 +240,13 @@ def test_counts_follow_heartbeats_that_revive_stale_and_dead_agents(agents):
     agents.transition("a2", T0 + 90, STALE, T0 + 90, T0 + 390)
     agents.transition("a2", T0 + 390, DEAD, T0 + 390, None)
     assert counts_of(agents) == (1, 1, 1)
-    assert agents.heartbeat("a3", T0 + 10, T0 + 100) is True  # LIVE stays LIVE
+    assert agents.heartbeat("a3", T0 + 10, T0 + 100) is RECORDED  # LIVE stays LIVE
     assert counts_of(agents) == (1, 1, 1)
     agents.heartbeat("a1", T0 + 100, T0 + 190)
     assert counts_of(agents) == (2, 0, 1)
     agents.heartbeat("a2", T0 + 400, T0 + 490)
     assert counts_of(agents) == (3, 0, 0)
-    assert agents.heartbeat("nobody", T0, T0 + 90) is False
+    assert agents.heartbeat("nobody", T0, T0 + 90) is UNKNOWN
     assert counts_of(agents) == (3, 0, 0)
 
 
@@ -282,6 +321,21 @@ def test_for_agent_newest_first_filtered_by_status(commands):
         ("c2", DELIVERED)
     ]
     assert commands.for_agent("nobody") == []
+
+
+def test_for_agent_since_reads_only_commands_created_from_then_on(commands):
+    for number in range(1, 5):
+        commands.add(command(f"c{number}", created=T0 + number), [Delivery("a")])
+    assert [c.id for c, _ in commands.for_agent("a", since=T0 + 3)] == ["c4", "c3"]
+    assert [c.id for c, _ in commands.for_agent("a", {PENDING}, since=T0 + 5)] == []
+
+
+def test_created_by_and_deliver_on_connect_are_kept(commands):
+    sent = dataclasses.replace(command("c1"), created_by="alice", deliver_on_connect=True)
+    commands.add(sent, [Delivery("a")])
+    assert commands.get("c1").command == sent
+    assert commands.add(command("c2"), [Delivery("a")]) is None
+    assert commands.get("c2").command == command("c2")
 
 
 def test_due_expiries_until_marked_done(commands):

@@ -1,0 +1,122 @@
+"""The request pipeline's guard: bearer tokens in, a verified caller out, or a refusal.
+
+One guard for every request, fast path or Flask. ``authenticate`` runs before every other
+check (401); ``authorize`` runs once the request is valid and before the view looks
+anything up (403), so that a ``404`` never tells a caller without the scope whether an
+agent or group exists. A refused request reaches no view, so it changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import AuthRefused, Unauthenticated
+from ..security.access import (
+    Access,
+    require_agent,
+    require_operator,
+    require_registrar,
+    require_sender,
+)
+from ..security.tokens import Caller, Role, TokenVerifier
+
+if TYPE_CHECKING:
+    from ..core.registry import Registry
+    from .pipeline import Call
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/"
+
+
+class Guard:
+    def __init__(self, verifier: TokenVerifier, registry: Registry) -> None:
+        self._verifier = verifier
+        self._registry = registry
+
+    def authenticate(self, call: Call, access: Access | None) -> None:
+        """Verify the bearer token and set ``call.caller``. ``access`` None is a path no
+        route serves: under /api it still needs a token, so that 404 and 405 tell nothing."""
+        if access is Access.PUBLIC or (access is None and not call.path.startswith(API_PREFIX)):
+            return
+        try:
+            call.caller = self._verifier.verify(_bearer_token(call.environ))
+        except AuthRefused as exc:
+            log.info(
+                "refused %s %s from %s: %s (%s)",
+                call.method,
+                call.path,
+                call.environ.get("REMOTE_ADDR", "?"),
+                exc.message,
+                exc.reason,
+            )
+            raise
+
+    def authorize(self, call: Call, access: Access, inputs: Mapping[str, Any]) -> None:
+        caller = call.caller
+        if caller is None:
+            return
+        try:
+            _authorize(caller, access, call.path_args, inputs, self._registry)
+        except AuthRefused as exc:
+            log.info(
+                "refused %s %s for %s %s from %s: %s",
+                call.method,
+                call.path,
+                caller.kind,
+                caller.subject,
+                call.environ.get("REMOTE_ADDR", "?"),
+                exc.message,
+                extra={"agent_id": call.path_args["agent_id"]}
+                if "agent_id" in call.path_args
+                else None,
+            )
+            raise
+
+
+def _authorize(
+    caller: Caller,
+    access: Access,
+    path_args: Mapping[str, Any],
+    inputs: Mapping[str, Any],
+    registry: Registry,
+) -> None:
+    if access is Access.READ:
+        require_operator(caller)
+    elif access is Access.ADMIN:
+        require_operator(caller, Role.ADMIN)
+    elif access is Access.AGENT:
+        require_agent(caller, path_args["agent_id"])
+    elif access is Access.REGISTER:
+        body = inputs["body"]
+        require_registrar(caller, body["id"], body["group"])
+    elif access is Access.SEND:
+        if "agent_id" in path_args:
+            # Only a caller limited to some groups needs the agent's group looked up.
+            agent = registry.store.get(path_args["agent_id"]) if caller.groups else None
+            require_sender(caller, agent.group if agent is not None else None)
+        else:
+            group = path_args.get("group")
+            require_sender(caller, group, every_group=group is None)
+
+
+def _bearer_token(environ: Mapping[str, Any]) -> str:
+    header: str | None = environ.get("HTTP_AUTHORIZATION")
+    if not header:
+        hint = (
+            " Tokens are never read from the query string."
+            if "token" in environ.get("QUERY_STRING", "").lower()
+            else ""
+        )
+        raise Unauthenticated(
+            "This request needs a token: send 'Authorization: Bearer <token>'." + hint,
+            reason="missing",
+        )
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated(
+            "The Authorization header must be 'Bearer <token>'.", reason="malformed"
+        )
+    return token.strip()

@@ -1,0 +1,36 @@
+"""Enrollment tokens minted over the API, for an admin who has no shell with the secret."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint
+
+from ..clock import iso
+from ..errors import NotAvailable
+from ..security.access import Access
+from ..security.tokens import ALL_GROUPS
+from .declare import declare
+from .schemas import EnrollmentTokenRequestSchema, IssuedTokenSchema
+
+if TYPE_CHECKING:
+    from ..server.runtime import Runtime
+
+bp = Blueprint("tokens", __name__, url_prefix="/api/v1/tokens")
+
+
+@bp.post("/enrollment")
+@declare(
+    "Create an enrollment token (admin): agents register with it",
+    access=Access.ADMIN,
+    status=201,
+    body=EnrollmentTokenRequestSchema(),
+    response=IssuedTokenSchema(),
+)
+def create_enrollment_token(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
+    issuer = rt.security.issuer
+    if issuer is None:
+        raise NotAvailable("Tokens are issued only with AGENT_REGISTRY_AUTH=on.")
+    groups = None if ALL_GROUPS in body["groups"] else body["groups"]
+    token, expires_at = issuer.enrollment(groups, body["ttl_seconds"])
+    return {"token": token, "expiresAt": iso(expires_at)}
