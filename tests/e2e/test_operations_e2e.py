@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from harness.redis_server import RedisServer
 from harness.wait import wait_until
 from tests.e2e.many_streams import client_port
 from tests.e2e.sse_client import StreamListener
@@ -26,17 +23,6 @@ DRAINING = {"status": "unready", "checks": {"store": "ok", "shutdown": "draining
 def readiness(http: httpx.Client) -> tuple[int, object]:
     answer = http.get("/readyz")
     return answer.status_code, answer.json()
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of this test's own, so pausing it holds up no other test."""
-    directory = tmp_path / "redis"
-    directory.mkdir()
-    server = RedisServer(directory).start()
-    yield server
-    server.signal(signal.SIGCONT)
-    server.stop()
 
 
 @pytest.mark.redis

@@ -7,11 +7,13 @@ import os
 import signal
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
 import httpx
 import pytest
 
+from agent_registry.redis.client import REPLY_TIMEOUT, WORST_CALL_SECONDS
 from harness.gunicorn import GunicornServer
 from harness.redis_server import RedisServer
 from harness.wait import holds_for, wait_until
@@ -194,6 +196,52 @@ def test_redis_outage_answers_503_keeps_streams_and_recovers_without_loss(
             commands = http.get("/api/v1/agents/outage-1/commands").json()
             assert [c["commandId"] for c in commands] == [after["commandId"], before["commandId"]]
             assert wait_until(lambda: http.get("/api/v1/agents/outage-1").json()["connected"], 5)
+
+
+def test_requests_during_a_sigstop_of_redis_answer_503_within_one_reply_timeout(
+    start_server, own_redis
+):
+    """Regression (issue 15, row 12): with Redis paused, a request whose call had to open a
+    connection waited 8.2 s, one on a pooled connection 4.1 s (docs said about 4): redis-py
+    retried the timeout, and the handshake inside the retried call retried it again."""
+    server = start_server({**FAST, "AGENT_REGISTRY_STORE": own_redis.url})
+    agents = [f"paused-{n}" for n in range(8)]
+    clients = [httpx.Client(base_url=server.url, timeout=30) for _ in agents]
+    try:
+        # Each keep-alive connection has been answered once, so the worker's Redis pool holds
+        # a connection or two; eight requests at once then need new ones as well.
+        for http, agent_id in zip(clients, agents, strict=True):
+            assert (
+                http.post(
+                    "/api/v1/agents/register", json={"id": agent_id, "group": "paused"}
+                ).status_code
+                == 201
+            )
+
+        def heartbeat(pair: tuple[httpx.Client, str]) -> tuple[int, str, float]:
+            http, agent_id = pair
+            started = time.monotonic()
+            answer = http.post(f"/api/v1/agents/{agent_id}/heartbeat")
+            return answer.status_code, answer.json()["code"], time.monotonic() - started
+
+        own_redis.signal(signal.SIGSTOP)
+        try:
+            with ThreadPoolExecutor(len(agents)) as pool:
+                answers = list(pool.map(heartbeat, zip(clients, agents, strict=True)))
+        finally:
+            own_redis.signal(signal.SIGCONT)
+        assert {(status, code) for status, code, _ in answers} == {(503, "STORE_UNAVAILABLE")}
+        slowest = max(seconds for *_, seconds in answers)
+        # One reply timeout (2 s) for every one of them, well below the documented worst case
+        # (4 s: waiting for a free connection, connecting, the reply); slack for a busy host.
+        assert REPLY_TIMEOUT - 0.2 < slowest < REPLY_TIMEOUT + 1.5 < WORST_CALL_SECONDS, answers
+        assert wait_until(
+            lambda: clients[0].post(f"/api/v1/agents/{agents[0]}/heartbeat").status_code == 204,
+            10,
+        )
+    finally:
+        for http in clients:
+            http.close()
 
 
 def test_agents_of_a_worker_killed_with_sigkill_read_disconnected(start_server, redis_url):
