@@ -93,6 +93,11 @@ def test_three_workers_deliver_once_accept_acks_anywhere_and_sweep_once(start_se
             agent_ids = sorted(owners)
             n = len(agent_ids)
             try:
+                # Opening streams until every worker holds one can outlast the 3 s STALE
+                # threshold on a loaded machine: make every agent LIVE for the sends.
+                for agent_id in agent_ids:
+                    beat = await client.post(f"/api/v1/agents/{agent_id}/heartbeat")
+                    assert beat.status_code == 204
                 everyone = (
                     await client.post("/api/v1/agents/commands", json={"type": "deep-trace"})
                 ).json()
