@@ -248,6 +248,12 @@ def _payload(ctx: click.Context, param: click.Parameter, value: str | None) -> d
     help="A JSON object, or @file to read it from (@- for stdin).",
 )
 @click.option(
+    "--deliver-on-connect",
+    is_flag=True,
+    help="Also write it to a target whose stream opens later, while its delivery is still "
+    "PENDING (agents reconnecting during a deploy).",
+)
+@click.option(
     "--wait", is_flag=True, help="Follow deliveries and acks until every target is final."
 )
 @click.option(
@@ -265,6 +271,7 @@ def send(
     to_all: bool,
     command_type: str,
     payload: dict[str, Any],
+    deliver_on_connect: bool,
     wait: bool,
     timeout: float | None,
     as_json: bool,
@@ -275,7 +282,13 @@ def send(
     if timeout is not None and not wait:
         raise click.UsageError("--timeout only applies with --wait.")
     client = api()
-    command = client.send(command_type, payload, agent=agent_id, group=group)
+    command = client.send(
+        command_type,
+        payload,
+        agent=agent_id,
+        group=group,
+        deliver_on_connect=deliver_on_connect,
+    )
     if not wait:
         if as_json:
             emit_json(command)

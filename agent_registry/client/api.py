@@ -180,15 +180,21 @@ class RegistryApi:
         *,
         agent: str | None = None,
         group: str | None = None,
+        deliver_on_connect: bool = False,
     ) -> dict[str, Any]:
-        """Send to one agent, a group's LIVE agents, or (neither given) every LIVE agent."""
+        """Send to one agent, a group's LIVE agents, or (neither given) every LIVE agent.
+
+        ``deliver_on_connect``: a target whose stream opens later, while its delivery is
+        still PENDING, gets the command then (agents reconnecting during a deploy)."""
         if agent is not None:
             path = f"/agents/{segment(agent)}/commands"
         elif group is not None:
             path = f"/agents/groups/{segment(group)}/commands"
         else:
             path = "/agents/commands"
-        body = {"type": command_type, "payload": payload or {}}
+        body: dict[str, Any] = {"type": command_type, "payload": payload or {}}
+        if deliver_on_connect:
+            body["deliverOnConnect"] = True
         return json_object(self.request("POST", path, json=body))
 
     def command(self, command_id: str) -> dict[str, Any]:

@@ -103,6 +103,17 @@ def test_without_wait_it_prints_the_command_id_and_exits_0(cli, register, http):
     assert http.get(f"/commands/{command_id}").status_code == 200
 
 
+@pytest.mark.parametrize("flag", [True, False])
+def test_deliver_on_connect_is_asked_for_with_its_flag_only(cli, register, http, flag):
+    register("send-doc-1", "send-doc")
+    args = ["send", "--agent", "send-doc-1", "--type", "replay", "--json"]
+    result = cli(*args, *(["--deliver-on-connect"] if flag else []))
+
+    assert result.exit_code == 0, result.output
+    command_id = json.loads(result.stdout)["commandId"]
+    assert http.get(f"/commands/{command_id}").json()["deliverOnConnect"] is flag
+
+
 def test_all_sends_to_every_live_agent(cli, register, http):
     register("send-all-1", "send-all")
     live = len(http.get("/agents", params={"status": "live"}).json())
