@@ -6,6 +6,10 @@ worker (docs/performance.md has the figures). This handler adds what pywsgi leav
 - **Idle keep-alive connections close.** pywsgi keeps one open for ever; here a connection
   that sends no request within gunicorn's ``keepalive`` seconds is closed, as gunicorn's
   own gevent worker does.
+- **A stopping worker lets go of its connections.** From ``SIGTERM`` on, every answer
+  carries ``Connection: close``, a connection waiting between two requests is closed at
+  once, and a new one gets half a second for its first request. A client that reuses its
+  connection every 100 ms would otherwise hold the worker until ``graceful_timeout``.
 - **The HTTP layer's own refusals are the JSON error shape.** pywsgi answers a request it
   cannot parse before the app runs, with an empty body: ``414`` for a request line over
   8 KiB, ``400`` for a malformed ``Content-Length``, request line or chunked body. Here
@@ -38,6 +42,9 @@ log = logging.getLogger(__name__)
 # Requests here are small (a heartbeat's head is about 100 bytes); pywsgi's default 8 KB
 # read buffer per connection would stay allocated for the whole life of every stream.
 _READ_BUFFER = 1024
+# While the worker stops, a connection that has not sent its first request yet gets this
+# long to send it; one between two requests is closed at once.
+FIRST_REQUEST_GRACE = 0.5
 # gunicorn's limit settings: 0 means "no limit" there; these are the most we then read.
 _MOST_FIELDS = 32_768
 _MOST_FIELD_SIZE = 65_536
@@ -47,25 +54,65 @@ LINGER_BYTES = 1 << 20
 _InvalidClientRequest: type[ValueError] = pywsgi._InvalidClientRequest  # type: ignore[attr-defined]
 
 
+class Drain:
+    """One worker process's shutdown: whether it has begun, and the connections that are
+    waiting for a request (the only ones that can be closed without cutting an answer)."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.waiting: set[KeepAliveHandler] = set()
+
+    def start(self) -> None:
+        self.active = True
+        for handler in list(self.waiting):
+            if handler.answered:
+                handler.hang_up()
+            else:
+                gevent.spawn_later(FIRST_REQUEST_GRACE, self._hang_up_if_waiting, handler)
+
+    def _hang_up_if_waiting(self, handler: KeepAliveHandler) -> None:
+        if handler in self.waiting:
+            handler.hang_up()
+
+
 class KeepAliveHandler(PyWSGIHandler):
     # Set from gunicorn's settings when the worker starts (one worker per process).
     idle_timeout: float = 2.0
     max_fields: int = 100
     max_field_size: int = 8190
+    drain: Drain = Drain()
 
     def __init__(self, sock: Any, address: Any, server: Any) -> None:
         # pywsgi takes ``rfile`` (its one way to size the read buffer); the stubs leave it out.
         rfile = sock.makefile("rb", _READ_BUFFER)
         super().__init__(sock, address, server, rfile=rfile)  # type: ignore[call-arg]
 
+    @property
+    def answered(self) -> bool:
+        """Whether this connection has carried a request (pywsgi keeps the last line)."""
+        return self.requestline is not None
+
     def read_requestline(self) -> str:
+        drain = self.drain
+        if drain.active and self.answered:
+            return ""  # stopping: no next request on this connection
         # Idle for too long: an empty request line makes pywsgi close the connection.
+        timeout = min(self.idle_timeout, FIRST_REQUEST_GRACE) if drain.active else self.idle_timeout
         line = ""
-        # ``False``: gevent's documented silent expiry (the stubs leave it out). A context
-        # manager, not gevent.with_timeout, which costs a microsecond more per request.
-        with gevent.Timeout(self.idle_timeout, False):  # type: ignore[arg-type]
-            line = super().read_requestline()
+        drain.waiting.add(self)
+        try:
+            # ``False``: gevent's documented silent expiry (the stubs leave it out). A context
+            # manager, not gevent.with_timeout, which costs a microsecond more per request.
+            with gevent.Timeout(timeout, False):  # type: ignore[arg-type]
+                line = super().read_requestline()
+        finally:
+            drain.waiting.discard(self)
         return line
+
+    def hang_up(self) -> None:
+        """End a connection that waits for a request: its read sees end-of-file."""
+        with contextlib.suppress(OSError):
+            self.socket.shutdown(socket.SHUT_RD)
 
     def MessageClass(self, fp: Any, *args: Any) -> Any:
         """The header fields, read as ``http.client.parse_headers`` does, within gunicorn's
@@ -90,9 +137,9 @@ class KeepAliveHandler(PyWSGIHandler):
         return headers
 
     def start_response(self, status: str, headers: Any, exc_info: Any = None) -> Any:
-        # Close after a chunked body that could not be parsed (the app answered 400):
-        # pywsgi would read its rest as the next request.
-        closing = getattr(self.wsgi_input, "_chunked_input_error", False)
+        # Close after this answer while stopping, and after a chunked body that could not
+        # be parsed (the app answered 400): pywsgi would read its rest as the next request.
+        closing = self.drain.active or getattr(self.wsgi_input, "_chunked_input_error", False)
         if closing and not any(name.lower() == "connection" for name, _ in headers):
             headers = [*headers, ("Connection", "close")]
         return super().start_response(status, headers, exc_info)
@@ -210,4 +257,12 @@ class Worker(GeventPyWSGIWorker):
         KeepAliveHandler.max_field_size = _limit(
             self.cfg.limit_request_field_size, 8190, _MOST_FIELD_SIZE
         )
+        KeepAliveHandler.drain = self.drain = Drain()
         super().init_process()
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        """``SIGTERM``: gunicorn stops the worker's loop; also let go of idle connections.
+        A signal handler may not block, so the closing runs in a greenlet (as gunicorn's
+        own ``handle_quit`` does)."""
+        super().handle_exit(sig, frame)
+        gevent.spawn(self.drain.start)

@@ -1,18 +1,24 @@
 """Hostile HTTP against a real gunicorn (API.md v1.1, "Hostile input"): what the HTTP layer
-answers before the app runs is the JSON error shape, and an encoded ``/`` never reaches
-another route. Each regression test is named after the row of the fuzzing campaign (issue
-"Hostile input and hard days") it pins; malformed requests go over raw sockets, since no
-HTTP client sends them."""
+answers before the app runs is the JSON error shape, an encoded ``/`` never reaches another
+route, and a stopping worker lets go of busy keep-alive clients. Each regression test is
+named after the row of the fuzzing campaign (issue "Hostile input and hard days") it pins;
+malformed requests go over raw sockets, since no HTTP client sends them."""
 
 from __future__ import annotations
 
+import http.client
+import signal
+import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from harness.gunicorn import GunicornServer
-from tests.e2e.raw_http import Answer, exchange, request
+from harness.wait import wait_until
+from tests.e2e.raw_http import Answer, exchange, read_answer, request
 
 pytestmark = pytest.mark.e2e
 
@@ -187,3 +193,96 @@ def test_row7_an_invalid_host_is_400_bad_request_not_a_bogus_sse_endpoint(
 
 def test_row7_the_server_still_answers_after_every_refusal(server: GunicornServer) -> None:
     assert get(server, "/healthz").status_code == 200
+
+
+# Row 9 -------------------------------------------------------------------------------
+
+
+class BusyClient(threading.Thread):
+    """A client that reuses one keep-alive connection every 100 ms, as health checks and
+    nginx's upstream keep-alive pools do, and reconnects when the server closes it."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.stopped = threading.Event()
+        self.answers = 0
+
+    def run(self) -> None:
+        connection: http.client.HTTPConnection | None = None
+        while not self.stopped.is_set():
+            try:
+                if connection is None:
+                    connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                connection.request("GET", "/healthz")
+                response = connection.getresponse()
+                response.read()
+                self.answers += 1
+                if response.getheader("Connection") == "close":
+                    connection.close()
+                    connection = None
+            except (OSError, http.client.HTTPException):
+                if connection is not None:
+                    connection.close()
+                connection = None
+            self.stopped.wait(0.1)  # the client's own pace
+        if connection is not None:
+            connection.close()
+
+
+def test_row9_sigterm_ends_within_three_seconds_with_busy_keep_alive_clients(
+    start_server,
+) -> None:
+    """A client reusing its connection every 100 ms held a stopping worker until
+    graceful_timeout (10 s), and then the worker was killed."""
+    server = start_server()
+    clients = [BusyClient(server.port) for _ in range(5)]
+    for client in clients:
+        client.start()
+    try:
+        assert wait_until(lambda: all(client.answers >= 3 for client in clients), within=10)
+        started = time.monotonic()
+        server.signal(signal.SIGTERM)
+        assert wait_until(server.exited, within=8, step=0.01)
+        stopped_after = time.monotonic() - started
+    finally:
+        for client in clients:
+            client.stopped.set()
+        for client in clients:
+            client.join(5)
+    assert server.returncode == 0
+    assert stopped_after < 3, stopped_after
+
+
+def test_row9_a_stopping_worker_answers_with_connection_close(start_server) -> None:
+    """Once the worker drains, every answer tells the client to go elsewhere. /readyz is
+    asked on connections opened before SIGTERM (a connection between two requests is then
+    closed, a fresh one still gets its first request answered) until it says "draining"."""
+    server = start_server()
+    fresh = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(100)]
+    assert exchange(server.port, request("GET", "/healthz")).status == 200  # all accepted
+    in_use: list[socket.socket] = []
+
+    def ask_readyz() -> Answer | None:
+        if not in_use:
+            in_use.append(fresh.pop())
+        try:
+            in_use[0].sendall(request("GET", "/readyz"))
+            answer = read_answer(in_use[0])
+        except OSError:  # hung up between two requests (ConnectionError included)
+            in_use.pop().close()
+            return None
+        if answer.closed:
+            in_use.pop().close()
+        return answer if answer.json["checks"]["shutdown"] == "draining" else None  # type: ignore[index]
+
+    try:
+        server.signal(signal.SIGTERM)
+        draining = wait_until(lambda: fresh and ask_readyz(), within=5)
+        assert isinstance(draining, Answer), "no answer saw the worker draining"
+        assert draining.status == 503
+        assert draining.headers["connection"] == "close"
+        assert draining.closed
+    finally:
+        for sock in fresh + in_use:
+            sock.close()
