@@ -32,6 +32,24 @@ class ValidationFailed(RegistryError):
     """A request body, query string or path value breaks the contract's rules."""
 
 
+class BadRequest(RegistryError):
+    """A request that cannot be taken as HTTP at all: a malformed request line,
+    ``Content-Length`` or chunked body, or a ``Host`` that is not ``host[:port]``."""
+
+
+class UriTooLong(RegistryError):
+    """The request line is longer than the HTTP layer reads (the server's own limit)."""
+
+
+class HeadersTooLarge(RegistryError):
+    """Too many header fields, or one longer than the HTTP layer reads."""
+
+
+class PathNotFound(RegistryError):
+    """A path no route can match, for a reason worth saying (an encoded ``/`` in a
+    segment): answered like any unknown path."""
+
+
 class UnsupportedMediaType(RegistryError):
     pass
 

@@ -55,7 +55,8 @@ class GunicornServer(Process):
     ``kind`` is "real" (``gunicorn.conf.py``) or "floor" (``bench/floor_app.py``); ``env``
     is added to this process's environment minus its ``AGENT_REGISTRY_*`` variables.
     ``command`` replaces the gunicorn command line (e.g. ``[".../agent-registry", "serve"]``):
-    it must serve on ``AGENT_REGISTRY_BIND``.
+    it must serve on ``AGENT_REGISTRY_BIND``. ``backlog`` is the listen backlog of that
+    socket (the kernel caps it at ``net.core.somaxconn``).
     """
 
     CONFIGS = {"real": "gunicorn.conf.py", "floor": "bench/floor_app.py"}
@@ -69,13 +70,16 @@ class GunicornServer(Process):
         label: str | None = None,
         command: list[str] | None = None,
         cwd: Path = ROOT,
+        backlog: int = 2048,
     ) -> None:
         super().__init__(label or f"{kind}-{workers}w", log_dir, cwd)
         self.kind = kind
         self.workers = workers
         self.extra_env = dict(env or {})
         self.command = command or [sys.executable, "-m", "gunicorn", "-c", self.CONFIGS[kind]]
-        self._listener: socket.socket | None = listening_socket()
+        # gunicorn keeps the backlog of a socket that already listens (its own ``backlog``
+        # setting applies only to the sockets it binds), so this is the server's.
+        self._listener: socket.socket | None = listening_socket(backlog=backlog)
         self.port: int = self._listener.getsockname()[1]
         self.url = f"http://{HOST}:{self.port}"
         self.log_offset = 0

@@ -56,6 +56,10 @@ workers = _worker_count()
 worker_class = "agent_registry.server.gunicorn_worker.Worker"
 # A hard cap on open connections per worker, event streams included.
 worker_connections = 20_000
+# The listen queue: a reconnect storm (a deploy, a network blip) brings back a whole
+# worker's agents at once; what the queue cannot hold waits a SYN retransmit (1 s, then
+# 3 s). The kernel caps it at net.core.somaxconn (logged at start when it does).
+backlog = worker_connections
 # Every stream counts as a request: recycling workers would drop all of them.
 max_requests = 0
 # Streams never go idle from gunicorn's point of view; this only watches the worker loop.
@@ -106,6 +110,7 @@ def on_starting(server: Any) -> None:
         )
     # Python's warnings go through logging too, so that they are in the log's format.
     logging.captureWarnings(True)
+    _report_backlog_cap(server.log, server.cfg.backlog, server.cfg.address)
     if settings.metrics:
         _prepare_metrics_directory(server.log)
 
@@ -153,6 +158,28 @@ def _is_loopback(address: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+SOMAXCONN = Path("/proc/sys/net/core/somaxconn")
+
+
+def _report_backlog_cap(log: logging.Logger, wanted: int, addresses: Any) -> None:
+    """One line when the kernel caps the listen backlog of the sockets gunicorn binds (a
+    socket handed over, ``fd://`` or systemd's, keeps the backlog its creator gave it; in
+    ``cfg.address`` such a socket is its descriptor number)."""
+    if all(isinstance(address, int) for address in addresses):
+        return
+    try:
+        cap = int(SOMAXCONN.read_text())
+    except (OSError, ValueError):
+        return  # not Linux, or not readable: nothing to say
+    if cap < wanted:
+        log.info(
+            "listen backlog %s is capped at net.core.somaxconn=%s: a reconnect storm of "
+            "more connections at once waits for SYN retransmits; raise net.core.somaxconn",
+            wanted,
+            cap,
+        )
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -14,8 +14,11 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from marshmallow import Schema, ValidationError
+from werkzeug.sansio.utils import host_is_trusted
 
 from ..errors import (
+    BadRequest,
+    PathNotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
     UnsupportedProtocolVersion,
@@ -29,6 +32,31 @@ SUPPORTED_PROTOCOL_VERSIONS = ("1",)
 AGENTS_PREFIX = "/api/v1/agents"
 
 Environ = dict[str, Any]
+
+
+def check_host(environ: Environ) -> None:
+    """A ``Host`` (or a trusted proxy's forwarded host, which ProxyFix put there) that
+    cannot be a URL's host is a request that cannot be parsed: 400, before anything else.
+    werkzeug builds ``sseEndpoint`` from it and would leave such a host out
+    (``http:///api/...``); its own rule decides: a name or IPv4 address of
+    ``A-Z a-z 0-9 . -``, or an IPv6 literal in brackets, then an optional port 1-65535.
+    Two ``Host`` headers arrive joined by a comma, so they are refused too. A request
+    without one (HTTP/1.0) falls back to the server's own name."""
+    host = environ.get("HTTP_HOST")
+    if host is not None and not host_is_trusted(host):
+        raise BadRequest(f"The Host header {host[:100]!r} is not a valid host[:port].")
+
+
+def check_path(environ: Environ) -> None:
+    """Each path segment is one identifier: an encoded ``/`` (``%2F``) inside one is not a
+    separator, and no route takes a ``/`` inside a segment, so such a path has no route.
+    The server decodes ``%2F`` in ``PATH_INFO``; the raw target (``RAW_URI``, or
+    ``REQUEST_URI``) still shows the segments as the client sent them."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw and "%" in raw and "%2f" in raw.partition("?")[0].lower():
+        raise PathNotFound(
+            "No such resource: an encoded '/' (%2F) cannot be part of a path segment."
+        )
 
 
 def check_protocol(environ: Environ) -> None:
@@ -63,9 +91,12 @@ def read_body(environ: Environ, rule: BodyRule, limit: int) -> bytes:
     if not has_body:
         return b""
     stream = environ["wsgi.input"]
-    if length is not None:
-        return bytes(stream.read(length))
-    raw = bytes(stream.read(limit + 1))
+    try:
+        if length is not None:
+            return bytes(stream.read(length))
+        raw = bytes(stream.read(limit + 1))
+    except OSError as exc:  # a malformed chunked body (the server says so) or a lost client
+        raise BadRequest(f"The request body cannot be read: {exc}.") from None
     if len(raw) > limit:
         raise _too_large(limit)
     return raw

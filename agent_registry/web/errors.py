@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 _DOMAIN_ERRORS: dict[type[RegistryError], tuple[int, str]] = {
     domain.ValidationFailed: (400, "VALIDATION_FAILED"),
     domain.UnsupportedProtocolVersion: (400, "UNSUPPORTED_PROTOCOL_VERSION"),
+    # Refused by the HTTP layer (the worker's handler) or the pipeline's first check.
+    domain.BadRequest: (400, "BAD_REQUEST"),
+    domain.UriTooLong: (414, "URI_TOO_LONG"),
+    domain.HeadersTooLarge: (431, "HEADERS_TOO_LARGE"),
+    domain.PathNotFound: (404, "NOT_FOUND"),
     domain.AgentNotFound: (404, "AGENT_NOT_FOUND"),
     domain.AgentNotRegistered: (404, "AGENT_NOT_REGISTERED"),
     domain.NoLiveTargets: (404, "NO_LIVE_TARGETS"),

@@ -31,11 +31,14 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
+from ..errors import PathNotFound
 from .checks import (
     AGENTS_PREFIX,
     PROTOCOL_HEADER,
     SUPPORTED_PROTOCOL_VERSIONS,
     Environ,
+    check_host,
+    check_path,
     check_protocol,
     load_body,
     load_query,
@@ -128,6 +131,7 @@ class RequestPipeline:
         call = Call(environ)
         respond = self._responder(call, start_response)
         try:
+            check_host(environ)  # a request that cannot be parsed: before anything else
             view, routing_error = self._route(call)
             for hook in self.hooks:
                 hook.before(call)
@@ -160,7 +164,11 @@ class RequestPipeline:
     def _answers_fast(self, view: DeclaredView, call: Call) -> bool:
         return self._fast and view.spec.fast and call.method not in AUTOMATIC_METHODS
 
-    def _route(self, call: Call) -> tuple[DeclaredView | None, HTTPException | None]:
+    def _route(self, call: Call) -> tuple[DeclaredView | None, Exception | None]:
+        try:
+            check_path(call.environ)  # segments as the client sent them: %2F is no "/"
+        except PathNotFound as exc:
+            return None, exc
         try:
             rule, path_args = self._fast_routes.match(call.path, call.method) or self._urls.match(
                 call.path, call.method, return_rule=True

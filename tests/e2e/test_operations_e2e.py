@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import signal
+import socket
 import time
 
 import httpx
 import pytest
 
 from harness.wait import wait_until
-from tests.e2e.many_streams import client_port
+from tests.e2e.raw_http import Answer, exchange, read_answer, request
 from tests.e2e.sse_client import StreamListener
 
 pytestmark = pytest.mark.e2e
@@ -75,31 +76,47 @@ def test_readiness_answers_in_bounded_time_while_redis_is_paused(start_server, o
 
 
 def test_on_sigterm_readiness_names_shutdown_while_the_worker_drains(start_server):
-    """Polled on a keep-alive connection opened before SIGTERM: the worker stops accepting
-    new connections about a second after SIGTERM, but keeps serving the ones it has
-    (up to graceful_timeout), so the draining answer is seen on that connection every time.
-    """
+    """Polled on connections opened before SIGTERM: the worker stops accepting new
+    connections about a second after SIGTERM, and from SIGTERM on it closes a keep-alive
+    connection between two requests at once and every other one after its answer
+    (``Connection: close``), but answers a connection's first request (within 0.5 s). So
+    the draining answer is seen every time, and says ``Connection: close``."""
     server = start_server({"AGENT_REGISTRY_KEEPALIVE_SECONDS": "30"})
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    with httpx.Client(base_url=server.url, timeout=5, limits=limits) as http:
+    with httpx.Client(base_url=server.url, timeout=5) as http:
         http.post("/api/v1/agents/register", json={"id": "drain-1", "group": "drain"})
-        first = http.get("/readyz")
-        assert (first.status_code, first.json()) == (200, READY)
-        port = client_port(first)
-        stream = StreamListener(server.url, "drain-1").start()
-        try:
-            server.signal(signal.SIGTERM)
+        assert readiness(http) == (200, READY)
+    fresh = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(100)]
+    assert exchange(server.port, request("GET", "/healthz")).status == 200  # all accepted
+    stream = StreamListener(server.url, "drain-1").start()
+    try:
+        server.signal(signal.SIGTERM)
 
-            def draining() -> bool:
-                answer = http.get("/readyz")
-                assert client_port(answer) == port, "the keep-alive connection was replaced"
-                return (answer.status_code, answer.json()) == (503, DRAINING)
+        def draining() -> Answer | None:
+            sock = fresh.pop()
+            answer = read_answer_to(sock, request("GET", "/readyz"))
+            return answer if answer is not None and answer.json == DRAINING else None
 
-            assert wait_until(draining, 5)
-            assert http.get("/healthz").status_code == 200  # still serving, only unready
-            assert stream.ended.wait(5), "the open stream did not end on SIGTERM"
-        finally:
-            stream.close()
+        seen = wait_until(lambda: fresh and draining(), 5)
+        assert isinstance(seen, Answer), "no answer said draining"
+        assert seen.status == 503
+        assert seen.headers["connection"] == "close" and seen.closed
+        healthz = read_answer_to(fresh.pop(), request("GET", "/healthz"))
+        assert healthz is not None and healthz.status == 200  # still serving, only unready
+        assert stream.ended.wait(5), "the open stream did not end on SIGTERM"
+    finally:
+        stream.close()
+        for sock in fresh:
+            sock.close()
     assert server.process is not None
     assert wait_until(lambda: server.process.poll() is not None, 8), server.log_tail()
     assert server.process.returncode == 0
+
+
+def read_answer_to(sock: socket.socket, raw: bytes) -> Answer | None:
+    """The answer to ``raw`` on ``sock`` (then closed), or None if the server hung up."""
+    with sock:
+        try:
+            sock.sendall(raw)
+            return read_answer(sock)
+        except OSError:
+            return None

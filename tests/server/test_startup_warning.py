@@ -28,7 +28,9 @@ def start(monkeypatch: pytest.MonkeyPatch, bind: list[str], **env: str) -> list[
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     log = RecordingLog()
-    gunicorn_settings.on_starting(SimpleNamespace(cfg=SimpleNamespace(bind=bind), log=log))
+    gunicorn_settings.on_starting(
+        SimpleNamespace(cfg=SimpleNamespace(bind=bind, backlog=64, address=[]), log=log)
+    )
     return log.warnings
 
 
@@ -65,7 +67,8 @@ def test_checking_the_security_settings_does_not_import_ssl(tmp_path):
         "import sys, logging\n"
         "from types import SimpleNamespace\n"
         "from agent_registry.server import gunicorn_settings as g\n"
-        "g.on_starting(SimpleNamespace(cfg=SimpleNamespace(bind=['127.0.0.1:1']),"
+        "g.on_starting(SimpleNamespace(cfg=SimpleNamespace(bind=['127.0.0.1:1'], backlog=64,"
+        " address=[]),"
         " log=logging.getLogger()))\n"
         "print(sorted(name for name in ('ssl', 'jwt') if name in sys.modules))\n"
     )
