@@ -24,7 +24,7 @@ DEADLINES = P + "agent-deadlines"
 # KEYS: agent hash. ARGV: id, name, group, version, routeIds, capabilities, now, deadline,
 # generation, expected generation or ''. Returns {} when the expected generation is not the
 # known one (nothing changes).
-_REGISTER = """
+REGISTER_SCRIPT = """
 local key, id = KEYS[1], ARGV[1]
 local p = 'ar:'
 local registered, changed = ARGV[7], ARGV[7]
@@ -115,34 +115,39 @@ def _decode(fields: dict[str, str]) -> Agent | None:
     )
 
 
+def register_args(agent: Agent, expected_generation: int | None = None) -> list[str | int]:
+    """ARGV of ``REGISTER_SCRIPT`` for ``agent``: the store's encoding of an agent (tools that
+    seed a store in bulk pipeline the script with these)."""
+    assert agent.deadline is not None
+    return [
+        agent.id,
+        agent.name,
+        agent.group,
+        json.dumps(agent.version),
+        json.dumps(agent.route_ids, separators=(",", ":")),
+        json.dumps(agent.capabilities, separators=(",", ":")),
+        num(agent.registered_at),
+        num(agent.deadline),
+        agent.generation,
+        "" if expected_generation is None else expected_generation,
+    ]
+
+
 @guard_public_methods
 class RedisAgentStore(ReportsOutages):
     _PAGE = 500
 
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
-        self._register = client.register_script(_REGISTER)
+        self._register = client.register_script(REGISTER_SCRIPT)
         self._heartbeat = client.register_script(_HEARTBEAT)
         self._transition = client.register_script(_TRANSITION)
 
     def register(
         self, agent: Agent, expected_generation: int | None = None
     ) -> tuple[Agent, bool] | None:
-        assert agent.deadline is not None
         stored = self._register(
-            keys=[agent_key(agent.id)],
-            args=[
-                agent.id,
-                agent.name,
-                agent.group,
-                json.dumps(agent.version),
-                json.dumps(agent.route_ids, separators=(",", ":")),
-                json.dumps(agent.capabilities, separators=(",", ":")),
-                num(agent.registered_at),
-                num(agent.deadline),
-                agent.generation,
-                "" if expected_generation is None else expected_generation,
-            ],
+            keys=[agent_key(agent.id)], args=register_args(agent, expected_generation)
         )
         if not stored:
             return None
