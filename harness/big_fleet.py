@@ -58,23 +58,38 @@ def seed_store(store: AgentStore, count: int, groups: int = DEFAULT_GROUPS) -> N
         store.register(agent)
 
 
+# The store's own registration script, called once per agent by a loop inside Redis: one
+# round trip per batch instead of one per agent, which the client side would pay for in
+# packing (seconds of CPU for 100 000). ARGV: first n, count, groups, agent key prefix,
+# then the script's ARGV for a template agent; id, name and group are made here as
+# ``fleet`` makes them.
+_SEED_SCRIPT = """
+local function register(KEYS, ARGV)
+REGISTER_SCRIPT
+end
+local first, count, groups, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
+  ARGV[4]
+local args = {}
+for i = 5, #ARGV do args[i - 4] = ARGV[i] end
+for n = first, first + count - 1 do
+  args[1] = string.format('agent-%06d', n)
+  args[2] = 'Service ' .. n
+  args[3] = 'g' .. (n % groups)
+  register({prefix .. args[1]}, args)
+end
+return count
+""".replace("REGISTER_SCRIPT", REGISTER_SCRIPT.strip())
+
+
 def seed_redis(
-    client: redis.Redis, count: int, groups: int = DEFAULT_GROUPS, batch: int = 2_000
+    client: redis.Redis, count: int, groups: int = DEFAULT_GROUPS, batch: int = 10_000
 ) -> None:
-    """Register the fleet with the Redis store's own script and encoding, pipelined."""
-    script = client.register_script(REGISTER_SCRIPT)
-    agents = fleet(count, groups)
-    while True:
-        pipe = client.pipeline(transaction=False)
-        queued = 0
-        for agent in agents:
-            script(keys=[agent_key(agent.id)], args=register_args(agent), client=pipe)
-            queued += 1
-            if queued == batch:
-                break
-        if not queued:
-            return
-        pipe.execute()
+    """Register ``fleet(count, groups)`` with the Redis store's own script and encoding."""
+    template = register_args(next(fleet(1, groups)))
+    script = client.register_script(_SEED_SCRIPT)
+    for first in range(0, count, batch):
+        size = min(batch, count - first)
+        script(args=[first, size, groups, agent_key(""), *template])
 
 
 def parse_seed(value: str) -> tuple[int, int]:
