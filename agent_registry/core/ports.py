@@ -9,7 +9,7 @@ compare-and-set and reports whether it applied.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Protocol
 
 from .models import (
@@ -60,6 +60,26 @@ class AgentStore(Protocol):
         limit: int | None = None,
     ) -> list[Agent]:
         """Agents ordered by id (code point order), filtered, keyset-paged."""
+
+    def pages(
+        self,
+        states: Collection[AgentState] | None = None,
+        group: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+        *,
+        size: int,
+    ) -> Iterator[builtins.list[Agent]]:
+        """The agents ``list`` returns, read as the caller iterates: each step reads the
+        next ``size`` candidate ids in id order and yields those that match (a page may be
+        shorter than ``size``, even before the end; none is empty).
+
+        Nothing is read before the first step, so an outage shows on the first ``next()``
+        (and on any later one). Each page is read when it is asked for: every id appears at
+        most once and in order, an agent changed between two pages appears as it was when
+        its page was read, and with a filter the candidates may be fixed at the first page
+        (an agent that joins a group or a state after it may be missed).
+        """
 
     def live_ids(self, group: str | None = None) -> builtins.list[str]:
         """Ids of LIVE agents (of one group, or all), ordered by id."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import logging
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,6 +124,19 @@ class Registry:
         limit: int | None = None,
     ) -> list[Agent]:
         return self.store.list(states=states, group=group, after=after, limit=limit)
+
+    def pages(
+        self,
+        states: Collection[AgentState] | None = None,
+        group: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+        *,
+        size: int,
+    ) -> Iterator[builtins.list[Agent]]:
+        """``list`` read ``size`` candidates at a time, for answers too big to build at once
+        (see ``AgentStore.pages``)."""
+        return self.store.pages(states, group, after, limit, size=size)
 
     def counts(self) -> dict[AgentState, int]:
         """Agents per state, as the store keeps them (no scan)."""

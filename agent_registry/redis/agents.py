@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Collection, Sequence
+from bisect import bisect_right
+from collections.abc import Collection, Iterator, Sequence
 
 import redis
 
 from ..core.models import Agent, AgentState, HeartbeatOutcome
-from .client import ReportsOutages, guard_public_methods, num, text_hash, text_set, texts
+from .client import (
+    ReportsOutages,
+    guard_public_methods,
+    num,
+    outage_as_unavailable,
+    text_hash,
+    text_set,
+    texts,
+)
 
 P = "ar:"
 ALL_AGENTS = P + "agents"
@@ -24,7 +33,7 @@ DEADLINES = P + "agent-deadlines"
 # KEYS: agent hash. ARGV: id, name, group, version, routeIds, capabilities, now, deadline,
 # generation, expected generation or ''. Returns {} when the expected generation is not the
 # known one (nothing changes).
-_REGISTER = """
+REGISTER_SCRIPT = """
 local key, id = KEYS[1], ARGV[1]
 local p = 'ar:'
 local registered, changed = ARGV[7], ARGV[7]
@@ -115,34 +124,39 @@ def _decode(fields: dict[str, str]) -> Agent | None:
     )
 
 
+def register_args(agent: Agent, expected_generation: int | None = None) -> list[str | int]:
+    """ARGV of ``REGISTER_SCRIPT`` for ``agent``: the store's encoding of an agent (tools that
+    seed a store in bulk pipeline the script with these)."""
+    assert agent.deadline is not None
+    return [
+        agent.id,
+        agent.name,
+        agent.group,
+        json.dumps(agent.version),
+        json.dumps(agent.route_ids, separators=(",", ":")),
+        json.dumps(agent.capabilities, separators=(",", ":")),
+        num(agent.registered_at),
+        num(agent.deadline),
+        agent.generation,
+        "" if expected_generation is None else expected_generation,
+    ]
+
+
 @guard_public_methods
 class RedisAgentStore(ReportsOutages):
     _PAGE = 500
 
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
-        self._register = client.register_script(_REGISTER)
+        self._register = client.register_script(REGISTER_SCRIPT)
         self._heartbeat = client.register_script(_HEARTBEAT)
         self._transition = client.register_script(_TRANSITION)
 
     def register(
         self, agent: Agent, expected_generation: int | None = None
     ) -> tuple[Agent, bool] | None:
-        assert agent.deadline is not None
         stored = self._register(
-            keys=[agent_key(agent.id)],
-            args=[
-                agent.id,
-                agent.name,
-                agent.group,
-                json.dumps(agent.version),
-                json.dumps(agent.route_ids, separators=(",", ":")),
-                json.dumps(agent.capabilities, separators=(",", ":")),
-                num(agent.registered_at),
-                num(agent.deadline),
-                agent.generation,
-                "" if expected_generation is None else expected_generation,
-            ],
+            keys=[agent_key(agent.id)], args=register_args(agent, expected_generation)
         )
         if not stored:
             return None
@@ -181,21 +195,95 @@ class RedisAgentStore(ReportsOutages):
         after: str | None = None,
         limit: int | None = None,
     ) -> list[Agent]:
-        found: list[Agent] = []
-        cursor = f"({after}" if after is not None else "-"
-        while True:
-            ids = texts(self._redis.zrangebylex(ALL_AGENTS, cursor, "+", start=0, num=self._PAGE))
+        pages = self.pages(states, group, after, limit, size=self._PAGE)
+        return [agent for page in pages for agent in page]
+
+    def pages(
+        self,
+        states: Collection[AgentState] | None = None,
+        group: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+        *,
+        size: int = _PAGE,
+    ) -> Iterator[builtins.list[Agent]]:
+        # A filter reads its candidates from the state and group sets once (unless it keeps
+        # most of the fleet, see _candidates); without one, or then, pages walk the id index.
+        candidates = self._candidates(states, group)
+        position = 0
+        if candidates is not None and after is not None:
+            position = bisect_right(candidates, after)
+        cursor = after
+        remaining = limit
+        while remaining is None or remaining > 0:
+            count = size if remaining is None else min(size, remaining)
+            if candidates is None:
+                ids = self._ids_after(cursor, count)
+            else:
+                ids = candidates[position : position + count]
+                position += len(ids)
             if not ids:
-                return found
-            for agent in self.get_many(ids):
-                if agent is None:
-                    continue
-                if (states and agent.state not in states) or (group and agent.group != group):
-                    continue
-                found.append(agent)
-                if limit is not None and len(found) >= limit:
-                    return found
-            cursor = f"({ids[-1]}"
+                return
+            cursor = ids[-1]
+            page = [
+                agent
+                for agent in self.get_many(ids)
+                # Checked again: an agent may have changed since it was a candidate.
+                if agent is not None
+                and (not states or agent.state in states)
+                and (group is None or agent.group == group)
+            ]
+            if remaining is not None:
+                del page[remaining:]
+                remaining -= len(page)
+            if page:
+                yield page
+
+    @outage_as_unavailable
+    def _candidates(
+        self, states: Collection[AgentState] | None, group: str | None
+    ) -> builtins.list[str] | None:
+        """Ids that may match the filter, sorted; None to walk the id index instead.
+
+        A filter that may keep at least half of the fleet (by the sets' sizes, O(1) each)
+        walks the index: it reads few agents it drops, and sorts nothing (sorting 100 000
+        ids at once would hold the worker for tens of milliseconds).
+        """
+        if not states and group is None:
+            return None
+        state_keys = [f"{P}state:{state}" for state in states or ()]
+        group_key = f"{P}group:{group}"
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zcard(ALL_AGENTS)
+        for key in state_keys:
+            pipe.scard(key)
+        if group is not None:
+            pipe.scard(group_key)
+        total, *sizes = (int(size) for size in pipe.execute())
+        most = min(
+            sum(sizes[: len(state_keys)]) if state_keys else total,
+            sizes[-1] if group is not None else total,
+        )
+        if 2 * most >= total:
+            return None
+        pipe = self._redis.pipeline(transaction=False)
+        if group is None:
+            for key in state_keys:
+                pipe.smembers(key)
+        elif not state_keys:
+            pipe.smembers(group_key)
+        else:
+            for key in state_keys:
+                pipe.sinter([group_key, key])
+        found: set[str] = set()
+        for members in pipe.execute():
+            found.update(text_set(members))
+        return sorted(found)
+
+    @outage_as_unavailable
+    def _ids_after(self, cursor: str | None, count: int) -> builtins.list[str]:
+        start = f"({cursor}" if cursor is not None else "-"
+        return texts(self._redis.zrangebylex(ALL_AGENTS, start, "+", start=0, num=count))
 
     def live_ids(self, group: str | None = None) -> builtins.list[str]:
         live = f"{P}state:{AgentState.LIVE}"

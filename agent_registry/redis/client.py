@@ -4,6 +4,7 @@ reporting failures and successes to the runtime's ``StoreOutage`` (which does th
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -101,9 +102,13 @@ def outage_as_unavailable(method: Callable[..., T]) -> Callable[..., T]:
 
 
 def guard_public_methods(cls: type[T]) -> type[T]:
-    """Class decorator: every public method maps a Redis outage to ``StoreUnavailable``."""
+    """Class decorator: every public method maps a Redis outage to ``StoreUnavailable``.
+
+    Generator methods are left alone: calling one reads nothing (a guard there would report
+    a success that did not happen), so they guard the reads each step makes themselves.
+    """
     for name, value in list(vars(cls).items()):
-        if callable(value) and not name.startswith("_"):
+        if callable(value) and not name.startswith("_") and not inspect.isgeneratorfunction(value):
             setattr(cls, name, outage_as_unavailable(value))
     return cls
 

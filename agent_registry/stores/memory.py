@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import builtins
 from bisect import bisect_right, insort
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 
 from ..core.models import (
     Agent,
@@ -20,6 +20,9 @@ from ..core.models import (
     HeartbeatOutcome,
 )
 from .deadlines import DeadlineIndex
+
+# How many ids ``list`` reads per page: it reads them all at once anyway.
+_LIST_PAGE = 10_000
 
 
 class MemoryAgentStore:
@@ -88,17 +91,44 @@ class MemoryAgentStore:
         after: str | None = None,
         limit: int | None = None,
     ) -> list[Agent]:
+        # No page ever yields to another greenlet: read in one go, this is one snapshot.
+        pages = self.pages(states, group, after, limit, size=_LIST_PAGE)
+        return [agent for page in pages for agent in page]
+
+    def pages(
+        self,
+        states: Collection[AgentState] | None = None,
+        group: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+        *,
+        size: int = _LIST_PAGE,
+    ) -> Iterator[builtins.list[Agent]]:
+        # A group's ids are sorted once, at the first page; every other list walks the
+        # sorted ids, found again by bisection after the last id read, so registrations
+        # between pages (which insert into that list) neither repeat nor skip an agent.
         ids = sorted(self._by_group.get(group, ())) if group is not None else self._sorted_ids
-        start = bisect_right(ids, after) if after is not None else 0
-        found: list[Agent] = []
-        for agent_id in ids[start:] if start else ids:
-            agent = self._agents[agent_id]
-            if states and agent.state not in states:
-                continue
-            found.append(agent)
-            if limit is not None and len(found) >= limit:
-                break
-        return found
+        cursor = after
+        remaining = limit
+        while remaining is None or remaining > 0:
+            start = bisect_right(ids, cursor) if cursor is not None else 0
+            chunk = ids[start : start + (size if remaining is None else min(size, remaining))]
+            if not chunk:
+                return
+            cursor = chunk[-1]
+            page = []
+            for agent_id in chunk:
+                agent = self._agents.get(agent_id)
+                if agent is None or (states and agent.state not in states):
+                    continue
+                if group is not None and agent.group != group:
+                    continue  # it moved to another group since the first page
+                page.append(agent)
+            if remaining is not None:
+                del page[remaining:]
+                remaining -= len(page)
+            if page:
+                yield page
 
     def live_ids(self, group: str | None = None) -> builtins.list[str]:
         live = self._by_state[AgentState.LIVE]

@@ -3,13 +3,19 @@ the fake clock and direct calls to the lifecycle sweep."""
 
 from __future__ import annotations
 
+import json
+import logging
 import random
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
+from agent_registry.errors import StoreUnavailable
+from agent_registry.web import agents as agents_view
+from agent_registry.web.json_array import AnswerCutShort
 from harness.api_actions import Api
 from tests.api import AGENT_KEYS, ISO_MS, TIMING_KEYS, assert_error, iso
 
@@ -712,3 +718,99 @@ def test_timestamps_are_utc_with_milliseconds(
     for key in ("registeredAt", "lastHeartbeatAt", "stateChangedAt"):
         assert ISO_MS.match(agent[key]), agent[key]
         assert agent[key] == expected
+
+
+# --- big lists (issue 15, row 8) -----------------------------------------------------------
+
+
+@pytest.fixture
+def small_pages(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Lists longer than 2 agents are streamed, as 100 000 would be with the real page."""
+    monkeypatch.setattr(agents_view, "LIST_PAGE", 2)
+    return 2
+
+
+BIG_LIST_QUERIES = [
+    "",
+    "?status=live",
+    "?status=dead,stale",
+    "?group=group-a",
+    "?group=group-a&status=live,stale",
+    "?limit=3",
+    "?after=b-1",
+    "?after=b-1&limit=4&status=live",
+    "?group=nobody",
+]
+
+
+@pytest.mark.usefixtures("fleet")
+def test_a_streamed_list_is_byte_for_byte_the_list_built_at_once(
+    api: Api, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(5):
+        api.register(f"b-{n}", "group-a", capabilities={"ü": "\u2028 \U0001f600"})
+    built = {query: client.get("/api/v1/agents" + query) for query in BIG_LIST_QUERIES}
+    monkeypatch.setattr(agents_view, "LIST_PAGE", 2)
+    for query, expected in built.items():
+        streamed = client.get("/api/v1/agents" + query)
+        assert streamed.status_code == 200
+        assert streamed.headers["Content-Type"] == "application/json"
+        assert streamed.data == expected.data, query
+        assert streamed.data.endswith(b"]\n")
+        if len(expected.json) >= 2:  # a page or more: written in chunks, no length
+            assert "Content-Length" not in streamed.headers, query
+        else:
+            assert streamed.headers["Content-Length"] == str(len(expected.data)), query
+
+
+@pytest.mark.usefixtures("small_pages")
+def test_a_store_failure_on_the_first_page_is_still_a_503(
+    api: Api, client: FlaskClient, runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(5):
+        api.register(f"agent-{n}")
+    monkeypatch.setattr(runtime.presence, "connected", _unavailable)
+    assert_error(client.get("/api/v1/agents"), 503, "STORE_UNAVAILABLE")
+
+
+@pytest.mark.usefixtures("small_pages")
+def test_a_store_failure_after_the_first_chunk_ends_the_answer_unfinished(
+    api: Api,
+    app: Flask,
+    runtime,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The status is sent with the first chunk: a later page that cannot be read must not
+    end the array as if it were whole. The answer ends unfinished (the server closes the
+    connection), after one WARNING line."""
+    for n in range(7):
+        api.register(f"agent-{n}")
+    connected = runtime.presence.connected
+    calls = 0
+
+    def second_page_fails(agent_ids):
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            _unavailable(agent_ids)
+        return connected(agent_ids)
+
+    monkeypatch.setattr(runtime.presence, "connected", second_page_fails)
+    # A plain client: the contract client reads every body whole, which this one is not.
+    response = FlaskClient(app).get("/api/v1/agents", buffered=False)
+    assert response.status_code == 200
+    chunks: list[bytes] = []
+    with pytest.raises(AnswerCutShort):
+        for chunk in response.response:
+            chunks.append(chunk)
+    body = b"".join(chunks)
+    assert body.startswith(b"[") and not body.endswith(b"]\n")
+    assert [a["id"] for a in json.loads(body + b"]")] == [f"agent-{n}" for n in range(4)]
+    (warning,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "cut short after 4 items" in warning.getMessage()
+    response.close()
+
+
+def _unavailable(agent_ids: object) -> set[str]:
+    raise StoreUnavailable("The shared store (Redis) is unavailable; retry shortly.")

@@ -207,7 +207,7 @@ def test_method_not_allowed_is_a_json_405_with_allow(
     ("endpoint", "part", "patched"),
     [
         ("get", "registry", "get"),
-        ("list", "registry", "list"),
+        ("list", "registry", "pages"),
         ("heartbeat", "registry", "heartbeat"),
         ("send-agent", "commands", "send"),
         ("ack", "commands", "acknowledge"),

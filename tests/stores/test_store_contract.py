@@ -181,6 +181,77 @@ def test_list_filters_by_state_and_group_and_pages_by_id(agents):
     assert agents.live_ids("g") == ["b", "é"]
 
 
+def small_fleet(agents) -> None:
+    """12 agents, ids a00..a11: group g{n % 3}; a02, a05, a08, a11 STALE, a11 then DEAD."""
+    for n in range(12):
+        agents.register(agent(f"a{n:02d}", f"g{n % 3}"))
+    for n in (2, 5, 8, 11):
+        agents.transition(f"a{n:02d}", T0 + 90, STALE, T0 + 90, T0 + 390)
+    agents.transition("a11", T0 + 390, DEAD, T0 + 390, None)
+
+
+FILTERS = [
+    {},
+    {"states": {LIVE}},
+    {"states": {STALE, DEAD}},
+    {"states": {DEAD}},
+    {"group": "g2"},
+    {"group": "g2", "states": {STALE}},
+    {"group": "g1", "states": {STALE, DEAD}},  # no match
+    {"group": "nobody"},
+    {"states": {LIVE}, "after": "a04"},
+    {"group": "g0", "after": "a03", "limit": 2},
+    {"after": "a09", "limit": 5},
+    {"states": {LIVE}, "limit": 1},
+]
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 100])
+def test_pages_hold_what_list_returns_a_page_at_a_time(agents, size):
+    small_fleet(agents)
+    for where in FILTERS:
+        pages = list(agents.pages(**where, size=size))
+        assert all(0 < len(page) <= size for page in pages), where
+        assert [a.id for page in pages for a in page] == [a.id for a in agents.list(**where)]
+
+
+def test_filtered_lists_use_the_state_and_group_indexes(agents):
+    small_fleet(agents)
+    assert [a.id for a in agents.list(group="g2")] == ["a02", "a05", "a08", "a11"]
+    assert [a.id for a in agents.list(group="g2", states={STALE})] == ["a02", "a05", "a08"]
+    assert [a.id for a in agents.list(group="g2", states={LIVE})] == []
+    assert [a.id for a in agents.list(states={DEAD})] == ["a11"]
+    assert [a.id for a in agents.list(states={STALE, DEAD}, after="a05")] == ["a08", "a11"]
+    # A re-registration moves the agent out of its old group and state.
+    agents.register(agent("a05", "g0"))
+    assert [a.id for a in agents.list(group="g2", states={STALE})] == ["a02", "a08"]
+    assert "a05" in [a.id for a in agents.list(group="g0", states={LIVE})]
+
+
+def test_pages_read_each_page_when_asked_each_id_once_in_order(agents):
+    """Between two pages the fleet changes (a big answer lets other requests run): an agent
+    is listed as its page reads it, never twice, and the order holds."""
+    for n in range(0, 20, 2):
+        agents.register(agent(f"a{n:02d}", "g"))
+    pages = agents.pages(states={LIVE}, group="g", size=3)
+    assert [a.id for a in next(pages)] == ["a00", "a02", "a04"]
+    agents.register(agent("a01", "g"))  # before the cursor: not listed
+    agents.register(agent("a06", "h"))  # left the group
+    agents.transition("a08", T0 + 90, STALE, T0 + 90, T0 + 390)  # left the state
+    agents.heartbeat("a10", T0 + 5, T0 + 95)  # changed, still matches
+    rest = [a for page in pages for a in page]
+    assert [a.id for a in rest] == ["a10", "a12", "a14", "a16", "a18"]
+    assert rest[0].last_heartbeat_at == T0 + 5
+
+    unfiltered = agents.pages(size=4)
+    first = [a.id for a in next(unfiltered)]
+    agents.register(agent("a07", "g"))  # after the cursor, in id order: listed
+    agents.register(agent("a03", "g"))  # before it: not
+    ids = first + [a.id for page in unfiltered for a in page]
+    assert ids == sorted(set(ids))
+    assert "a07" in ids and "a03" not in ids
+
+
 def test_due_returns_what_is_due_earliest_first_up_to_the_limit(agents):
     agents.register(agent("late", deadline=T0 + 30))
     agents.register(agent("early", deadline=T0 + 10))
