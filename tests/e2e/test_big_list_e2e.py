@@ -4,8 +4,9 @@ stalled the worker ~1.2 s, so a heartbeat sent meanwhile waited 1.19 s (memory) 
 
 The contract: a heartbeat sent during the big list is answered within 100 ms. The bound here
 is 500 ms, for a loaded 2-core machine (tests, Redis and the server share it; 250 ms failed
-once at a load average of 11, where the old code stalled 11 s); what was measured is printed (``-s``) and recorded as test properties. The fleet is written straight
-into the store (``harness.big_fleet``): registering it through the API would take minutes.
+once at a load average of 11, where the old code stalled 11 s); what was measured is printed
+(``-s``) and recorded as test properties. The fleet is written straight into the store
+(``harness.big_fleet``): registering it through the API would take minutes.
 """
 
 from __future__ import annotations
