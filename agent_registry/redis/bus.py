@@ -13,6 +13,7 @@ import json
 import logging
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import gevent
 import redis
@@ -22,8 +23,8 @@ from ..clock import Clock
 from ..core.models import Command, CommandSnapshot, DeliveryStatus
 from ..core.ports import RecentCommands, SharedPresence
 from ..errors import StoreUnavailable
-from ..streams.hub import StreamHub
-from ..streams.sse import Signer, command_frame
+from ..streams.hub import StreamHub, cancel_key
+from ..streams.sse import Signer, cancel_frame, command_frame
 from .client import OUTAGE_ERRORS, ReportsOutages
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,21 @@ class RedisBus(ReportsOutages):
         self._hub.end(agent_id, token)
         self._announce({"end": agent_id, "token": token})
 
-    def _announce(self, message: dict[str, str]) -> None:
+    def disconnect(self, agent_id: str) -> None:
+        """End the agent's stream, whichever process holds it (the agent was deleted)."""
+        self._hub.end(agent_id)
+        self._announce({"end": agent_id})
+
+    def cancel(self, command_id: str, agent_ids: Sequence[str]) -> None:
+        """Write the command's cancel event to these agents' streams, in every process.
+
+        The ids travel with the announcement: only the deliveries this process cancelled
+        get the event, and no process reads the store for it.
+        """
+        self._hub.deliver(agent_ids, cancel_key(command_id), cancel_frame(command_id))
+        self._announce({"cancel": command_id, "agents": list(agent_ids)})
+
+    def _announce(self, message: dict[str, Any]) -> None:
         try:
             self._redis.publish(CHANNEL, json.dumps({"origin": self.origin, **message}))
         except OUTAGE_ERRORS as exc:
@@ -146,7 +161,10 @@ class RedisBus(ReportsOutages):
         if message.get("origin") == self.origin:
             return
         if "end" in message:
-            self._hub.end(message["end"], message["token"])
+            self._hub.end(message["end"], message.get("token"))
+        elif "cancel" in message and len(self._hub):
+            command_id = message["cancel"]
+            self._hub.deliver(message["agents"], cancel_key(command_id), cancel_frame(command_id))
         elif "command" in message and len(self._hub):
             snapshot = self._commands.get(message["command"])
             if snapshot is not None:
@@ -178,8 +196,8 @@ class RedisBus(ReportsOutages):
             )
 
 
-def _ids(message: dict[str, str]) -> dict[str, str]:
+def _ids(message: dict[str, Any]) -> dict[str, str]:
     """The log fields of a bus message: the command or the agent it is about."""
-    if "command" in message:
-        return {"command_id": message["command"]}
+    if "command" in message or "cancel" in message:
+        return {"command_id": message.get("command") or message["cancel"]}
     return {"agent_id": message["end"]} if "end" in message else {}

@@ -52,10 +52,19 @@ COMMAND_KEYS = {
     "createdAt",
     "expiresAt",
     "createdBy",
+    "deliverOnConnect",
     "summary",
     "deliveries",
 }
-SUMMARY_KEYS = {"targets", "pending", "delivered", "acknowledged", "failed", "expired"}
+SUMMARY_KEYS = {
+    "targets",
+    "pending",
+    "delivered",
+    "acknowledged",
+    "failed",
+    "expired",
+    "cancelled",
+}
 TIMING_KEYS = {
     "heartbeatIntervalSeconds",
     "staleAfterSeconds",
