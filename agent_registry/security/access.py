@@ -18,17 +18,17 @@ class Access(Enum):
     PUBLIC = "public"  # probes, metrics, the OpenAPI document: never a token
     READ = "read"  # reads of agents, commands, deliveries, the server: any operator role
     SEND = "send"  # send (or cancel) a command: operator or admin, with the target's group
-    ADMIN = "admin"  # delete agents, create enrollment tokens
+    ADMIN = "admin"  # delete and prune agents, create enrollment tokens
     REGISTER = "register"  # an enrollment token, or the agent's own token (renewal)
     AGENT = "agent"  # heartbeat, event stream, ack: the agent's own token
 
     @property
     def names_caller(self) -> bool:
-        """Whether the view is handed the caller (``caller=``): it records or checks it."""
-        return self in (Access.SEND, Access.REGISTER, Access.AGENT)
+        """Whether the view is handed the caller (``caller=``): it records, logs or checks it."""
+        return self in (Access.SEND, Access.ADMIN, Access.REGISTER, Access.AGENT)
 
 
-_SENDING_ROLES = (Role.OPERATOR, Role.ADMIN)
+SENDING_ROLES = (Role.OPERATOR, Role.ADMIN)
 
 
 def require_operator(caller: Caller, *roles: Role) -> None:
@@ -46,7 +46,7 @@ def require_sender(caller: Caller, group: str | None, *, every_group: bool = Fal
     """May send to ``group`` (a group target, or a single agent's group); ``every_group``
     for a command to all agents. ``group`` None means the single agent is unknown: only a
     caller who may reach every group learns that (the view answers 404)."""
-    require_operator(caller, *_SENDING_ROLES)
+    require_operator(caller, *SENDING_ROLES)
     if caller.groups is None:
         return
     if every_group:

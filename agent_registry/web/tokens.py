@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint
@@ -9,12 +10,14 @@ from flask import Blueprint
 from ..clock import iso
 from ..errors import NotAvailable
 from ..security.access import Access
-from ..security.tokens import ALL_GROUPS
+from ..security.tokens import ALL_GROUPS, Caller
 from .declare import declare
 from .schemas import EnrollmentTokenRequestSchema, IssuedTokenSchema
 
 if TYPE_CHECKING:
     from ..server.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("tokens", __name__, url_prefix="/api/v1/tokens")
 
@@ -27,10 +30,18 @@ bp = Blueprint("tokens", __name__, url_prefix="/api/v1/tokens")
     body=EnrollmentTokenRequestSchema(),
     response=IssuedTokenSchema(),
 )
-def create_enrollment_token(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
+def create_enrollment_token(
+    rt: Runtime, body: dict[str, Any], caller: Caller | None
+) -> dict[str, Any]:
     issuer = rt.security.issuer
     if issuer is None:
         raise NotAvailable("Tokens are issued only with AGENT_REGISTRY_AUTH=on.")
     groups = None if ALL_GROUPS in body["groups"] else body["groups"]
     token, expires_at = issuer.enrollment(groups, body["ttl_seconds"])
+    log.info(
+        "enrollment token for group(s) %s created by %s, valid until %s",
+        ", ".join(body["groups"]),
+        caller.subject if caller is not None else "?",
+        iso(expires_at),
+    )
     return {"token": token, "expiresAt": iso(expires_at)}
