@@ -17,8 +17,9 @@ from typing import Any, NoReturn
 
 import click
 
-from ..client.api import ApiError, RegistryApi, ServerUnreachable
-from .render import ProgressLine, agent_table, command_lines, key_values
+from ..client.api import ApiError, RegistryApi, ServerUnreachable, segment
+from .fleet import DURATION_HELP, dead_for_at_least, parse_duration
+from .render import ProgressLine, agent_table, command_lines, dead_table, key_values, summary_line
 from .watch import wait_for_command
 
 SETTINGS_MODULE = "python:agent_registry.server.gunicorn_settings"
@@ -26,6 +27,7 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
 EXIT_FAILED, EXIT_EXPIRED, EXIT_TIMEOUT, EXIT_INTERRUPTED = 4, 5, 6, 130
+EXIT_CANCELLED = 8
 EXIT_CODES = """\b
 Exit codes:
   0    every target acknowledged SUCCESS (without --wait: the command was accepted)
@@ -35,6 +37,7 @@ Exit codes:
   4    at least one target acknowledged FAILURE
   5    at least one target EXPIRED without an ack (and none failed)
   6    --timeout passed before every target was final (and none failed or expired)
+  8    at least one target was CANCELLED (and none failed or expired)
   130  interrupted (Ctrl-C); the command goes on on the server"""
 
 
@@ -137,7 +140,7 @@ def serve(bind: str, workers: int) -> None:
 
 @main.group()
 def agents() -> None:
-    """List agents and show one."""
+    """List agents, show one, delete them."""
 
 
 @agents.command("list")
@@ -167,12 +170,63 @@ def show_agent(agent_id: str, as_json: bool) -> None:
         click.echo(key_values(agent))
 
 
+@agents.command("delete")
+@click.argument("agent_id", metavar="ID")
+def delete_agent(agent_id: str) -> None:
+    """Delete an agent: its stream ends, its open deliveries are CANCELLED, its tokens
+    stop working (it may register again). Needs role admin with auth on."""
+    api().request("DELETE", f"/agents/{segment(agent_id)}")
+    click.echo(f"Deleted agent {agent_id}.")
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, str]:
+    """(seconds, the duration as it was written, for the messages)."""
+    try:
+        return parse_duration(value), value.strip()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@agents.command("prune")
+@click.option(
+    "--dead-for",
+    "dead_for_option",
+    required=True,
+    callback=_duration,
+    metavar="DURATION",
+    help=f"Delete the agents DEAD for at least this long: {DURATION_HELP}.",
+)
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
+@json_option
+def prune_agents(dead_for_option: tuple[float, str], dry_run: bool, as_json: bool) -> None:
+    """Delete every agent that has been DEAD for at least --dead-for (as `agents delete`
+    does, one by one). Needs role admin with auth on."""
+    client = api()
+    dead_for, shown = dead_for_option
+    if dry_run:
+        doomed = dead_for_at_least(client, dead_for)
+        if as_json:
+            emit_json(doomed)
+        elif doomed:
+            click.echo(f"Would delete {len(doomed)} agent(s) DEAD for at least {shown}:")
+            click.echo(dead_table(doomed))
+        else:
+            click.echo(f"No agent has been DEAD for {shown} or more; nothing would go.")
+        return
+    params = {"status": "DEAD", "deadForSeconds": repr(dead_for)}
+    answer = client.request("DELETE", "/agents", params=params).json()
+    if as_json:
+        emit_json(answer)
+    else:
+        click.echo(f"Deleted {answer['deleted']} agent(s) DEAD for at least {shown}.")
+
+
 # Commands -----------------------------------------------------------------------------------
 
 
 @main.group()
 def commands() -> None:
-    """Read commands and their deliveries."""
+    """Read commands and their deliveries; cancel a command."""
 
 
 @commands.command("show")
@@ -185,6 +239,26 @@ def show_command(command_id: str, as_json: bool) -> None:
         emit_json(command)
     else:
         click.echo(command_lines(command))
+
+
+@commands.command("cancel")
+@click.argument("command_id", metavar="ID")
+@json_option
+def cancel_command(command_id: str, as_json: bool) -> None:
+    """Cancel a command: every delivery not yet final becomes CANCELLED, and each of those
+    agents with an open stream is told to stop. Needs what sending it needed."""
+    command = api().request("POST", f"/commands/{segment(command_id)}/cancel").json()
+    if as_json:
+        emit_json(command)
+        return
+    summary = command["summary"]
+    if summary["cancelled"]:
+        click.echo(f"Command {command_id} cancelled: {summary_line(summary)}.")
+    else:
+        click.echo(
+            f"Command {command_id}: nothing to cancel, every delivery was already final "
+            f"({summary_line(summary)})."
+        )
 
 
 def _payload(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, Any]:
@@ -296,19 +370,30 @@ def outcome(command: dict[str, Any], settled: bool, timeout: float | None) -> tu
     """The exit code and closing sentence of ``send --wait``: failed, expired, timed out."""
     summary = command["summary"]
     targets, failed, expired = summary["targets"], summary["failed"], summary["expired"]
+    cancelled = summary.get("cancelled", 0)
     open_ = summary["pending"] + summary["delivered"]
     parts = []
     if failed:
         parts.append(f"{failed} of {targets} target(s) acknowledged FAILURE")
     if expired:
         parts.append(f"{expired} of {targets} target(s) expired without an ack")
+    if cancelled:
+        parts.append(f"{cancelled} of {targets} target(s) were cancelled")
     if not settled:
         parts.append(
             f"{open_} of {targets} target(s) were not final when the {timeout:g} s timeout passed"
         )
     if not parts:
         return EXIT_OK, f"All {targets} target(s) acknowledged SUCCESS."
-    code = EXIT_FAILED if failed else EXIT_EXPIRED if expired else EXIT_TIMEOUT
+    code = (
+        EXIT_FAILED
+        if failed
+        else EXIT_EXPIRED
+        if expired
+        else EXIT_CANCELLED
+        if cancelled
+        else EXIT_TIMEOUT
+    )
     sentence = "; ".join(parts)
     return code, sentence[0].upper() + sentence[1:] + "."
 
