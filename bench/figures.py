@@ -6,6 +6,11 @@ from typing import Any
 
 KB = 1000  # the memory target is 25 KB = 25 000 bytes per open stream
 
+# Keys of the real server's variants beside "real" and "floor" in a scenario's results: the
+# real server with AGENT_REGISTRY_METRICS=off (b, c) and with AGENT_REGISTRY_AUTH=on (c).
+METRICS_OFF = "real_metrics_off"
+AUTH_ON = "real_auth_on"
+
 
 def fmt(value: Any, digits: int = 1) -> str:
     if value is None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -205,6 +205,26 @@ class EventReader:
 
 # --------------------------------------------------------------------------- requests
 
+# Extra request headers, as (name, value) pairs: e.g. ``(("Authorization", "Bearer ..."),)``.
+Headers = Sequence[tuple[str, str]]
+
+
+def request_bytes(
+    host_header: str, method: str, path: str, body: bytes | None = None, headers: Headers = ()
+) -> bytes:
+    """One HTTP/1.1 request as it goes on the wire: a JSON body, or ``Content-Length: 0``
+    for a POST without one, and ``headers`` after the ones this client always sends."""
+    head = f"{method} {path} HTTP/1.1\r\nHost: {host_header}\r\n"
+    if body is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    elif method == "POST":
+        head += "Content-Length: 0\r\n"
+    for name, value in headers:
+        if "\r" in name or "\n" in name or "\r" in value or "\n" in value or ":" in name:
+            raise ValueError(f"not a header line: {name!r}: {value!r}")
+        head += f"{name}: {value}\r\n"
+    return (head + "\r\n").encode() + (body or b"")
+
 
 class HttpConnection(asyncio.Protocol):
     """A keep-alive HTTP/1.1 client connection: one request in flight at a time."""
@@ -235,15 +255,15 @@ class HttpConnection(asyncio.Protocol):
                 waiter.set_result(response)
 
     async def request(
-        self, host_header: str, method: str, path: str, body: bytes | None = None
+        self,
+        host_header: str,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: Headers = (),
     ) -> tuple[int, bytes]:
         assert self.transport is not None
-        head = f"{method} {path} HTTP/1.1\r\nHost: {host_header}\r\n"
-        if body is not None:
-            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        elif method == "POST":
-            head += "Content-Length: 0\r\n"
-        data = (head + "\r\n").encode() + (body or b"")
+        data = request_bytes(host_header, method, path, body, headers)
         self.waiter = asyncio.get_running_loop().create_future()
         self.transport.write(data)
         self.last_used = now()
@@ -268,29 +288,40 @@ class Client:
         self.conn: HttpConnection | None = None
 
     async def request(
-        self, method: str, path: str, body: bytes | None = None, retry: bool = True
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        retry: bool = True,
+        headers: Headers = (),
     ) -> tuple[int, bytes]:
         for attempt in (0, 1):
-            conn = self.conn
-            if (
-                conn is None
-                or conn.closed
-                or not conn.keep_alive
-                or now() - conn.last_used > IDLE_RECONNECT_S
-            ):
-                if conn is not None:
-                    conn.close()
-                conn = self.conn = await connect(  # type: ignore[assignment]
-                    self.host, self.port, HttpConnection, self.source
-                )
-            assert conn is not None
+            conn = await self.open()
             try:
-                return await conn.request(self.host_header, method, path, body)
+                return await conn.request(self.host_header, method, path, body, headers)
             except ConnectionError:
                 self.conn = None
                 if not retry or attempt:
                     raise
         raise AssertionError("unreachable")
+
+    async def open(self) -> HttpConnection:
+        """The connection the next request goes on: opened now unless one is still fresh
+        (call it ahead to keep the connection's opening out of a measured phase)."""
+        conn = self.conn
+        if (
+            conn is None
+            or conn.closed
+            or not conn.keep_alive
+            or now() - conn.last_used > (IDLE_RECONNECT_S)
+        ):
+            if conn is not None:
+                conn.close()
+            conn = self.conn = await connect(  # type: ignore[assignment]
+                self.host, self.port, HttpConnection, self.source
+            )
+        assert conn is not None
+        return conn
 
     def close(self) -> None:
         if self.conn is not None:

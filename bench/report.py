@@ -18,7 +18,14 @@ from typing import Any
 from harness.process import ROOT
 
 from .figures import fmt, get
-from .tables import cpu_rows, log_rows, metrics_cost_rows, summary_rows, table
+from .tables import (
+    auth_cost_rows,
+    cpu_rows,
+    log_rows,
+    metrics_cost_rows,
+    summary_rows,
+    table,
+)
 
 RESULTS = ROOT / "bench" / "results"
 PACKAGES = (
@@ -102,6 +109,7 @@ def render(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     p = doc["parameters"]
     v = m["versions"]
+    auth_rows = auth_cost_rows(doc)
     parts = [
         "# Agent Registry — benchmark results",
         "",
@@ -163,6 +171,21 @@ def render(doc: dict[str, Any]) -> str:
         table(
             ["scenario", "figure", "metrics on", "metrics off", "on ÷ off"], metrics_cost_rows(doc)
         ),
+        "",
+        "## Authentication cost",
+        "",
+        "The real server with `AGENT_REGISTRY_AUTH=on` (a token secret and a signing key file "
+        "made for the run) right after it ran with auth off (the default), in this same run, "
+        "both with metrics on. With auth on, every agent registers with an enrollment token "
+        "and sends its own `accessToken` as `Authorization: Bearer` on each heartbeat. "
+        "*First use*: each agent's first heartbeat, once (the server verifies each token for "
+        "the first time); *steady state*: heartbeats back to back after a warm-up, every "
+        "token already seen (the server caches verified tokens per process). The goal: server "
+        "CPU per heartbeat on ÷ off <= 1.3 in the steady state (see Targets).",
+        "",
+        table(["phase", "figure", "auth on", "auth off", "on ÷ off"], auth_rows)
+        if auth_rows
+        else "Not measured in this run (scenario c measures it).",
         "",
         "## Where the CPU went",
         "",
@@ -236,7 +259,10 @@ def render(doc: dict[str, Any]) -> str:
         "all deliveries ACKNOWLEDGED. The floor has no acks and no tracking.",
         f"- c. {p['heartbeat_agents']:,} agents, {p['heartbeat_connections']} keep-alive "
         f"clients each sending heartbeats back to back for {p['heartbeat_seconds']} s after a "
-        f"{p['heartbeat_warmup_seconds']} s warm-up; errors = anything but 204.",
+        f"{p['heartbeat_warmup_seconds']} s warm-up; errors = anything but 204. Before "
+        "that, the first use: one heartbeat per agent over the same (already open) "
+        "connections. With auth on, agents register with an enrollment token and send their "
+        "own token on every heartbeat.",
         "- d. In-process on the core (`bench/sweeps.py`): `Registry` over "
         "`MemoryAgentStore`, `Commands` over `MemoryCommandStore`, a fake clock and a no-op "
         "bus, logging at the server's level to /dev/null. Deadlines are spread so that each "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import socket
 import subprocess
 import sys
@@ -18,15 +19,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent_registry.clock import system_clock
+from agent_registry.security.signing import generate_pem
+from agent_registry.security.tokens import TokenIssuer
 from harness.gunicorn import GunicornServer
 from harness.process import ROOT, ServerUnavailable
 from harness.redis_server import RedisServer
 
+from .figures import AUTH_ON, METRICS_OFF
+
 APPS = ("floor", "real")
 # The real server again with AGENT_REGISTRY_METRICS=off, in the same run, for b and c: what
 # metrics cost is the ratio of the two real-server figures (targets.py).
-METRICS_OFF = "real_metrics_off"
 METRICS_OFF_ENV = {"AGENT_REGISTRY_METRICS": "off"}
+# c also runs the real server with AGENT_REGISTRY_AUTH=on (AUTH_ON): agents register with an
+# enrollment token and heartbeat with their own tokens; auth on ÷ "real" (auth off) is what
+# authentication costs (targets.py).
+AUTH_GROUP = "bench"
 
 log = logging.getLogger("bench")
 
@@ -109,6 +118,24 @@ class Run:
     def __init__(self, params: Params, log_dir: Path) -> None:
         self.params = params
         self.log_dir = log_dir
+
+    def auth_env(self) -> tuple[dict[str, str], str]:
+        """Settings for a server with auth on, and an enrollment token it accepts.
+
+        A fresh secret and signing key file (in the run's temporary directory) per call; the
+        token admits agents into the benchmark's group for an hour.
+        """
+        secret = secrets.token_urlsafe(48)
+        key_file = self.log_dir / "signing-key.pem"
+        key_file.write_bytes(generate_pem())
+        key_file.chmod(0o600)
+        token, _ = TokenIssuer(secret, system_clock).enrollment([AUTH_GROUP], ttl=3600)
+        env = {
+            "AGENT_REGISTRY_AUTH": "on",
+            "AGENT_REGISTRY_TOKEN_SECRET": secret,
+            "AGENT_REGISTRY_SIGNING_KEY_FILE": str(key_file),
+        }
+        return env, token
 
     def server(
         self,
@@ -249,6 +276,16 @@ class Run:
             )
             out[app] = result = self.measure(app, self.heartbeat_spec)
             log.info(f"   {app}: {_short_heartbeat(result)}")
+        # Right after auth off ("real"), so that both meet the same background load.
+        log.info("c. heartbeats on real with auth on (each agent sends its own token)")
+        env, enrollment = self.auth_env()
+
+        def auth_spec(server: GunicornServer) -> dict[str, Any]:
+            return {**self.heartbeat_spec(server), "enrollment_token": enrollment}
+
+        out[AUTH_ON] = result = self.measure("real", auth_spec, env=env, label="real-auth-on")
+        result.get("spec", {}).pop("enrollment_token", None)  # a credential: not in latest.json
+        log.info(f"   auth on: {_short_heartbeat(result)}")
         log.info("c. heartbeats on real with metrics off")
         out[METRICS_OFF] = result = self.measure(
             "real", self.heartbeat_spec, env=METRICS_OFF_ENV, label="real-metrics-off"
@@ -392,4 +429,9 @@ def _short_heartbeat(r: dict[str, Any]) -> str:
     if "error" in r:
         return f"ERROR {r['error']}"
     lat = r["latency_ms"]
-    return f"{r['rps']} req/s, p50 {lat['p50']} ms, p99 {lat['p99']} ms, errors {r['errors']}"
+    first = r.get("first_use") or {}
+    return (
+        f"{r['rps']} req/s, p50 {lat['p50']} ms, p99 {lat['p99']} ms, errors {r['errors']}, "
+        f"server CPU {r['server_cpu_us_per_request']} µs/request "
+        f"(first use {first.get('server_cpu_us_per_request', '-')} µs)"
+    )

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from .figures import error_of, fmt, fmt_ratio, get, kb, limit_of, per_core, ratio
+from .figures import (
+    AUTH_ON,
+    METRICS_OFF,
+    error_of,
+    fmt,
+    fmt_ratio,
+    get,
+    kb,
+    limit_of,
+    per_core,
+    ratio,
+)
 
 
 def summary_rows(doc: dict[str, Any]) -> list[list[str]]:
@@ -256,7 +267,7 @@ def log_rows(doc: dict[str, Any]) -> list[list[str]]:
     for size, pair in (sc.get("b") or {}).items():
         for app in ("real", "floor", METRICS_OFF):
             add(f"b. N={size} {_app_label(app)}", get(pair, app))
-    for app in ("real", "floor", METRICS_OFF):
+    for app in ("real", "floor", AUTH_ON, METRICS_OFF):
         add(f"c. {_app_label(app)}", get(sc, "c", app))
     e = sc.get("e") or {}
     for size, result in (e.get("fanout") or {}).items():
@@ -295,8 +306,9 @@ def cpu_rows(doc: dict[str, Any]) -> list[list[str]]:
             add(f"b. fan-out N={size} {label} (deliveries)", get(pair, app, "delivery_cpu"))
             if app != "floor":
                 add(f"b. fan-out N={size} {label} (until all acked)", get(pair, app, "total_cpu"))
-    for app in ("real", "floor", METRICS_OFF):
+    for app in ("real", "floor", AUTH_ON, METRICS_OFF):
         add(f"c. heartbeats {_app_label(app)}", get(sc, "c", app, "cpu"))
+        add(f"c. heartbeats {_app_label(app)}, first use", get(sc, "c", app, "first_use", "cpu"))
     e = sc.get("e") or {}
     workers = e.get("workers", 2)
     for size, result in (e.get("fanout") or {}).items():
@@ -306,11 +318,8 @@ def cpu_rows(doc: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-METRICS_OFF = "real_metrics_off"  # scenarios.METRICS_OFF: the real server, metrics off
-
-
 def _app_label(app: str) -> str:
-    return "real, metrics off" if app == METRICS_OFF else app
+    return {METRICS_OFF: "real, metrics off", AUTH_ON: "real, auth on"}.get(app, app)
 
 
 def metrics_cost_rows(doc: dict[str, Any]) -> list[list[str]]:
@@ -337,6 +346,30 @@ def metrics_cost_rows(doc: dict[str, Any]) -> list[list[str]]:
         ):
             on, off = get(c, "real", *path), get(c, METRICS_OFF, *path)
             rows.append(["c. heartbeats", name, fmt(on), fmt(off), _on_off(on, off)])
+    return rows
+
+
+def auth_cost_rows(doc: dict[str, Any]) -> list[list[str]]:
+    """The real server with auth on and off, measured in the same run (c)."""
+    c = get(doc, "scenarios", "c") or {}
+    if AUTH_ON not in c:
+        return []
+    rows = []
+    for phase, prefix in (("steady state", ()), ("first use of each token", ("first_use",))):
+        for name, path in (
+            ("heartbeats/s", ("rps",)),
+            ("latency p50 (ms)", ("latency_ms", "p50")),
+            ("latency p99 (ms)", ("latency_ms", "p99")),
+            ("errors", ("errors",)),
+            ("server CPU per heartbeat (µs)", ("server_cpu_us_per_request",)),
+        ):
+            on, off = get(c, AUTH_ON, *prefix, *path), get(c, "real", *prefix, *path)
+            if on is None and off is None:
+                continue
+            rows.append([f"c. {phase}", name, fmt(on), fmt(off), _on_off(on, off)])
+    error = error_of(c.get(AUTH_ON))
+    if error:
+        rows.append(["c. auth on", "error", error, "", ""])
     return rows
 
 

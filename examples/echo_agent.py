@@ -5,7 +5,15 @@ from agent_registry.client import AgentClient, Command
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 url = os.environ.get("AGENT_REGISTRY_URL", "http://127.0.0.1:8080")
-agent = AgentClient(url, "echo-1", group="demo", version="1.0.0", route_ids=["route-a"])
+agent = AgentClient(
+    url,
+    "echo-1",
+    group="demo",
+    version="1.0.0",
+    route_ids=["route-a"],
+    # Only a server with auth on needs one (agent-registry token create --kind enrollment).
+    enrollment_token=os.environ.get("AGENT_REGISTRY_ENROLLMENT_TOKEN"),
+)
 
 
 @agent.handler("deep-trace")

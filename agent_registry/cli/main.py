@@ -12,43 +12,34 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NoReturn
 
 import click
 
 from ..client.api import ApiError, RegistryApi, ServerUnreachable, segment
+from .credentials import key, token
+from .exits import (
+    EXIT_CANCELLED,
+    EXIT_CODES,
+    EXIT_ERROR,
+    EXIT_EXPIRED,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_REJECTED,
+    EXIT_TIMEOUT,
+    Failure,
+    refused,
+)
 from .fleet import DURATION_HELP, dead_for_at_least, parse_duration
 from .render import ProgressLine, agent_table, command_lines, dead_table, key_values, summary_line
 from .watch import wait_for_command
 
+ENROLLMENT_VARIABLE = "AGENT_REGISTRY_ENROLLMENT_TOKEN"
+ENROLLMENT_TOKEN = f"enrollment token with --enrollment-token or {ENROLLMENT_VARIABLE}"
 SETTINGS_MODULE = "python:agent_registry.server.gunicorn_settings"
 DEFAULT_URL = "http://127.0.0.1:8080"
-
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
-EXIT_FAILED, EXIT_EXPIRED, EXIT_TIMEOUT, EXIT_INTERRUPTED = 4, 5, 6, 130
-EXIT_CANCELLED = 8
-EXIT_CODES = """\b
-Exit codes:
-  0    every target acknowledged SUCCESS (without --wait: the command was accepted)
-  1    the server could not be reached, or failed (5xx)
-  2    wrong usage (bad option or --payload)
-  3    rejected by the server (4xx: unknown agent, no LIVE targets, invalid request)
-  4    at least one target acknowledged FAILURE
-  5    at least one target EXPIRED without an ack (and none failed)
-  6    --timeout passed before every target was final (and none failed or expired)
-  8    at least one target was CANCELLED (and none failed or expired)
-  130  interrupted (Ctrl-C); the command goes on on the server"""
-
-
-class Failure(click.ClickException):
-    """One sentence on stderr and a chosen exit code."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
-        super().__init__(message)
-        # click declares exit_code a ClassVar (one per exception class) but reads it from the
-        # instance when it exits, so one class can carry every code.
-        self.exit_code = exit_code  # type: ignore[misc]
 
 
 class RegistryGroup(click.Group):
@@ -60,6 +51,8 @@ class RegistryGroup(click.Group):
         except ServerUnreachable as exc:
             raise Failure(str(exc), EXIT_ERROR) from None
         except ApiError as exc:
+            if exc.status in (401, 403):
+                raise refused(exc) from None
             raise Failure(
                 exc.sentence(), EXIT_REJECTED if exc.status < 500 else EXIT_ERROR
             ) from None
@@ -68,6 +61,7 @@ class RegistryGroup(click.Group):
 @dataclass(frozen=True)
 class Options:
     url: str
+    token: str | None = None
 
 
 def _check_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -86,7 +80,8 @@ def options(ctx: click.Context) -> Options:
 def api() -> RegistryApi:
     """The API client of this invocation, closed when the command ends."""
     ctx = click.get_current_context()
-    return ctx.with_resource(RegistryApi(options(ctx).url))
+    found = options(ctx)
+    return ctx.with_resource(RegistryApi(found.url, token=found.token))
 
 
 def emit_json(value: Any) -> None:
@@ -94,6 +89,21 @@ def emit_json(value: Any) -> None:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def _override_token(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.obj = replace(options(ctx), token=value)
+
+
+# The group's --token may also be given after the subcommand, where people tend to put it.
+token_option = click.option(
+    "--token",
+    metavar="JWT",
+    expose_value=False,
+    callback=_override_token,
+    help="Operator token (default: the one given before the command, or AGENT_REGISTRY_TOKEN).",
+)
 
 
 @click.group(cls=RegistryGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -105,10 +115,20 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
     callback=_check_url,
     help="The server's base URL (AGENT_REGISTRY_URL).",
 )
+@click.option(
+    "--token",
+    envvar="AGENT_REGISTRY_TOKEN",
+    metavar="JWT",
+    help="Operator token sent as 'Authorization: Bearer' (AGENT_REGISTRY_TOKEN).",
+)
 @click.pass_context
-def main(ctx: click.Context, url: str) -> None:
+def main(ctx: click.Context, url: str, token: str | None) -> None:
     """Agent Registry: the control plane for a fleet of monitoring agents."""
-    ctx.obj = Options(url)
+    ctx.obj = Options(url, token or None)
+
+
+main.add_command(token)
+main.add_command(key)
 
 
 @main.command()
@@ -147,6 +167,7 @@ def agents() -> None:
 @click.option("--status", metavar="S", help="LIVE, STALE or DEAD (comma-separated for several).")
 @click.option("--group", metavar="G", help="Only this group.")
 @json_option
+@token_option
 def list_agents(status: str | None, group: str | None, as_json: bool) -> None:
     """List agents, ordered by id."""
     found = api().agents(status=status, group=group)
@@ -161,6 +182,7 @@ def list_agents(status: str | None, group: str | None, as_json: bool) -> None:
 @agents.command("show")
 @click.argument("agent_id", metavar="ID")
 @json_option
+@token_option
 def show_agent(agent_id: str, as_json: bool) -> None:
     """Show one agent."""
     agent = api().agent(agent_id)
@@ -172,6 +194,7 @@ def show_agent(agent_id: str, as_json: bool) -> None:
 
 @agents.command("delete")
 @click.argument("agent_id", metavar="ID")
+@token_option
 def delete_agent(agent_id: str) -> None:
     """Delete an agent: its stream ends, its open deliveries are CANCELLED, its tokens
     stop working (it may register again). Needs role admin with auth on."""
@@ -198,6 +221,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> tuple[f
 )
 @click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
 @json_option
+@token_option
 def prune_agents(dead_for_option: tuple[float, str], dry_run: bool, as_json: bool) -> None:
     """Delete every agent that has been DEAD for at least --dead-for (as `agents delete`
     does, one by one). Needs role admin with auth on."""
@@ -232,6 +256,7 @@ def commands() -> None:
 @commands.command("show")
 @click.argument("command_id", metavar="ID")
 @json_option
+@token_option
 def show_command(command_id: str, as_json: bool) -> None:
     """Show a command with every target's delivery."""
     command = api().command(command_id)
@@ -244,6 +269,7 @@ def show_command(command_id: str, as_json: bool) -> None:
 @commands.command("cancel")
 @click.argument("command_id", metavar="ID")
 @json_option
+@token_option
 def cancel_command(command_id: str, as_json: bool) -> None:
     """Cancel a command: every delivery not yet final becomes CANCELLED, and each of those
     agents with an open stream is told to stop. Needs what sending it needed."""
@@ -308,6 +334,7 @@ def _payload(ctx: click.Context, param: click.Parameter, value: str | None) -> d
     "final; unacknowledged deliveries expire on the server).",
 )
 @json_option
+@token_option
 def send(
     agent_id: str | None,
     group: str | None,
@@ -433,16 +460,33 @@ def outcome(command: dict[str, Any], settled: bool, timeout: float | None) -> tu
     metavar="S",
     help="Seconds each agent works on a command before acknowledging.",
 )
+@click.option(
+    "--enrollment-token",
+    envvar=ENROLLMENT_VARIABLE,
+    metavar="JWT",
+    help=f"What the agents register with when the server has auth on ({ENROLLMENT_VARIABLE}).",
+)
 @click.pass_context
 def simulate(
-    ctx: click.Context, count: int, group: str, fail_rate: float, ack_delay: float
+    ctx: click.Context,
+    count: int,
+    group: str,
+    fail_rate: float,
+    ack_delay: float,
+    enrollment_token: str | None,
 ) -> None:
     """Run N simulated agents (the Python SDK, under gevent) until Ctrl-C."""
     from .simulate import GEVENT_LAUNCHER, Fleet, gevent_patched
 
     url = options(ctx).url
-    # Fail fast, in one sentence, when the server cannot be reached or refuses the names.
-    api().register(Fleet.registration(group, 1, count))
+    # Fail fast, in one sentence, when the server cannot be reached or refuses the names
+    # or the token.
+    try:
+        api().register(Fleet.registration(group, 1, count), token=enrollment_token)
+    except ApiError as exc:
+        if exc.status in (401, 403):
+            raise refused(exc, ENROLLMENT_TOKEN) from None
+        raise
     if not gevent_patched():
         # Like `serve`, this replaces the current process (here: by a gevent-patched one).
         args = [
@@ -458,13 +502,23 @@ def simulate(
             "--ack-delay",
             str(ack_delay),
         ]
+        if enrollment_token:
+            # Through the environment, not the command line, where `ps` would show it.
+            os.environ[ENROLLMENT_VARIABLE] = enrollment_token
         sys.stdout.flush()
         sys.stderr.flush()
         os.execv(sys.executable, [sys.executable, "-c", GEVENT_LAUNCHER, *args])
-    _run_fleet(url, count, group, fail_rate, ack_delay)
+    _run_fleet(url, count, group, fail_rate, ack_delay, enrollment_token)
 
 
-def _run_fleet(url: str, count: int, group: str, fail_rate: float, ack_delay: float) -> None:
+def _run_fleet(
+    url: str,
+    count: int,
+    group: str,
+    fail_rate: float,
+    ack_delay: float,
+    enrollment_token: str | None,
+) -> None:
     import gevent
 
     from .simulate import Behaviour, Fleet
@@ -472,7 +526,7 @@ def _run_fleet(url: str, count: int, group: str, fail_rate: float, ack_delay: fl
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(signum, stop.set)
-    fleet = Fleet(url, count, group, Behaviour(fail_rate, ack_delay))
+    fleet = Fleet(url, count, group, Behaviour(fail_rate, ack_delay), enrollment_token)
     fleet.start()
     try:
         deadline = time.monotonic() + 30

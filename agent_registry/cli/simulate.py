@@ -57,7 +57,12 @@ class Fleet:
     """``count`` agents named ``{group}-00001``... in ``group``; ``start()``, ``stop()``."""
 
     def __init__(
-        self, url: str, count: int, group: str = "simulated", behaviour: Behaviour | None = None
+        self,
+        url: str,
+        count: int,
+        group: str = "simulated",
+        behaviour: Behaviour | None = None,
+        enrollment_token: str | None = None,
     ) -> None:
         handlers = dict.fromkeys(COMMAND_TYPES, behaviour or Behaviour())
         self.agents = []
@@ -71,6 +76,7 @@ class Fleet:
                     version=body["version"],
                     capabilities=body["capabilities"],
                     handlers=handlers,
+                    enrollment_token=enrollment_token,
                 )
             )
 

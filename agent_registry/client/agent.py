@@ -4,8 +4,10 @@ Three threads (greenlets when gevent has patched ``threading``) share the work:
 
 - *stream*: keeps the event stream open; on any end it reconnects after an exponential
   backoff with jitter whose base is the server's ``retry:``; sends ``Last-Event-ID``;
-  a ``404`` means the server forgot the agent: register again, reconnect at once.
-- *heartbeat*: pings at the interval the server returned; a ``404`` registers again.
+  a ``404`` (the server forgot the agent) or ``401`` (its token is no longer good) means
+  register again and reconnect at once. Each event is checked (signatures.py) first.
+- *heartbeat*: pings at the interval the server returned, renews the agent token at half
+  its lifetime; a ``404`` or ``401`` registers again.
 - *commands*: runs each command's handler in arrival order and acknowledges the result,
   so a slow handler never stalls the stream.
 
@@ -30,7 +32,8 @@ from httpx_sse import ServerSentEvent
 from .api import API, ApiError, RegistryApi, ServerUnreachable, segment
 from .backoff import Backoff
 from .commands import Command, Handler, Result, run_handler
-from .registration import Registrar
+from .registration import Registrar, Registration
+from .signatures import EventChecker, Rejected, Repeated, UnknownKey
 from .stream import StreamConnection, open_stream
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,10 @@ log = logging.getLogger(__name__)
 DEFAULT_HEARTBEAT_SECONDS = 30.0
 DEFAULT_KEEPALIVE_SECONDS = 15.0
 ACK_ATTEMPTS = 3
+KEY_REFRESH_SECONDS = 30.0
+# What the server answers a request whose registration it no longer accepts: 404 (it
+# forgot the agent), 401 (auth on: the agent's token is stale, or the agent was deleted).
+REGISTER_AGAIN = frozenset({401, 404})
 
 
 class AgentClient:
@@ -54,6 +61,7 @@ class AgentClient:
         route_ids: Iterable[str] = (),
         capabilities: dict[str, Any] | None = None,
         handlers: Mapping[str, Handler] | None = None,
+        enrollment_token: str | None = None,
         timeout: float = 10.0,
         max_backoff: float = 60.0,
         verify: ssl.SSLContext | None = None,
@@ -73,7 +81,11 @@ class AgentClient:
             body["name"] = name
         self._stopping = threading.Event()
         self._connected = threading.Event()
-        self.registrar = Registrar(self.api, body, self._stopping, Backoff(1.0, max_backoff))
+        self.registrar = Registrar(
+            self.api, body, self._stopping, Backoff(1.0, max_backoff), enrollment_token
+        )
+        self.checker = EventChecker(agent_id, group)
+        self._keys_learnt_at: float | None = None  # time.monotonic(); stream thread only
         self._stream_backoff = Backoff(1.0, max_backoff)
         self._queue: queue.Queue[Command | None] = queue.Queue()
         self._lock = threading.Lock()
@@ -108,7 +120,8 @@ class AgentClient:
     @property
     def config(self) -> dict[str, Any]:
         """The ``config`` of the last registration answer (intervals, in seconds)."""
-        return self.registrar.config
+        current = self.registrar.current
+        return current.config if current else {}
 
     @property
     def registrations(self) -> int:
@@ -195,14 +208,14 @@ class AgentClient:
     def _stream_loop(self) -> None:
         backoff = self._stream_backoff
         retry_at_once = True
-        while (generation := self.registrar.ensure()) is not None:
+        while (registration := self.registrar.ensure()) is not None:
             forgotten = False
             try:
-                self._hold_stream(backoff)
+                self._hold_stream(backoff, registration)
             except ApiError as exc:
-                forgotten = exc.status == 404
+                forgotten = exc.status in REGISTER_AGAIN
                 if forgotten:
-                    self.registrar.lost(generation)
+                    self.registrar.lost(registration)
                 else:
                     log.warning("agent %s: event stream refused: %s", self.agent_id, exc)
             except httpx.TransportError as exc:
@@ -215,7 +228,11 @@ class AgentClient:
             if self._stopping.is_set():
                 return
             # Forgotten by the server: register again and reconnect at once (but only
-            # once in a row, so a server that keeps answering 404 is not hammered).
+            # once in a row, so a server that keeps answering 404 is not hammered). The
+            # same when the agent registered again (renewed) while the stream was open:
+            # a server may end a stream opened with a token that is no longer current.
+            if self.registrar.generation != registration.generation:
+                forgotten = True
             if forgotten and retry_at_once:
                 retry_at_once = False
                 continue
@@ -224,11 +241,16 @@ class AgentClient:
                 return
             log.debug("agent %s: reconnecting", self.agent_id)
 
-    def _hold_stream(self, backoff: Backoff) -> None:
-        keepalive = float(self.config.get("keepaliveSeconds") or DEFAULT_KEEPALIVE_SECONDS)
-        url = self.registrar.sse_endpoint or f"{API}/agents/{segment(self.agent_id)}/events"
+    def _hold_stream(self, backoff: Backoff, registration: Registration) -> None:
+        config = registration.config
+        keepalive = float(config.get("keepaliveSeconds") or DEFAULT_KEEPALIVE_SECONDS)
+        url = registration.sse_endpoint or f"{API}/agents/{segment(self.agent_id)}/events"
         with open_stream(
-            self.api.http, url, last_event_id=self.last_event_id, read_timeout=3 * keepalive + 5
+            self.api.http,
+            url,
+            last_event_id=self.last_event_id,
+            read_timeout=3 * keepalive + 5,
+            token=registration.token,
         ) as connection:
             with self._lock:
                 if self._stopping.is_set():
@@ -253,33 +275,74 @@ class AgentClient:
             self.last_event_id = event.id
         if not event.data:
             return
+        if event.event == "cancel":
+            log.info("agent %s: the server cancelled %.200s", self.agent_id, event.data)
+            return
+        command = self._checked(event)
+        if command is not None:
+            self._queue.put(command)
+
+    def _checked(self, event: ServerSentEvent) -> Command | None:
+        """The event's command if it may run; else None, logged (and never acknowledged:
+        its delivery expires on the server, where an operator sees it)."""
+        registration = self.registrar.current
         try:
-            command = Command.from_event(event.event, event.data)
-        except ValueError as exc:
+            if registration is None:  # cannot happen: the stream opens once registered
+                raise Rejected("the agent is not registered")
+            try:
+                return self.checker.command(event.event, event.data, registration.keys)
+            except UnknownKey as exc:
+                registration = self._learn_keys(registration, exc)
+                return self.checker.command(event.event, event.data, registration.keys)
+        except Repeated as exc:
+            log.info("agent %s: ignoring event %s: %s", self.agent_id, event.id, exc)
+        except Rejected as exc:
             log.warning(
-                "agent %s: ignoring an event that is not a command (%s): %.200s",
+                "agent %s: not running event %s: %s: %.200s",
                 self.agent_id,
+                event.id,
                 exc,
                 event.data,
             )
-            return
-        self._queue.put(command)
+        return None
+
+    def _learn_keys(self, registration: Registration, unknown: UnknownKey) -> Registration:
+        """Register again to learn the server's current keys; at most once per
+        ``KEY_REFRESH_SECONDS``, so that events signed with a key the server never
+        publishes (workers with different key files) cost no registration each."""
+        now = time.monotonic()
+        if self._keys_learnt_at is not None and now - self._keys_learnt_at < KEY_REFRESH_SECONDS:
+            raise Rejected(f"{unknown}, even after registering again") from None
+        self._keys_learnt_at = now
+        log.info("agent %s: %s; registering again to learn the keys", self.agent_id, unknown)
+        self.registrar.renew(registration, "new signing key")
+        current = self.registrar.ensure()
+        if current is None:
+            raise Rejected("the agent stopped before it learnt the keys") from None
+        return current
 
     # Heartbeats ---------------------------------------------------------------------------
 
     def _heartbeat_loop(self) -> None:
         failing = False  # log the first failure of an outage, not one per interval
-        while (generation := self.registrar.ensure()) is not None:
+        while (registration := self.registrar.ensure()) is not None:
             interval = float(
-                self.config.get("heartbeatIntervalSeconds") or DEFAULT_HEARTBEAT_SECONDS
+                registration.config.get("heartbeatIntervalSeconds") or DEFAULT_HEARTBEAT_SECONDS
             )
+            renew_in = registration.renew_in()
+            if renew_in is not None and renew_in <= interval:
+                # Registering again is a heartbeat too: the renewal takes this one's turn.
+                if self._stopping.wait(max(renew_in, 0.0)):
+                    return
+                self.registrar.renew(registration, "half its lifetime")
+                continue
             if self._stopping.wait(interval):
                 return
             try:
-                self.api.heartbeat(self.agent_id)
+                self.api.heartbeat(self.agent_id, token=registration.token)
             except ApiError as exc:
-                if exc.status == 404:
-                    self.registrar.lost(generation)
+                if exc.status in REGISTER_AGAIN:
+                    self.registrar.lost(registration)
                     continue
                 problem = f"heartbeat refused: {exc}"
             except ServerUnreachable as exc:
@@ -314,17 +377,29 @@ class AgentClient:
                 log.exception("agent %s: could not acknowledge %s", self.agent_id, command.id)
 
     def _acknowledge(self, command: Command, result: Result) -> None:
+        registration = self.registrar.current
         for attempt in range(1, ACK_ATTEMPTS + 1):
             try:
                 self.api.ack(
-                    self.agent_id, command.id, result.status, result.message, result.details
+                    self.agent_id,
+                    command.id,
+                    result.status,
+                    result.message,
+                    result.details,
+                    token=registration.token if registration else None,
                 )
                 return
             except ApiError as exc:
-                if exc.status < 500:
+                if exc.status == 401 and registration is not None:
+                    # Its token went stale while the handler ran: register, then try again.
+                    self.registrar.lost(registration)
+                    registration = self.registrar.ensure()
+                    reason = str(exc)
+                elif exc.status < 500:
                     log.warning("agent %s: ack of %s refused: %s", self.agent_id, command.id, exc)
                     return
-                reason = str(exc)
+                else:
+                    reason = str(exc)
             except ServerUnreachable as exc:
                 reason = str(exc)
             if attempt == ACK_ATTEMPTS or self._stopping.is_set():

@@ -73,6 +73,11 @@ def segment(value: str) -> str:
     return quote(value, safe="")
 
 
+def bearer(token: str | None) -> dict[str, str]:
+    """The ``Authorization`` header that carries ``token``; none without one."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def json_object(response: httpx.Response) -> dict[str, Any]:
     """The body of a successful answer that the API defines as one JSON object."""
     body: dict[str, Any] = response.json()
@@ -101,8 +106,10 @@ class RegistryApi:
         timeout: float = 10.0,
         verify: ssl.SSLContext | None = None,
         transport: httpx.BaseTransport | None = None,
+        token: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.token = token
         self.http = httpx.Client(
             base_url=self.base_url,
             timeout=timeout,
@@ -120,11 +127,14 @@ class RegistryApi:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request; an error status raises :class:`ApiError`, no answer
-        :class:`ServerUnreachable`."""
+    def request(
+        self, method: str, path: str, *, token: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """One request with ``token`` (else the client's own) as its bearer token; an error
+        status raises :class:`ApiError`, no answer :class:`ServerUnreachable`."""
+        headers = bearer(token or self.token)
         try:
-            response = self.http.request(method, API + path, **kwargs)
+            response = self.http.request(method, API + path, headers=headers, **kwargs)
         except httpx.TransportError as exc:
             raise unreachable(self.base_url, exc) from exc
         if response.status_code >= 400:
@@ -133,11 +143,13 @@ class RegistryApi:
 
     # Agents -------------------------------------------------------------------------------
 
-    def register(self, registration: dict[str, Any]) -> dict[str, Any]:
-        return json_object(self.request("POST", "/agents/register", json=registration))
+    def register(self, registration: dict[str, Any], token: str | None = None) -> dict[str, Any]:
+        """Register with ``token``: an enrollment token, or the agent's own to renew it."""
+        answer = self.request("POST", "/agents/register", json=registration, token=token)
+        return json_object(answer)
 
-    def heartbeat(self, agent_id: str) -> None:
-        self.request("POST", f"/agents/{segment(agent_id)}/heartbeat")
+    def heartbeat(self, agent_id: str, token: str | None = None) -> None:
+        self.request("POST", f"/agents/{segment(agent_id)}/heartbeat", token=token)
 
     def agent(self, agent_id: str) -> dict[str, Any]:
         return json_object(self.request("GET", f"/agents/{segment(agent_id)}"))
@@ -189,9 +201,10 @@ class RegistryApi:
         status: str = "SUCCESS",
         message: str | None = None,
         details: dict[str, Any] | None = None,
+        token: str | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"status": status, "details": details or {}}
         if message is not None:
             body["message"] = message
         path = f"/agents/{segment(agent_id)}/commands/{segment(command_id)}/ack"
-        return json_object(self.request("POST", path, json=body))
+        return json_object(self.request("POST", path, json=body, token=token))

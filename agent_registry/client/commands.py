@@ -36,7 +36,11 @@ class Command:
     @classmethod
     def from_event(cls, event_type: str, data: str) -> Command:
         """The command in one SSE event's ``data`` (``ValueError`` if it is not one)."""
-        body = json.loads(data)
+        return cls.from_data(event_type, json.loads(data))
+
+    @classmethod
+    def from_data(cls, event_type: str, body: object) -> Command:
+        """The command that decoded event data (or signed content) describe."""
         if not isinstance(body, dict) or not isinstance(body.get("commandId"), str):
             raise ValueError("event data is not a command")
         payload = body.get("payload")

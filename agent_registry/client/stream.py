@@ -16,7 +16,7 @@ from contextlib import contextmanager, suppress
 import httpx
 from httpx_sse import EventSource, ServerSentEvent
 
-from .api import ApiError
+from .api import ApiError, bearer
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +53,14 @@ def open_stream(
     last_event_id: str | None,
     read_timeout: float,
     connect_timeout: float = 10.0,
+    token: str | None = None,
 ) -> Iterator[StreamConnection]:
     """GET the stream; an error answer raises :class:`ApiError` before anything is read.
 
     ``read_timeout`` should exceed the server's keepalive: a connection that stays silent
     longer than that is dead (the server pings every ``keepaliveSeconds`` while idle).
     """
-    headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
+    headers = {"Accept": "text/event-stream", "Cache-Control": "no-store", **bearer(token)}
     if last_event_id:
         headers["Last-Event-ID"] = last_event_id
     timeout = httpx.Timeout(connect_timeout, read=read_timeout)

@@ -47,6 +47,9 @@ class AgentStore(Protocol):
 
     def get(self, agent_id: str) -> Agent | None: ...
 
+    def generation(self, agent_id: str) -> int | None:
+        """The agent's current generation (None when unknown): one small read."""
+
     def get_many(self, agent_ids: Sequence[str]) -> list[Agent | None]: ...
 
     def list(
@@ -177,6 +180,9 @@ class Bus(Protocol):
 
     def disconnect(self, agent_id: str) -> None:
         """End the agent's stream, in whichever process holds it (the agent was deleted)."""
+
+    def supersede(self, agent_id: str, generation: int) -> None:
+        """End the agent's stream, wherever it is open, if an older token opened it."""
 
 
 class RecentCommands(Protocol):

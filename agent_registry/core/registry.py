@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -66,8 +67,10 @@ class Registry:
             last_heartbeat_at=now,
             state_changed_at=now,
             deadline=now + self._lifecycle.stale_after,
-            # Milliseconds, so that it rises past a delete or a restart of the memory store.
-            generation=int(now * 1000),
+            # Milliseconds, so that it rises past a delete or a restart of the memory store,
+            # and random low digits, so that a clock stepped back is unlikely to give an old
+            # token's generation to a new registration.
+            generation=int(now * 1000) * 1000 + secrets.randbelow(1000),
         )
         outcome = self.store.register(agent, renewing)
         if outcome is None:
@@ -96,12 +99,16 @@ class Registry:
             "POST /api/v1/agents/register."
         )
 
-    def authenticate(self, agent_id: str, generation: int | None) -> Agent:
-        """The agent, if ``generation`` (from its token) is still its current one."""
-        agent = self.store.get(agent_id)
-        if agent is None or agent.generation != generation:
+    def check_generation(self, agent_id: str, generation: int | None) -> None:
+        """Refuse an agent token whose generation is no longer the agent's: it registered
+        again since (another copy took the id over, or it renewed), or it was deleted.
+
+        One of three places that apply this rule; the other two do it inside the store's
+        own write, atomically: the heartbeat (``heartbeat(generation=)``) and a renewal
+        (``register(renewing=)``).
+        """
+        if generation is None or self.store.generation(agent_id) != generation:
             raise _superseded(agent_id)
-        return agent
 
     def get(self, agent_id: str) -> Agent:
         agent = self.store.get(agent_id)

@@ -221,6 +221,10 @@ class RedisAgentStore(ReportsOutages):
     def get(self, agent_id: str) -> Agent | None:
         return _decode(text_hash(self._redis.hgetall(agent_key(agent_id))))
 
+    def generation(self, agent_id: str) -> int | None:
+        value = self._redis.hget(agent_key(agent_id), "generation")
+        return int(value) if value is not None else None
+
     def get_many(self, agent_ids: Sequence[str]) -> list[Agent | None]:
         pipe = self._redis.pipeline(transaction=False)
         for agent_id in agent_ids:

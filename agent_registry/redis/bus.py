@@ -81,6 +81,11 @@ class RedisBus(ReportsOutages):
         self._hub.deliver(agent_ids, cancel_key(command_id), cancel_frame(command_id))
         self._announce({"cancel": command_id, "agents": list(agent_ids)})
 
+    def supersede(self, agent_id: str, generation: int) -> None:
+        """End, on every process, the agent's stream opened with an older token."""
+        self._hub.supersede(agent_id, generation)
+        self._announce({"supersede": agent_id, "generation": str(generation)})
+
     def _announce(self, message: dict[str, Any]) -> None:
         try:
             self._redis.publish(CHANNEL, json.dumps({"origin": self.origin, **message}))
@@ -165,6 +170,8 @@ class RedisBus(ReportsOutages):
         elif "cancel" in message and len(self._hub):
             command_id = message["cancel"]
             self._hub.deliver(message["agents"], cancel_key(command_id), cancel_frame(command_id))
+        elif "supersede" in message:
+            self._hub.supersede(message["supersede"], int(message["generation"]))
         elif "command" in message and len(self._hub):
             snapshot = self._commands.get(message["command"])
             if snapshot is not None:

@@ -8,6 +8,7 @@ of a single target agent) is handed in by the guard.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from enum import Enum
 
 from ..errors import Forbidden
@@ -18,14 +19,32 @@ class Access(Enum):
     PUBLIC = "public"  # probes, metrics, the OpenAPI document: never a token
     READ = "read"  # reads of agents, commands, deliveries, the server: any operator role
     SEND = "send"  # send (or cancel) a command: operator or admin, with the target's group
-    ADMIN = "admin"  # delete and prune agents, create enrollment tokens
+    ADMIN = "admin"  # delete and prune agents
+    ENROLL = "enroll"  # create enrollment tokens: an admin, for groups it may reach
     REGISTER = "register"  # an enrollment token, or the agent's own token (renewal)
-    AGENT = "agent"  # heartbeat, event stream, ack: the agent's own token
+    AGENT = "agent"  # event stream, ack: the agent's own token
+    # The heartbeat: the agent's own token, whose generation the heartbeat's own store
+    # write checks (one store operation per heartbeat, not two).
+    HEARTBEAT = "heartbeat"
 
     @property
     def names_caller(self) -> bool:
         """Whether the view is handed the caller (``caller=``): it records, logs or checks it."""
-        return self in (Access.SEND, Access.ADMIN, Access.REGISTER, Access.AGENT)
+        return self in (
+            Access.SEND,
+            Access.ADMIN,
+            Access.ENROLL,
+            Access.REGISTER,
+            Access.AGENT,
+            Access.HEARTBEAT,
+        )
+
+    @property
+    def checks_generation_first(self) -> bool:
+        """Whether an agent token's generation is checked right after its signature, so
+        that a retired token is 401 before any other check (the heartbeat checks it in its
+        store write instead)."""
+        return self in (Access.AGENT, Access.REGISTER)
 
 
 SENDING_ROLES = (Role.OPERATOR, Role.ADMIN)
@@ -53,6 +72,18 @@ def require_sender(caller: Caller, group: str | None, *, every_group: bool = Fal
         raise Forbidden("Sending to all agents needs a token for every group ('*').")
     if group is None or not caller.may_reach(group):
         raise Forbidden("This token's groups do not include the target's group.")
+
+
+def require_enroller(caller: Caller, groups: Collection[str]) -> None:
+    """An admin may mint enrollment tokens for the groups it may reach only."""
+    require_operator(caller, Role.ADMIN)
+    if caller.groups is None:
+        return
+    beyond = sorted(group for group in groups if not caller.may_reach(group))
+    if beyond:
+        raise Forbidden(
+            "This token may not create enrollment tokens for: " + ", ".join(beyond) + "."
+        )
 
 
 def require_agent(caller: Caller, agent_id: str) -> None:

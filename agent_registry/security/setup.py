@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -18,9 +18,16 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from ..clock import Clock
 from ..config import ConfigError, Settings, variable_name
 from .signing import CommandSigner, KeyFileError, SigningKey, load_keys
-from .tokens import TokenIssuer, TokenVerifier
 
-_PROVIDER_KEY_TYPES = (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey)
+if TYPE_CHECKING:
+    from .tokens import TokenIssuer, TokenVerifier
+
+# Each kind of identity-provider key signs with one algorithm: only that one is accepted.
+_PROVIDER_ALGORITHMS: tuple[tuple[type, str], ...] = (
+    (rsa.RSAPublicKey, "RS256"),
+    (ec.EllipticCurvePublicKey, "ES256"),
+    (ed25519.Ed25519PublicKey, "EdDSA"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,19 +44,36 @@ class Security:
         return self.verifier is not None
 
 
+def check_security(settings: Settings) -> None:
+    """Every refusal ``load_security`` would make, without loading PyJWT: the gunicorn
+    master checks here, and PyJWT imports ``ssl``, which gevent must patch first in the
+    workers (a module imported in the master is imported in every worker it forks)."""
+    _signer(settings)
+    if settings.auth:
+        _secret(settings)
+        _provider(settings.operator_public_key_file)
+
+
 def load_security(settings: Settings, clock: Clock) -> Security:
     signer = _signer(settings)
     if not settings.auth:
         return Security(None, None, signer, settings.agent_token_ttl_seconds)
+    from .tokens import TokenIssuer, TokenVerifier
+
+    secret = _secret(settings)
+    provider = _provider(settings.operator_public_key_file)
+    verifier = TokenVerifier(secret, clock, provider)
+    issuer = TokenIssuer(secret, clock, verifier)
+    return Security(verifier, issuer, signer, settings.agent_token_ttl_seconds)
+
+
+def _secret(settings: Settings) -> str:
     if settings.token_secret is None:
         raise ConfigError(
             f"{variable_name('auth')}=on needs {variable_name('token_secret')} "
             "(at least 32 bytes; docs/security.md shows how to make one)"
         )
-    provider_key = _provider_key(settings.operator_public_key_file)
-    verifier = TokenVerifier(settings.token_secret, clock, provider_key)
-    issuer = TokenIssuer(settings.token_secret, clock)
-    return Security(verifier, issuer, signer, settings.agent_token_ttl_seconds)
+    return settings.token_secret
 
 
 def _signer(settings: Settings) -> CommandSigner | None:
@@ -70,7 +94,8 @@ def _signer(settings: Settings) -> CommandSigner | None:
     return CommandSigner([SigningKey.of(ed25519.Ed25519PrivateKey.generate())], ephemeral=True)
 
 
-def _provider_key(path: str | None) -> Any:
+def _provider(path: str | None) -> tuple[Any, str] | None:
+    """The identity provider's public key and the algorithm it signs with."""
     if path is None:
         return None
     name = variable_name("operator_public_key_file")
@@ -80,8 +105,9 @@ def _provider_key(path: str | None) -> Any:
         raise ConfigError(f"{name}={path!r} cannot be read ({exc.strerror})") from None
     except ValueError:
         raise ConfigError(f"{name}={path!r} is not a PEM public key") from None
-    if not isinstance(key, _PROVIDER_KEY_TYPES):
+    algorithm = next((alg for kind, alg in _PROVIDER_ALGORITHMS if isinstance(key, kind)), None)
+    if algorithm is None:
         raise ConfigError(f"{name}={path!r} must be an RSA, EC (P-256) or Ed25519 public key")
     if isinstance(key, ec.EllipticCurvePublicKey) and not isinstance(key.curve, ec.SECP256R1):
         raise ConfigError(f"{name}={path!r} is an EC key on {key.curve.name}; ES256 needs P-256")
-    return key
+    return key, algorithm

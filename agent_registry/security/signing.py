@@ -62,6 +62,8 @@ def load_keys(path: str) -> list[SigningKey]:
     blocks = _PEM_BLOCK.findall(content)
     if not blocks:
         raise KeyFileError("holds no PKCS#8 private key ('-----BEGIN PRIVATE KEY-----')")
+    if content.count(b"-----BEGIN ") != len(blocks):
+        raise KeyFileError("holds a PEM block that is not a PKCS#8 private key")
     keys = []
     for number, block in enumerate(blocks, start=1):
         try:

@@ -11,7 +11,9 @@ lookup and a clock comparison. Nothing a store knows is cached: whether the toke
 
 from __future__ import annotations
 
+import math
 import uuid
+from collections import OrderedDict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -24,9 +26,9 @@ from ..errors import TokenExpired, Unauthenticated
 
 LEEWAY_SECONDS = 30
 SERVER_ALGORITHM = "HS256"
-# What an identity provider may sign operator tokens with (AGENT_REGISTRY_OPERATOR_PUBLIC_KEY_FILE).
-PROVIDER_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 ALL_GROUPS = "*"
+# Longer is not a token of ours (ours are ~300 bytes): refused before any decoding.
+MAX_TOKEN_CHARS = 8192
 
 
 class TokenKind(StrEnum):
@@ -78,11 +80,16 @@ def groups_claim(groups: Collection[str] | None) -> list[str]:
 
 
 class TokenIssuer:
-    """Mints the server's own tokens (HS256 with the token secret)."""
+    """Mints the server's own tokens (HS256 with the token secret).
 
-    def __init__(self, secret: str, clock: Clock) -> None:
+    With ``verifier``, each token minted is also put in that verifier's cache: an agent's
+    first heartbeat after registering costs no PyJWT decode on the worker that minted it.
+    """
+
+    def __init__(self, secret: str, clock: Clock, verifier: TokenVerifier | None = None) -> None:
         self._secret = secret
         self._clock = clock
+        self._verifier = verifier
 
     def operator(
         self, subject: str, role: Role, groups: Collection[str] | None, ttl: float
@@ -116,37 +123,39 @@ class TokenIssuer:
             "exp": int(expires_at),
             "jti": uuid.uuid4().hex,
         }
-        return jwt.encode(payload, self._secret, algorithm=SERVER_ALGORITHM), float(int(expires_at))
+        token = jwt.encode(payload, self._secret, algorithm=SERVER_ALGORITHM)
+        if self._verifier is not None:
+            self._verifier.remember(token, payload)
+        return token, float(payload["exp"])
 
 
 class TokenVerifier:
     """Verifies a bearer token and says who the caller is, or raises why not.
 
-    ``provider_key`` is an identity provider's public key: operator tokens signed by it
-    (RS256, ES256 or EdDSA) are accepted too. Every other token is the server's own HS256.
+    ``provider`` is an identity provider's public key and the one algorithm that key signs
+    with (RS256, ES256 or EdDSA, from the key's type): operator tokens it signs are
+    accepted too. Every other token is the server's own HS256.
     """
 
     def __init__(
         self,
         secret: str,
         clock: Clock,
-        provider_key: Any = None,
+        provider: tuple[Any, str] | None = None,
         cache_size: int = 100_000,
     ) -> None:
         self._secret = secret
         self._clock = clock
-        self._provider_key = provider_key
-        self._cache: dict[str, Caller] = {}
+        self._provider = provider
+        # Oldest first: when full, the oldest entry goes (O(1), unlike a dict's first key).
+        self._cache: OrderedDict[str, Caller] = OrderedDict()
         self._cache_size = cache_size
         self._jwt = jwt.PyJWT(options={"require": ["exp", "aud"], "verify_aud": False})
 
     def verify(self, token: str) -> Caller:
         caller = self._cache.get(token)
         if caller is None:
-            caller = self._decode(token)
-            if len(self._cache) >= self._cache_size:
-                del self._cache[next(iter(self._cache))]  # the oldest entry
-            self._cache[token] = caller
+            caller = self._remember(token, self._decode(token))
         now = self._clock()
         if now > caller.expires_at + LEEWAY_SECONDS:
             raise TokenExpired("The token has expired; get a new one.")
@@ -154,16 +163,32 @@ class TokenVerifier:
             raise Unauthenticated("The token is not valid yet (nbf/iat is in the future).")
         return caller
 
+    def remember(self, token: str, claims: Mapping[str, Any]) -> None:
+        """Cache the caller of a token this server just minted, from its claims."""
+        self._remember(token, _caller(claims))
+
+    def _remember(self, token: str, caller: Caller) -> Caller:
+        if len(self._cache) >= self._cache_size:
+            self._cache.popitem(last=False)
+        self._cache[token] = caller
+        return caller
+
     def _decode(self, token: str) -> Caller:
+        if len(token) > MAX_TOKEN_CHARS:
+            raise Unauthenticated(f"The token is longer than {MAX_TOKEN_CHARS} characters.")
         try:
-            header = jwt.get_unverified_header(token)
-            algorithm = header.get("alg")
+            # Without a provider key only HS256 is accepted, and PyJWT checks that itself:
+            # reading the header first would parse the token twice.
+            algorithm: Any = SERVER_ALGORITHM
+            if self._provider is not None:
+                algorithm = jwt.get_unverified_header(token).get("alg")
             if algorithm == SERVER_ALGORITHM:
                 key: Any = self._secret
-            elif algorithm in PROVIDER_ALGORITHMS and self._provider_key is not None:
-                key = self._provider_key
+            elif self._provider is not None and algorithm == self._provider[1]:
+                key = self._provider[0]
             else:
-                raise Unauthenticated(f"Tokens signed with {algorithm!r} are not accepted.")
+                shown = str(algorithm)[:16]
+                raise Unauthenticated(f"Tokens signed with '{shown}' are not accepted here.")
             # exp, nbf and iat are checked on every use (see verify), cached or not.
             claims = self._jwt.decode(
                 token,
@@ -171,7 +196,7 @@ class TokenVerifier:
                 algorithms=[algorithm],
                 options={"verify_exp": False, "verify_nbf": False, "verify_iat": False},
             )
-        except jwt.InvalidTokenError as exc:
+        except jwt.PyJWTError as exc:  # InvalidTokenError, and a key PyJWT cannot use
             raise Unauthenticated(f"The token is not valid: {exc}.") from None
         caller = _caller(claims)
         if caller.kind is not TokenKind.OPERATOR and key is not self._secret:
@@ -211,7 +236,11 @@ def _kind(audience: Any) -> TokenKind:
     audiences = [audience] if isinstance(audience, str) else audience
     if not isinstance(audiences, list):
         raise Unauthenticated("The token's 'aud' is not a string or a list.")
-    kinds = {_KINDS_BY_AUDIENCE[name] for name in audiences if name in _KINDS_BY_AUDIENCE}
+    kinds = {
+        _KINDS_BY_AUDIENCE[name]
+        for name in audiences
+        if isinstance(name, str) and name in _KINDS_BY_AUDIENCE
+    }
     if len(kinds) != 1:
         raise Unauthenticated(
             "The token's audience must be exactly one of " + ", ".join(_KINDS_BY_AUDIENCE) + "."
@@ -223,7 +252,13 @@ def _number(claims: Mapping[str, Any], name: str) -> float:
     value = claims.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise Unauthenticated(f"The token's '{name}' is not a number.")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise Unauthenticated(f"The token's '{name}' is not a finite number.")
+    return number
 
 
 def _groups(value: Any) -> frozenset[str] | None:

@@ -14,13 +14,12 @@ import resource
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from agent_registry.config import ConfigError, Settings, load_settings
 from agent_registry.config import log_format as parse_log_format
-from agent_registry.security.setup import load_security
+from agent_registry.security.setup import check_security
 
 
 def _worker_count() -> int:
@@ -96,7 +95,7 @@ def on_starting(server: Any) -> None:
     """Validate the configuration in the master, before any worker starts."""
     settings = _settings()
     try:
-        load_security(settings, time.time)  # the key files, and the rules tying settings
+        check_security(settings)  # the key files, and the rules tying settings together
     except ConfigError as exc:
         raise RuntimeError(f"invalid configuration: {exc}") from None
     if not settings.auth and not all(_is_loopback(address) for address in server.cfg.bind):
@@ -142,8 +141,10 @@ def _prepare_metrics_directory(log: logging.Logger) -> None:
 
 
 def _is_loopback(address: str) -> bool:
-    """Whether a gunicorn bind address (host:port, [v6]:port, unix:path) is this host only."""
-    if address.startswith(("unix:", "fd://")):
+    """Whether a gunicorn bind address (host:port, [v6]:port, unix:path) is this host only.
+
+    An inherited socket (``fd://``) may listen anywhere: it counts as reachable."""
+    if address.startswith("unix:"):
         return True
     host = address.rsplit(":", 1)[0].strip("[]") if ":" in address else address
     if host == "localhost":

@@ -123,6 +123,7 @@ class Runtime:
         else:
             backend = redis_backend(settings, self.hub, clock, self.outage, signer)
         self.presence = backend.presence
+        self.bus = backend.bus
         self._probe = backend.probe
         # Set first thing on shutdown: /readyz answers 503 from then on.
         self.draining = False

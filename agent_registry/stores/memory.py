@@ -82,6 +82,10 @@ class MemoryAgentStore:
     def get(self, agent_id: str) -> Agent | None:
         return self._agents.get(agent_id)
 
+    def generation(self, agent_id: str) -> int | None:
+        agent = self._agents.get(agent_id)
+        return agent.generation if agent is not None else None
+
     def get_many(self, agent_ids: Sequence[str]) -> list[Agent | None]:
         return [self._agents.get(agent_id) for agent_id in agent_ids]
 

@@ -44,12 +44,29 @@ _RECENT_IDS = 16
 class Subscription:
     """One open stream: the agent it belongs to, its queue and the client socket."""
 
-    __slots__ = ("agent_id", "closed", "opened_at", "queue", "recent", "socket", "token")
+    __slots__ = (
+        "agent_id",
+        "closed",
+        "generation",
+        "opened_at",
+        "queue",
+        "recent",
+        "socket",
+        "token",
+    )
 
     def __init__(
-        self, agent_id: str, queue_size: int, sock: socket.socket | None, opened_at: float
+        self,
+        agent_id: str,
+        queue_size: int,
+        sock: socket.socket | None,
+        opened_at: float,
+        generation: int | None = None,
     ) -> None:
         self.agent_id = agent_id
+        # The generation of the agent token that opened it (auth on): a registration that
+        # raises the agent's generation ends it (``StreamHub.supersede``).
+        self.generation = generation
         self.token = uuid.uuid4().hex
         self.queue = StreamQueue(queue_size)
         self.socket = sock
@@ -143,7 +160,9 @@ class StreamHub:
     def __len__(self) -> int:
         return len(self._subscriptions)
 
-    def open(self, agent_id: str, sock: socket.socket | None = None) -> Subscription:
+    def open(
+        self, agent_id: str, sock: socket.socket | None = None, generation: int | None = None
+    ) -> Subscription:
         """Register a stream for the agent, ending the one it replaces."""
         previous = self._subscriptions.get(agent_id)
         if previous is not None:
@@ -151,7 +170,7 @@ class StreamHub:
                 "agent %s: new stream replaces the open one", agent_id, extra={"agent_id": agent_id}
             )
             previous.end()
-        subscription = Subscription(agent_id, self._queue_size, sock, self._clock())
+        subscription = Subscription(agent_id, self._queue_size, sock, self._clock(), generation)
         if self.gauge is not None:
             self.gauge.inc()
         if self._closing:
@@ -194,6 +213,22 @@ class StreamHub:
         """End the agent's stream here (only the one with ``token``, when given)."""
         subscription = self._subscriptions.get(agent_id)
         if subscription is not None and token in (None, subscription.token):
+            subscription.end()
+
+    def supersede(self, agent_id: str, generation: int) -> None:
+        """End the agent's stream here if a token older than ``generation`` opened it: a
+        stream must not go on receiving commands for a token that no longer works."""
+        subscription = self._subscriptions.get(agent_id)
+        if (
+            subscription is not None
+            and subscription.generation is not None
+            and subscription.generation < generation
+        ):
+            log.info(
+                "agent %s: ending the stream of a superseded token",
+                agent_id,
+                extra={"agent_id": agent_id},
+            )
             subscription.end()
 
     def end_all(self) -> None:

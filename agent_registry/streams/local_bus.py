@@ -22,3 +22,6 @@ class LocalBus:
 
     def disconnect(self, agent_id: str) -> None:
         self._hub.end(agent_id)
+
+    def supersede(self, agent_id: str, generation: int) -> None:
+        self._hub.supersede(agent_id, generation)

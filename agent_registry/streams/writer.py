@@ -28,10 +28,12 @@ def event_stream(
     keepalive: float,
     on_written: OnWritten,
     on_opened: OnOpened | None = None,
+    generation: int | None = None,
 ) -> Iterator[bytes]:
     """``on_opened`` runs once the stream is registered, before its first byte: it may
-    queue what the stream is owed on connect (``on_connect.py``)."""
-    subscription = hub.open(agent_id, sock)
+    queue what the stream is owed on connect (``on_connect.py``). ``generation`` is that of
+    the agent token that opened it (auth on)."""
+    subscription = hub.open(agent_id, sock, generation)
     queue = subscription.queue
     try:
         if on_opened is not None and not subscription.closed:

@@ -63,13 +63,16 @@ def register(rt: Runtime, body: dict[str, Any], caller: Caller | None) -> Reply:
         )
         answer["accessToken"] = token
         answer["accessTokenExpiresAt"] = iso(expires_at)
+        # A stream opened with an older token of this id (another copy, or this agent before
+        # renewing) must stop receiving commands: it ends, on whichever process holds it.
+        rt.bus.supersede(agent.id, agent.generation)
     return Reply(answer, 201 if created else 200)
 
 
 @bp.post("/<agent_id>/heartbeat")
 @declare(
     "Heartbeat: the agent is alive (any body is ignored)",
-    access=Access.AGENT,
+    access=Access.HEARTBEAT,
     status=204,
     fast=True,
 )
@@ -112,10 +115,7 @@ def client_socket(environ: dict[str, Any]) -> socket.socket | None:
     media_type="text/event-stream",
 )
 def events(rt: Runtime, agent_id: str, caller: Caller | None) -> Response:
-    if caller is not None:
-        rt.registry.authenticate(agent_id, caller.generation)
-    else:
-        rt.registry.get(agent_id)
+    rt.registry.get(agent_id)
     last_event_id = request.headers.get("Last-Event-ID")
     if last_event_id:
         log.debug(
@@ -131,6 +131,7 @@ def events(rt: Runtime, agent_id: str, caller: Caller | None) -> Response:
         rt.settings.keepalive_seconds,
         rt.delivery_recorder,
         rt.deliver_on_connect,
+        caller.generation if caller is not None else None,
     )
     return Response(
         body,

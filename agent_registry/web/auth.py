@@ -18,11 +18,12 @@ from ..security.access import (
     SENDING_ROLES,
     Access,
     require_agent,
+    require_enroller,
     require_operator,
     require_registrar,
     require_sender,
 )
-from ..security.tokens import Caller, Role, TokenVerifier
+from ..security.tokens import Caller, Role, TokenKind, TokenVerifier
 
 if TYPE_CHECKING:
     from ..core.commands import Commands
@@ -46,7 +47,10 @@ class Guard:
         if access is Access.PUBLIC or (access is None and not call.path.startswith(API_PREFIX)):
             return
         try:
-            call.caller = self._verifier.verify(_bearer_token(call.environ))
+            caller = call.caller = self._verifier.verify(_bearer_token(call.environ))
+            agent_id = caller.subject if caller.kind is TokenKind.AGENT else None
+            if agent_id is not None and access is not None and access.checks_generation_first:
+                self._registry.check_generation(agent_id, caller.generation)
         except AuthRefused as exc:
             log.info(
                 "refused %s %s from %s: %s (%s)",
@@ -65,6 +69,7 @@ class Guard:
         try:
             _authorize(caller, access, call.path_args, inputs, self._registry, self._commands)
         except AuthRefused as exc:
+            agent_id = call.path_args.get("agent_id")
             log.info(
                 "refused %s %s for %s %s from %s: %s",
                 call.method,
@@ -73,9 +78,7 @@ class Guard:
                 caller.subject,
                 call.environ.get("REMOTE_ADDR", "?"),
                 exc.message,
-                extra={"agent_id": call.path_args["agent_id"]}
-                if "agent_id" in call.path_args
-                else None,
+                extra={"agent_id": agent_id} if agent_id is not None else None,
             )
             raise
 
@@ -92,7 +95,9 @@ def _authorize(
         require_operator(caller)
     elif access is Access.ADMIN:
         require_operator(caller, Role.ADMIN)
-    elif access is Access.AGENT:
+    elif access is Access.ENROLL:
+        require_enroller(caller, inputs["body"]["groups"])
+    elif access in (Access.AGENT, Access.HEARTBEAT):
         require_agent(caller, path_args["agent_id"])
     elif access is Access.REGISTER:
         body = inputs["body"]
@@ -101,6 +106,7 @@ def _authorize(
         if "command_id" in path_args:
             _authorize_command(caller, path_args["command_id"], registry, commands)
         elif "agent_id" in path_args:
+            require_operator(caller, *SENDING_ROLES)
             # Only a caller limited to some groups needs the agent's group looked up.
             agent = registry.store.get(path_args["agent_id"]) if caller.groups else None
             require_sender(caller, agent.group if agent is not None else None)

@@ -133,6 +133,9 @@ _ACCESS_TEXT = {
     Access.SEND: "With auth on: an operator token of role operator or admin whose groups "
     "include the target's group ('*' to send to all).",
     Access.ADMIN: "With auth on: an operator token of role admin.",
+    Access.ENROLL: "With auth on: an operator token of role admin whose groups include "
+    "every group asked for.",
+    Access.HEARTBEAT: "With auth on: the agent's own current token (sub = the path's agent id).",
     Access.REGISTER: "With auth on: an enrollment token whose groups allow the body's group, "
     "or the agent's own current token (renewal).",
     Access.AGENT: "With auth on: the agent's own current token (sub = the path's agent id).",

@@ -105,6 +105,13 @@ class RequestPipeline:
         # Nothing here matches on host names, so one adapter serves every request.
         self._urls = flask_app.url_map.bind("localhost")
         self._views = flask_app.view_functions
+        undeclared = sorted(
+            endpoint
+            for endpoint, view in self._views.items()
+            if not isinstance(view, DeclaredView) and endpoint != "static"
+        )
+        if undeclared:  # an undeclared view would be authenticated but never authorized
+            raise RuntimeError(f"views without a declaration (web/declare.py): {undeclared}")
         fast_endpoints = [
             endpoint
             for endpoint, view in self._views.items()

@@ -25,7 +25,7 @@ bp = Blueprint("tokens", __name__, url_prefix="/api/v1/tokens")
 @bp.post("/enrollment")
 @declare(
     "Create an enrollment token (admin): agents register with it",
-    access=Access.ADMIN,
+    access=Access.ENROLL,
     status=201,
     body=EnrollmentTokenRequestSchema(),
     response=IssuedTokenSchema(),
@@ -34,14 +34,15 @@ def create_enrollment_token(
     rt: Runtime, body: dict[str, Any], caller: Caller | None
 ) -> dict[str, Any]:
     issuer = rt.security.issuer
-    if issuer is None:
+    if issuer is None or caller is None:
         raise NotAvailable("Tokens are issued only with AGENT_REGISTRY_AUTH=on.")
     groups = None if ALL_GROUPS in body["groups"] else body["groups"]
-    token, expires_at = issuer.enrollment(groups, body["ttl_seconds"])
+    # The token names the admin who made it (``sub``), for whoever audits an enrollment.
+    token, expires_at = issuer.enrollment(groups, body["ttl_seconds"], caller.subject)
     log.info(
-        "enrollment token for group(s) %s created by %s, valid until %s",
-        ", ".join(body["groups"]),
-        caller.subject if caller is not None else "?",
+        "enrollment token for %s made by %s, expires %s",
+        ", ".join(groups) if groups else "every group",
+        caller.subject,
         iso(expires_at),
     )
     return {"token": token, "expiresAt": iso(expires_at)}

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, cast
 
-from ..http_client import LOOPBACK, Client, EventStream, connect, now
+from ..http_client import LOOPBACK, Client, EventStream, Headers, connect, now
 from ..metering import percentiles
 
 
@@ -36,10 +36,22 @@ async def run_pool(
             client.close()
 
 
-async def register_all(spec: dict[str, Any], agent_ids: Sequence[str]) -> dict[str, Any]:
-    """Register every agent in the spec's group, over its pool of keep-alive connections."""
+def bearer(token: str) -> Headers:
+    return (("Authorization", f"Bearer {token}"),)
+
+
+async def register_all(
+    spec: dict[str, Any], agent_ids: Sequence[str], tokens: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Register every agent in the spec's group, over its pool of keep-alive connections.
+
+    With ``spec["enrollment_token"]`` (a server with auth on) each registration carries it,
+    and ``tokens`` (if given) receives each agent's ``accessToken`` from the answer.
+    """
     host, port, group = spec["host"], spec["port"], spec["group"]
     connections, timeout = spec["register_connections"], spec["register_timeout_s"]
+    enrollment = spec.get("enrollment_token")
+    headers = bearer(enrollment) if enrollment else ()
     pending = list(reversed(agent_ids))
     statuses: dict[str, int] = {}
     started = now()
@@ -50,8 +62,14 @@ async def register_all(spec: dict[str, Any], agent_ids: Sequence[str]) -> dict[s
             agent_id = pending.pop()
             body = json.dumps({"id": agent_id, "group": group}).encode()
             try:
-                status, _ = await client.request("POST", "/api/v1/agents/register", body)
+                status, answer = await client.request(
+                    "POST", "/api/v1/agents/register", body, headers=headers
+                )
                 key = str(status)
+                if tokens is not None and status in (200, 201):
+                    token = json.loads(answer).get("accessToken")
+                    if token:
+                        tokens[agent_id] = token
             except (OSError, ConnectionError) as exc:
                 key = type(exc).__name__
             statuses[key] = statuses.get(key, 0) + 1
@@ -62,6 +80,8 @@ async def register_all(spec: dict[str, Any], agent_ids: Sequence[str]) -> dict[s
     return {
         "agents": len(agent_ids),
         "registered": ok,
+        **({"with_enrollment_token": True} if enrollment else {}),
+        **({"access_tokens": len(tokens)} if tokens is not None else {}),
         "statuses": statuses,
         "seconds": round(elapsed, 3),
         "per_s": round(ok / elapsed, 1) if elapsed else None,

@@ -6,12 +6,15 @@ tested by moving the clock, not by waiting.
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
 from flask.testing import FlaskClient
@@ -449,6 +452,11 @@ def test_operator_tokens_from_an_identity_provider_key(
         {"aud": "agent-registry:enroll", "exp": clock() + 60}, provider, algorithm="EdDSA"
     )
     assert_error(fleet.register("agent-1", "group-a", enrollment), 401, "UNAUTHENTICATED")
+    # A token naming another algorithm than the provider key's was a 500 (PyJWT TypeError).
+    other = rsa.generate_private_key(65537, 2048)
+    for algorithm, key in (("RS256", other), ("HS256", SECRET * 2)):
+        forged = jwt.encode({**claims, "exp": clock() + 60}, key, algorithm=algorithm)
+        assert_error(fleet.call("GET", "/api/v1/agents", forged), 401, "UNAUTHENTICATED")
 
 
 def test_auth_off_answers_as_v1_and_issues_no_tokens(api, client: FlaskClient) -> None:
@@ -474,3 +482,66 @@ def test_options_needs_a_token_and_no_permission(fleet: Fleet, path: str) -> Non
     assert_error(fleet.call("OPTIONS", path), 401, "UNAUTHENTICATED")
     answered = fleet.call("OPTIONS", path, fleet.operator(Role.VIEWER))
     assert answered.status_code == 200 and "POST" in answered.headers["Allow"]
+
+
+# --- regressions from the review of the first version ------------------------------------
+
+
+def test_a_retired_agent_token_is_401_before_any_other_check(fleet: Fleet) -> None:
+    """A retired token passed the signature check, and views found it too late: an ack
+    with a bad media type answered 415 instead of 401."""
+    retired = fleet.enroll("agent-1")
+    fleet.enroll("agent-1")  # another copy takes the id over
+    command = fleet.send("agent-1/commands", fleet.operator()).json["commandId"]
+    ack = f"/api/v1/agents/agent-1/commands/{command}/ack"
+    for kwargs in [
+        {"data": "x", "content_type": "text/plain"},
+        {"json": {"status": "maybe"}},
+        {"json": {}, "headers": {"X-Protocol-Version": "9"}},
+    ]:
+        assert_error(fleet.call("POST", ack, retired, **kwargs), 401, "UNAUTHENTICATED")
+    renewal = {"id": "agent-1", "group": "group-a", "bogus": 1}
+    response = fleet.call("POST", "/api/v1/agents/register", retired, json=renewal)
+    assert_error(response, 401, "UNAUTHENTICATED")
+
+
+def test_an_admin_limited_to_groups_enrolls_into_those_groups_only(fleet: Fleet) -> None:
+    """A group-limited admin could mint enrollment tokens for every group."""
+    admin = fleet.operator(Role.ADMIN, ["group-a"])
+    path = "/api/v1/tokens/enrollment"
+    for groups in (["*"], ["group-a", "group-b"]):
+        response = fleet.call("POST", path, admin, json={"groups": groups})
+        assert_error(response, 403, "FORBIDDEN")
+    created = fleet.call("POST", path, admin, json={"groups": ["group-a"]})
+    assert created.status_code == 201
+    claims = jwt.decode(
+        created.json["token"],
+        SECRET,
+        algorithms=["HS256"],
+        audience="agent-registry:enroll",
+        options={"verify_exp": False, "verify_iat": False},
+    )
+    assert claims["sub"] == "alice"  # who made it
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": 10**400},
+        {"exp": float("nan")},
+        {"aud": ["agent-registry:operator", [1]]},
+    ],
+    ids=["exp too large", "exp NaN", "aud holding a list"],
+)
+def test_signed_claims_of_the_wrong_shape_are_401_not_500(fleet: Fleet, claims: dict) -> None:
+    token = jwt.encode(
+        {"sub": "alice", "role": "admin", "aud": "agent-registry:operator", **claims}, SECRET
+    )
+    assert_error(fleet.call("GET", "/api/v1/agents", token), 401, "UNAUTHENTICATED")
+
+
+def test_a_huge_algorithm_name_is_not_echoed(fleet: Fleet) -> None:
+    header = base64.urlsafe_b64encode(json.dumps({"alg": "A" * 6000}).encode()).rstrip(b"=")
+    response = fleet.call("GET", "/api/v1/agents", header.decode() + ".e30.c2ln")
+    assert_error(response, 401, "UNAUTHENTICATED")
+    assert len(response.headers["WWW-Authenticate"]) < 300

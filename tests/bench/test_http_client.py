@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from bench.http_client import EventReader, ResponseReader, dechunk
+import asyncio
+
+import pytest
+
+from bench.http_client import (
+    Client,
+    EventReader,
+    ResponseReader,
+    dechunk,
+    request_bytes,
+)
 
 
 def chunked(*chunks: bytes) -> bytes:
@@ -136,3 +146,67 @@ def test_a_refused_stream_yields_no_events() -> None:
     assert reader.feed(refusal) == []
     assert reader.head is not None
     assert reader.head.status == 404
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def test_a_request_carries_extra_headers_after_its_own() -> None:
+    data = request_bytes(
+        "127.0.0.1:8080",
+        "POST",
+        "/api/v1/agents/a-1/heartbeat",
+        headers=(("Authorization", "Bearer abc.def.ghi"),),
+    )
+
+    assert data == (
+        b"POST /api/v1/agents/a-1/heartbeat HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
+        b"Content-Length: 0\r\nAuthorization: Bearer abc.def.ghi\r\n\r\n"
+    )
+
+
+def test_a_request_with_a_body_and_without_extra_headers() -> None:
+    data = request_bytes("h:1", "POST", "/r", b'{"id":"a"}')
+
+    assert data == (
+        b"POST /r HTTP/1.1\r\nHost: h:1\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 10\r\n\r\n{"id":"a"}'
+    )
+
+
+@pytest.mark.parametrize(
+    "header", [("Authorization", "Bearer x\r\nX-Evil: 1"), ("X-A\nB", "v"), ("X:Y", "v")]
+)
+def test_a_header_that_would_break_the_request_is_refused(header: tuple[str, str]) -> None:
+    with pytest.raises(ValueError):
+        request_bytes("h:1", "GET", "/r", headers=(header,))
+
+
+def test_the_client_sends_the_headers_it_is_given_on_the_wire() -> None:
+    async def exchange() -> list[bytes]:
+        heads: list[bytes] = []
+
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            for _ in range(2):  # two requests on one keep-alive connection
+                heads.append(await reader.readuntil(b"\r\n\r\n"))
+                writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+                await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = Client("127.0.0.1", port)
+        try:
+            token = (("Authorization", "Bearer t-1"),)
+            assert await client.request("POST", "/hb", headers=token) == (204, b"")
+            assert await client.request("POST", "/hb") == (204, b"")
+        finally:
+            client.close()
+            server.close()
+            await server.wait_closed()
+        return heads
+
+    first, second = asyncio.run(exchange())
+
+    assert b"\r\nAuthorization: Bearer t-1\r\n" in first
+    assert b"Authorization" not in second

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -75,3 +78,48 @@ def running_agent(server: GunicornServer) -> Iterator[Callable[..., AgentClient]
     yield start
     for agent in started:
         agent.stop()
+
+
+class StubServer:
+    """A plain HTTP server that records each request and gives one canned JSON answer: for
+    what only the client side decides (the headers it sends, how it reads a refusal)."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.status, self.body = 200, b"[]"
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                stub.requests.append((self.command, self.path, dict(self.headers)))
+                self.send_response(stub.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(stub.body)))
+                self.end_headers()
+                self.wfile.write(stub.body)
+
+            do_GET = do_POST = answer
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
+        self.thread = threading.Thread(target=self.http.serve_forever, args=(0.02,), daemon=True)
+
+    def answers(self, status: int, body: Any) -> None:
+        self.status, self.body = status, json.dumps(body).encode()
+
+    def authorizations(self) -> list[str | None]:
+        return [headers.get("Authorization") for _, _, headers in self.requests]
+
+
+@pytest.fixture
+def stub() -> Iterator[StubServer]:
+    server = StubServer()
+    server.thread.start()
+    yield server
+    server.http.shutdown()
+    server.http.server_close()

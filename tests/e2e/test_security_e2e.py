@@ -108,3 +108,27 @@ def test_an_enrolled_agent_receives_signed_commands_and_acks_with_its_token(serv
             ),
             within=3,
         )
+
+
+def test_a_stream_opened_with_a_retired_token_ends_when_the_id_registers_again(server):
+    """Review finding: a copy that took an id over left the old copy's stream open, so
+    commands for the id (signed for it) still reached the copy that had lost it."""
+    issuer = TokenIssuer(SECRET, time.time)
+    enroll = bearer(issuer.enrollment(None, 600)[0])
+    admin = bearer(issuer.operator("ops", Role.ADMIN, None, 600)[0])
+    with httpx.Client(base_url=server.url, timeout=5) as http:
+        body = {"id": "taken-1", "group": "g"}
+        first = http.post("/api/v1/agents/register", headers=enroll, json=body).json()
+        stream = StreamListener(server.url, "taken-1", bearer(first["accessToken"])).start()
+        try:
+            second = http.post("/api/v1/agents/register", headers=enroll, json=body).json()
+            assert stream.ended.wait(5), "the retired token's stream stayed open"
+            sent = http.post(
+                "/api/v1/agents/taken-1/commands", headers=admin, json={"type": "replay"}
+            )
+            assert sent.status_code == 202
+            assert stream.commands_within(0.3) == []
+        finally:
+            stream.close()
+        current = StreamListener(server.url, "taken-1", bearer(second["accessToken"])).start()
+        current.close()

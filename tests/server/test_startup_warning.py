@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -53,3 +56,26 @@ def test_auth_on_does_not_warn(monkeypatch):
         AGENT_REGISTRY_TOKEN_SECRET="s" * 32,
     )
     assert warnings == []
+
+
+def test_checking_the_security_settings_does_not_import_ssl(tmp_path):
+    """PyJWT imports ssl; imported in the gunicorn master, it reached every worker before
+    gevent could patch it (a MonkeyPatchWarning in every server log)."""
+    code = (
+        "import sys, logging\n"
+        "from types import SimpleNamespace\n"
+        "from agent_registry.server import gunicorn_settings as g\n"
+        "g.on_starting(SimpleNamespace(cfg=SimpleNamespace(bind=['127.0.0.1:1']),"
+        " log=logging.getLogger()))\n"
+        "print(sorted(name for name in ('ssl', 'jwt') if name in sys.modules))\n"
+    )
+    env = {
+        **os.environ,
+        "AGENT_REGISTRY_AUTH": "on",
+        "AGENT_REGISTRY_TOKEN_SECRET": "s" * 32,
+        "AGENT_REGISTRY_METRICS": "off",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"

@@ -128,3 +128,17 @@ def test_connected_count_is_the_number_of_agents_streaming_here():
     hub.end_all()
     hub.close(hub.subscriptions()[0])
     assert hub.connected_count() == 0
+
+
+def test_supersede_ends_only_a_stream_opened_with_an_older_generation():
+    hub = StreamHub(4)
+    older = hub.open("a", generation=5)
+    hub.supersede("a", 5)
+    assert not older.closed
+    hub.supersede("a", 6)
+    assert older.closed
+    untracked = hub.open("b")  # auth off: no generation, never superseded
+    hub.supersede("b", 99)
+    assert not untracked.closed
+    for subscription in (older, untracked):
+        hub.close(subscription)
