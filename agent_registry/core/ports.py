@@ -190,8 +190,8 @@ class RecentCommands(Protocol):
 
     def get(self, command_id: str) -> CommandSnapshot | None: ...
 
-    def unexpired(self, now: float, limit: int) -> list[Command]:
-        """Commands still inside their expiry window."""
+    def unexpired_ids(self, now: float, limit: int) -> list[str]:
+        """Ids of the commands still inside their expiry window, oldest first."""
 
 
 class FleetObserver(Protocol):

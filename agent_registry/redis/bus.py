@@ -5,15 +5,23 @@ per stream). A message lost while the subscriber reconnects loses nothing: after
 (re)connect the subscriber re-reads the commands still inside their expiry window and
 queues what is PENDING for streams it holds that were open when the command was made.
 The same greenlet pair also renews this worker's presence claims.
+
+Nothing one message does stops the subscriber: a message or a caught-up command whose
+handling fails (other than by an outage, which reconnects) is logged once, with its
+command id, and skipped. Should the loop itself fail, it starts again after a backoff.
+While it is not subscribed, ``relays()`` is False: ``/readyz`` names the ``bus`` check,
+and the monitor (the metrics) is told.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import gevent
 import redis
@@ -34,6 +42,27 @@ CHANNEL = "ar:bus"
 # store read it makes (the store reports those as StoreUnavailable).
 RECONNECT_ON: tuple[type[Exception], ...] = (*OUTAGE_ERRORS, StoreUnavailable)
 _CATCH_UP_LIMIT = 10_000
+# Waits between attempts: doubled from the first, up to the cap (an outage reconnects
+# sooner than a failure restarts: each restart logs a traceback). Back to the first once a
+# subscription held for a while.
+_FIRST_BACKOFF = 0.1
+_OUTAGE_BACKOFF_CAP = 5.0
+_FAILURE_BACKOFF_CAP = 30.0
+_HELD_SECONDS = 10.0
+# How long a subscription may wait for Redis to confirm it before reconnecting.
+_CONFIRM_SECONDS = 5.0
+# Skipped commands remembered, so that one re-read at every catch-up is logged once.
+_REMEMBERED_SKIPS = 1_000
+
+
+class BusMonitor(Protocol):
+    """Told how the subscriber fares (the metrics)."""
+
+    def subscribed(self, now: bool) -> None: ...
+
+    def restarted(self) -> None: ...
+
+    def skipped(self) -> None: ...
 
 
 class RedisBus(ReportsOutages):
@@ -55,6 +84,36 @@ class RedisBus(ReportsOutages):
         self.origin = uuid.uuid4().hex
         self.presence: SharedPresence | None = None
         self._greenlets: list[gevent.Greenlet[[], None]] = []
+        self._running = False
+        self._subscribed = False
+        self._subscribed_at = 0.0
+        self._held_for = 0.0  # how long the last subscription held
+        self._monitor: BusMonitor | None = None
+        self.restarts = 0  # the subscriber loop failed and started again
+        self.skipped = 0  # messages and caught-up commands whose handling failed
+        self._skipped_ids: OrderedDict[str, None] = OrderedDict()
+
+    # -- health --
+
+    def relays(self) -> bool:
+        """Whether commands published by other processes reach this one's streams: True
+        while the subscriber is subscribed, and while it is not meant to run (not started
+        yet, or stopped: the worker is shutting down)."""
+        return self._subscribed or not self._running
+
+    def watch(self, monitor: BusMonitor) -> None:
+        self._monitor = monitor
+        monitor.subscribed(self._subscribed)
+
+    def _set_subscribed(self, now: bool) -> None:
+        if now != self._subscribed:
+            self._subscribed = now
+            if now:
+                self._subscribed_at = time.monotonic()
+            else:
+                self._held_for = time.monotonic() - self._subscribed_at
+            if self._monitor is not None:
+                self._monitor.subscribed(now)
 
     # -- publishing (any greenlet) --
 
@@ -103,38 +162,71 @@ class RedisBus(ReportsOutages):
 
     def start(self) -> None:
         if not self._greenlets:
+            self._running = True
+            if self._monitor is not None:
+                self._monitor.subscribed(False)  # until Redis confirms the subscription
             self._greenlets = [
                 gevent.spawn(self._subscribe_forever),
                 gevent.spawn(self._refresh_forever),
             ]
 
     def stop(self) -> None:
+        self._running = False
         gevent.killall(self._greenlets, timeout=2)
         self._greenlets = []
+        self._set_subscribed(False)
 
     def _subscribe_forever(self) -> None:
-        backoff = 0.1
+        backoff = _FIRST_BACKOFF
         while True:
-            # redis-py leaves Redis.pubsub unannotated; what it returns is a typed PubSub.
-            pubsub: PubSub = self._redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            self._held_for = 0.0
+            cap = _OUTAGE_BACKOFF_CAP
             try:
-                pubsub.subscribe(CHANNEL)
-                self._store_answered()
-                log.info("bus: subscribed to %s", CHANNEL)
-                self.catch_up()
-                backoff = 0.1
-                while True:
-                    message = pubsub.get_message(timeout=1.0)
-                    if message is not None:
-                        self.handle(message["data"])
+                self._subscribe_once()
             except RECONNECT_ON as exc:
                 if not isinstance(exc, StoreUnavailable):  # a store read counted it already
                     self._store_failed("bus: subscriber", exc)
                 log.debug("bus: subscriber lost Redis (%s); reconnecting in %.1fs", exc, backoff)
-            finally:
-                pubsub.close()
+            except Exception:
+                cap = _FAILURE_BACKOFF_CAP
+                self.restarts += 1
+                if self._monitor is not None:
+                    self._monitor.restarted()
+                log.exception(
+                    "bus: the subscriber failed; it starts again in %.1f s, and until then "
+                    "commands sent through other workers do not reach this worker's streams",
+                    backoff,
+                )
+            if self._held_for >= _HELD_SECONDS:  # it worked for a while: a new failure
+                backoff = _FIRST_BACKOFF
             gevent.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            backoff = min(backoff * 2, cap)
+
+    def _subscribe_once(self) -> None:
+        """Subscribe, catch up, relay; returns only by raising (an outage, or a failure)."""
+        # redis-py leaves Redis.pubsub unannotated; what it returns is a typed PubSub.
+        pubsub: PubSub = self._redis.pubsub()  # type: ignore[no-untyped-call]
+        try:
+            pubsub.subscribe(CHANNEL)
+            _await_confirmation(pubsub)
+            self._store_answered()
+            self._set_subscribed(True)
+            log.info("bus: subscribed to %s", CHANNEL)
+            self.catch_up()
+            while True:
+                message = pubsub.get_message(timeout=1.0)
+                if message is None:
+                    continue
+                if message["type"] == "message":
+                    self.handle(message["data"])
+                elif message["type"] == "subscribe":
+                    # redis-py reconnected a dropped connection and subscribed again by
+                    # itself: what was published meanwhile is lost, so catch up again.
+                    log.info("bus: subscribed to %s again", CHANNEL)
+                    self.catch_up()
+        finally:
+            self._set_subscribed(False)
+            pubsub.close()
 
     def _refresh_forever(self) -> None:
         while True:
@@ -149,6 +241,9 @@ class RedisBus(ReportsOutages):
                     "presence: could not renew %d stream(s) (store unavailable)", len(self._hub)
                 )
                 continue
+            except Exception:
+                log.exception("presence: renewing the claims failed; trying again next time")
+                continue
             if len(self._hub):
                 self._store_answered()
             for replaced in replaced_streams:
@@ -162,29 +257,67 @@ class RedisBus(ReportsOutages):
     # -- what the subscriber does --
 
     def handle(self, data: str) -> None:
-        message = json.loads(data)
-        if message.get("origin") == self.origin:
-            return
-        if "end" in message:
-            self._hub.end(message["end"], message.get("token"))
-        elif "cancel" in message and len(self._hub):
-            command_id = message["cancel"]
-            self._hub.deliver(message["agents"], cancel_key(command_id), cancel_frame(command_id))
-        elif "supersede" in message:
-            self._hub.supersede(message["supersede"], int(message["generation"]))
-        elif "command" in message and len(self._hub):
-            snapshot = self._commands.get(message["command"])
-            if snapshot is not None:
-                self._deliver_pending(snapshot)
+        """One message from the channel. Raises only what the subscriber reconnects on; any
+        other failure skips the message."""
+        try:
+            message = json.loads(data)
+            if message.get("origin") == self.origin:
+                return
+            if "end" in message:
+                self._hub.end(message["end"], message.get("token"))
+            elif "cancel" in message and len(self._hub):
+                self._deliver_cancel(message["cancel"], message["agents"])
+            elif "supersede" in message:
+                self._hub.supersede(message["supersede"], int(message["generation"]))
+            elif "command" in message and len(self._hub):
+                self._deliver_command(message["command"])
+        except RECONNECT_ON:
+            raise
+        except Exception:
+            self._skip(f"the message {data[:200]!r}", _command_id_in(data))
 
     def catch_up(self) -> None:
-        """Queue what may have been announced while this subscriber was away."""
+        """Queue what may have been announced while this subscriber was away. A command
+        whose handling fails is skipped; the others are still caught up."""
         if not len(self._hub):
             return
-        for command in self._commands.unexpired(self._clock(), _CATCH_UP_LIMIT):
-            snapshot = self._commands.get(command.id)
-            if snapshot is not None:
-                self._deliver_pending(snapshot)
+        for command_id in self._commands.unexpired_ids(self._clock(), _CATCH_UP_LIMIT):
+            try:
+                self._deliver_command(command_id)
+            except RECONNECT_ON:
+                raise
+            except Exception:
+                self._skip("a command while catching up", command_id)
+
+    def _deliver_command(self, command_id: str) -> None:
+        snapshot = self._commands.get(command_id)
+        if snapshot is not None:
+            self._deliver_pending(snapshot)
+
+    def _deliver_cancel(self, command_id: str, agent_ids: Sequence[str]) -> None:
+        """Another process cancelled these deliveries: tell the targets streaming here."""
+        self._hub.deliver(agent_ids, cancel_key(command_id), cancel_frame(command_id))
+
+    def _skip(self, what: str, command_id: str | None) -> None:
+        """Count a failed message; log it (with its traceback) the first time only, since a
+        stored command that fails is read again at every catch-up until it expires."""
+        self.skipped += 1
+        if self._monitor is not None:
+            self._monitor.skipped()
+        extra = {"command_id": command_id} if command_id is not None else {}
+        if command_id is not None and command_id in self._skipped_ids:
+            log.debug("bus: skipped command %s again", command_id, extra=extra)
+            return
+        if command_id is not None:
+            self._skipped_ids[command_id] = None
+            if len(self._skipped_ids) > _REMEMBERED_SKIPS:
+                self._skipped_ids.popitem(last=False)
+        log.exception(
+            "bus: skipped %s%s: handling it failed; the subscriber goes on",
+            what,
+            f" (command {command_id})" if command_id is not None else "",
+            extra=extra,
+        )
 
     def _deliver_pending(self, snapshot: CommandSnapshot) -> None:
         command = snapshot.command
@@ -201,6 +334,27 @@ class RedisBus(ReportsOutages):
                 command_frame(command, self._signer),
                 opened_by=command.created_at,
             )
+
+
+def _await_confirmation(pubsub: PubSub, within: float = _CONFIRM_SECONDS) -> None:
+    """Wait for Redis to confirm the subscription: from then on nothing published is missed
+    (and the catch-up reads what was published before)."""
+    deadline = time.monotonic() + within
+    while (remaining := deadline - time.monotonic()) > 0:
+        message = pubsub.get_message(timeout=remaining)
+        if message is not None and message["type"] == "subscribe":
+            return
+    raise redis.exceptions.TimeoutError(f"Redis did not confirm the subscription within {within} s")
+
+
+def _command_id_in(data: str) -> str | None:
+    """The command id a bus message names, if it can be read at all (for the log)."""
+    try:
+        message = json.loads(data)
+        command_id = message.get("command") or message.get("cancel")
+    except Exception:  # not JSON, not an object, nested too deep: no id to name
+        return None
+    return command_id if isinstance(command_id, str) else None
 
 
 def _ids(message: dict[str, Any]) -> dict[str, str]:

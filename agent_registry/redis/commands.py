@@ -291,10 +291,10 @@ class RedisCommandStore(ReportsOutages):
         )
         return self._commands(command_ids)
 
-    def unexpired(self, now: float, limit: int) -> list[Command]:
-        """Commands still inside their expiry window (catch-up after a bus reconnect)."""
-        command_ids = texts(self._redis.zrangebyscore(EXPIRIES, f"({num(now)}", "+inf", 0, limit))
-        return self._commands(command_ids)
+    def unexpired_ids(self, now: float, limit: int) -> list[str]:
+        """Ids of the commands still inside their expiry window, oldest first (catch-up
+        after a bus reconnect reads each one, so that one it cannot read skips only that)."""
+        return texts(self._redis.zrangebyscore(EXPIRIES, f"({num(now)}", "+inf", 0, limit))
 
     def _commands(self, command_ids: Sequence[str]) -> list[Command]:
         pipe = self._redis.pipeline(transaction=False)

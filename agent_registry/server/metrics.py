@@ -143,6 +143,27 @@ class Metrics:
             "Operations that could not reach the shared store (Redis)",
             registry=registry,
         )
+        # Told by the worker's bus (redis/bus.py, BusMonitor); the memory store's is always 1.
+        self.bus_subscribed = Gauge(
+            "agent_registry_bus_subscribed",
+            "1 while this worker's bus subscriber is subscribed to Redis, so that commands sent "
+            "through other workers reach its streams (always 1 on the memory store); the "
+            "lowest value over the host's workers",
+            multiprocess_mode="livemin",
+            registry=registry,
+        )
+        self.bus_restarts = Counter(
+            "agent_registry_bus_restarts_total",
+            "Restarts of a worker's bus subscriber after it failed (not its reconnects after "
+            "a store outage)",
+            registry=registry,
+        )
+        self.bus_skipped = Counter(
+            "agent_registry_bus_skipped_total",
+            "Bus messages and caught-up commands skipped because handling them failed",
+            registry=registry,
+        )
+        self.bus = BusMetrics(self)
         # Read from the store at scrape time; the runtime sets the callables.
         self.fleet = FleetCollector()
         for histogram in (self.delivery_seconds, self.ack_seconds, self.sweep_duration):
@@ -238,6 +259,24 @@ class _HostCollector(Collector):
             if family.name not in seen:
                 family.samples = []
                 yield family
+
+
+class BusMetrics:
+    """The bus's ``BusMonitor``: rare events, so written straight to the shared values."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._subscribed = metrics.bus_subscribed
+        self._restarts = metrics.bus_restarts
+        self._skipped = metrics.bus_skipped
+
+    def subscribed(self, now: bool) -> None:
+        self._subscribed.set(1 if now else 0)
+
+    def restarted(self) -> None:
+        self._restarts.inc()
+
+    def skipped(self) -> None:
+        self._skipped.inc()
 
 
 class MetricsObserver:

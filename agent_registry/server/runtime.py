@@ -27,6 +27,7 @@ from ..streams.sse import Signer
 from .scheduler import Sweeper
 
 if TYPE_CHECKING:
+    from ..redis.bus import BusMonitor
     from .metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,26 @@ class StoreProbe(Protocol):
         """Whether the store answers right now; bounded in time, never raises."""
 
 
+class Relay(Protocol):
+    def relays(self) -> bool:
+        """Whether commands published by other processes reach this one's streams now."""
+
+    def watch(self, monitor: BusMonitor) -> None:
+        """Tell ``monitor`` (the metrics) whether it relays, now and at each change."""
+
+
 class InProcess:
-    """The memory store's probe: the store is this process, so it answers while we do."""
+    """The memory store's probe and relay: the store and the bus are this process, so they
+    answer and relay while we do."""
 
     def answers(self) -> bool:
         return True
+
+    def relays(self) -> bool:
+        return True
+
+    def watch(self, monitor: BusMonitor) -> None:
+        monitor.subscribed(True)
 
 
 @dataclass
@@ -59,6 +75,7 @@ class Backend:
     bus: Bus
     presence: Presence
     probe: StoreProbe
+    relay: Relay
     background: list[Background] = field(default_factory=list)
 
 
@@ -67,7 +84,8 @@ def memory_backend(hub: StreamHub, signer: Signer | None = None) -> Backend:
     from ..streams.local_bus import LocalBus
 
     bus = LocalBus(hub, signer)
-    return Backend(MemoryAgentStore(), MemoryCommandStore(), bus, hub, InProcess())
+    in_process = InProcess()
+    return Backend(MemoryAgentStore(), MemoryCommandStore(), bus, hub, in_process, in_process)
 
 
 def redis_backend(
@@ -96,7 +114,7 @@ def redis_backend(
     agents = RedisAgentStore(client)
     # Everything that talks to Redis reports to one tracker, which logs an outage once.
     agents.outage = commands.outage = bus.outage = presence.outage = outage
-    return Backend(agents, commands, bus, presence, RedisProbe(settings.store), [bus])
+    return Backend(agents, commands, bus, presence, RedisProbe(settings.store), bus, [bus])
 
 
 def _yield() -> None:
@@ -125,6 +143,7 @@ class Runtime:
         self.presence = backend.presence
         self.bus = backend.bus
         self._probe = backend.probe
+        self.relay = backend.relay
         # Set first thing on shutdown: /readyz answers 503 from then on.
         self.draining = False
         # With metrics off nothing is observed or timed, and prometheus_client is not loaded.
@@ -163,6 +182,7 @@ class Runtime:
             self.metrics.fleet.counts = self.registry.counts
             self.metrics.fleet.connected = self.presence.connected_count
             self.outage.on_failure = self.metrics.store_errors.inc
+            backend.relay.watch(self.metrics.bus)
         self.delivery_recorder = DeliveryRecorder(self.commands)
         self.deliver_on_connect = DeliverOnConnect(self.commands, signer)
         # Stopped in reverse: the metrics last, after the DELIVERED records they count.
@@ -183,6 +203,7 @@ class Runtime:
         """Each readiness check and its outcome: ``ok``, or what is wrong."""
         return {
             "store": "ok" if self._probe.answers() else "unavailable",
+            "bus": "ok" if self.relay.relays() else "unsubscribed",
             "shutdown": "draining" if self.draining else "ok",
         }
 

@@ -19,6 +19,26 @@ from ..errors import StoreUnavailable
 log = logging.getLogger(__name__)
 
 
+class _OverlapsNotLogged(logging.Filter):
+    """Drop APScheduler's warning that a run was skipped because the previous one still runs.
+
+    With ``max_instances=1`` that is the design: a sweep longer than its interval is simply
+    followed by the next one. It is also what every sweep does while Redis does not answer
+    (each waits one reply timeout, 2 s, for a 1 s interval), so the warning came twice a
+    second per worker for the whole outage, which StoreOutage already logs once. A slow
+    sweep shows in ``agent_registry_sweep_duration_seconds`` (alert AgentRegistrySweepSlow).
+    """
+
+    SKIPPED = 'Execution of job "%s" skipped: maximum number of running instances'
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith(self.SKIPPED))
+
+
+# APScheduler's scheduler logs there (logging configuration leaves its filters alone).
+logging.getLogger("apscheduler.scheduler").addFilter(_OverlapsNotLogged())
+
+
 class Sweeper:
     def __init__(
         self,

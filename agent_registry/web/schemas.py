@@ -297,6 +297,7 @@ class HealthSchema(Schema):
 
 class ReadinessChecksSchema(Schema):
     store = _one_of("ok", "unavailable")
+    bus = _one_of("ok", "unsubscribed")
     shutdown = _one_of("ok", "draining")
 
 

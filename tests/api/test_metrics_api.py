@@ -286,3 +286,27 @@ def test_what_is_counted_while_the_worker_drains_is_written_out_when_it_exits(
         {"route": HEARTBEAT, "method": "POST", "status": "204"},
     )
     assert answered == 1.0
+
+
+def test_bus_metrics_are_exported_on_both_stores(client: FlaskClient, store_url: str) -> None:
+    samples = scrape(client)
+    # The memory store's bus is this process; a Redis subscriber not started is not
+    # subscribed (the test app runs no background work).
+    subscribed = 1 if store_url == "memory" else 0
+    assert samples[("agent_registry_bus_subscribed", ())] == subscribed
+    assert samples[("agent_registry_bus_restarts_total", ())] == 0
+    assert samples[("agent_registry_bus_skipped_total", ())] == 0
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("store_url", ["redis"], indirect=True)
+def test_a_bus_message_whose_handling_fails_is_counted_as_skipped(
+    client: FlaskClient, runtime: Runtime
+) -> None:
+    """Issue 15, row 3: what the subscriber skips is counted, not only logged."""
+    stream = runtime.hub.open("a")
+    try:
+        runtime.relay.handle('{"origin": "another-worker", "end": "a"}')  # type: ignore[attr-defined]
+    finally:
+        runtime.hub.close(stream)
+    assert scrape(client)[("agent_registry_bus_skipped_total", ())] == 1

@@ -52,7 +52,10 @@ def test_healthz_answers_while_the_worker_drains(client, runtime: Runtime):
 def test_readyz_is_ready_when_the_store_answers(client):
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json == {"status": "ready", "checks": {"store": "ok", "shutdown": "ok"}}
+    assert response.json == {
+        "status": "ready",
+        "checks": {"store": "ok", "bus": "ok", "shutdown": "ok"},
+    }
 
 
 def test_readyz_is_unready_naming_shutdown_once_the_worker_stops(client, runtime: Runtime):
@@ -61,7 +64,7 @@ def test_readyz_is_unready_naming_shutdown_once_the_worker_stops(client, runtime
     assert response.status_code == 503
     assert response.json == {
         "status": "unready",
-        "checks": {"store": "ok", "shutdown": "draining"},
+        "checks": {"store": "ok", "bus": "ok", "shutdown": "draining"},
     }
 
 
@@ -87,7 +90,7 @@ def test_readyz_is_unready_naming_the_store_when_redis_refuses(client):
     assert response.status_code == 503
     assert response.json == {
         "status": "unready",
-        "checks": {"store": "unavailable", "shutdown": "ok"},
+        "checks": {"store": "unavailable", "bus": "ok", "shutdown": "ok"},
     }
 
 
@@ -100,7 +103,7 @@ def test_readyz_answers_within_a_second_when_redis_does_not_answer(make_app, bla
     response = client.get("/readyz")
     elapsed = time.monotonic() - started
     assert response.status_code == 503
-    assert response.json["checks"] == {"store": "unavailable", "shutdown": "ok"}
+    assert response.json["checks"] == {"store": "unavailable", "bus": "ok", "shutdown": "ok"}
     assert elapsed < 1.5, elapsed
 
 
@@ -118,6 +121,27 @@ def test_readyz_does_not_wait_for_the_shared_pool(app):
     finally:
         for connection in taken:
             shared.release(connection)
+
+
+class Unsubscribed:
+    """A relay whose subscriber is down."""
+
+    def relays(self) -> bool:
+        return False
+
+
+def test_readyz_is_unready_naming_the_bus_while_the_subscriber_is_not_subscribed(
+    client, runtime: Runtime, monkeypatch
+):
+    """The bus check (issue 15, row 3); tests/e2e/test_redis_e2e.py makes a real subscriber
+    fail and recover, and tests/redis/test_bus.py says when a RedisBus relays."""
+    monkeypatch.setattr(runtime, "relay", Unsubscribed())
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json == {
+        "status": "unready",
+        "checks": {"store": "ok", "bus": "unsubscribed", "shutdown": "ok"},
+    }
 
 
 def test_readyz_and_healthz_are_in_the_openapi_document(client):

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from harness.redis_server import RedisServer
 from harness.wait import wait_until
 from tests.e2e.many_streams import client_port
 from tests.e2e.sse_client import StreamListener
@@ -18,25 +15,24 @@ from tests.e2e.sse_client import StreamListener
 pytestmark = pytest.mark.e2e
 
 FAST = {"AGENT_REGISTRY_KEEPALIVE_SECONDS": "0.3"}
-READY = {"status": "ready", "checks": {"store": "ok", "shutdown": "ok"}}
-STORE_DOWN = {"status": "unready", "checks": {"store": "unavailable", "shutdown": "ok"}}
-DRAINING = {"status": "unready", "checks": {"store": "ok", "shutdown": "draining"}}
+READY = {"status": "ready", "checks": {"store": "ok", "bus": "ok", "shutdown": "ok"}}
+# A stopped Redis closes the subscriber's connection: it cannot subscribe again until Redis
+# is back. A paused one closes nothing: the subscriber stays subscribed, and relays again
+# as soon as Redis resumes.
+STORE_STOPPED = {
+    "status": "unready",
+    "checks": {"store": "unavailable", "bus": "unsubscribed", "shutdown": "ok"},
+}
+STORE_PAUSED = {
+    "status": "unready",
+    "checks": {"store": "unavailable", "bus": "ok", "shutdown": "ok"},
+}
+DRAINING = {"status": "unready", "checks": {"store": "ok", "bus": "ok", "shutdown": "draining"}}
 
 
 def readiness(http: httpx.Client) -> tuple[int, object]:
     answer = http.get("/readyz")
     return answer.status_code, answer.json()
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of this test's own, so pausing it holds up no other test."""
-    directory = tmp_path / "redis"
-    directory.mkdir()
-    server = RedisServer(directory).start()
-    yield server
-    server.signal(signal.SIGCONT)
-    server.stop()
 
 
 @pytest.mark.redis
@@ -49,7 +45,7 @@ def test_readiness_fails_on_the_store_while_redis_is_stopped_and_recovers(
         assert readiness(http) == (200, READY)
         redis_server.stop()
         try:
-            assert wait_until(lambda: readiness(http) == (503, STORE_DOWN), 5)
+            assert wait_until(lambda: readiness(http) == (503, STORE_STOPPED), 5)
             assert http.get("/healthz").json() == {"status": "ok"}  # alive: no restart wanted
             assert http.get("/api/v1/server").json()["code"] == "STORE_UNAVAILABLE"
         finally:
@@ -68,7 +64,7 @@ def test_readiness_answers_in_bounded_time_while_redis_is_paused(start_server, o
         try:
             for _ in range(3):
                 started = time.monotonic()
-                assert readiness(http) == (503, STORE_DOWN)
+                assert readiness(http) == (503, STORE_PAUSED)
                 assert time.monotonic() - started < 2.5
             started = time.monotonic()
             assert http.get("/healthz").status_code == 200

@@ -14,7 +14,12 @@ from redis.client import PubSub
 
 from agent_registry.core.models import Command, Delivery, DeliveryStatus
 from agent_registry.redis.bus import CHANNEL, RECONNECT_ON, RedisBus
-from agent_registry.redis.commands import RedisCommandStore
+from agent_registry.redis.commands import (
+    EXPIRIES,
+    RedisCommandStore,
+    command_key,
+    deliveries_key,
+)
 from agent_registry.streams.hub import END, StreamHub, Subscription
 from agent_registry.streams.sse import command_frame
 from harness.clock import T0, FakeClock
@@ -230,6 +235,109 @@ def test_an_outage_met_by_the_subscriber_raises_what_it_reconnects_on(
             offline.catch_up()
         else:
             announce(offline, command="c1")
+
+
+# -- what one message does (issue 15, row 3) --
+
+
+class Recorder:
+    """A BusMonitor that notes what it is told."""
+
+    def __init__(self) -> None:
+        self.states: list[bool] = []
+        self.restarts = 0
+        self.skips = 0
+
+    def subscribed(self, now: bool) -> None:
+        self.states.append(now)
+
+    def restarted(self) -> None:
+        self.restarts += 1
+
+    def skipped(self) -> None:
+        self.skips += 1
+
+
+def store_undecodable(
+    client: redis.Redis, command_id: str, agent_id: str, created: float = T0
+) -> None:
+    """A command the store cannot read back (an unknown type), written with the store's key
+    layout: what a bug, a hand edit or an older version could leave in Redis."""
+    client.hset(
+        command_key(command_id),
+        mapping={
+            "id": command_id,
+            "type": "no-such-type",
+            "payload": "{}",
+            "targetKind": "agent",
+            "targetValue": agent_id,
+            "createdAt": repr(created),
+            "expiresAt": repr(created + 60),
+            "createdBy": "",
+            "open": 1,
+        },
+    )
+    client.hset(
+        deliveries_key(command_id),
+        agent_id,
+        json.dumps(
+            {"status": "PENDING", "deliveredAt": None, "acknowledgedAt": None, "result": None}
+        ),
+    )
+    client.zadd(EXPIRIES, {command_id: created + 60})
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "not json",
+        "[1, 2]",
+        json.dumps({"origin": "another-worker", "end": "a"}),  # no token
+        json.dumps({"origin": "another-worker", "command": "bad"}),  # undecodable command
+    ],
+    ids=["not-json", "not-an-object", "end-without-token", "undecodable-command"],
+)
+def test_one_bad_message_is_skipped_and_the_next_one_is_handled(
+    message: str, bus: RedisBus, hub: StreamHub, store: RedisCommandStore, redis_client
+) -> None:
+    """Regression (issue 15, row 3): one message that raised ended the subscriber greenlet,
+    and the worker relayed nothing from other workers until it restarted."""
+    stream = hub.open("a")
+    store_undecodable(redis_client, "bad", "a")
+    add(store, command("good"), a=PENDING)
+    recorder = Recorder()
+    bus.watch(recorder)
+    bus.handle(message)
+    announce(bus, command="good")
+    assert drain(stream) == ["good"]
+    assert (bus.skipped, recorder.skips) == (1, 1)
+
+
+def test_catch_up_skips_a_command_it_cannot_read_and_queues_the_others(
+    bus: RedisBus, hub: StreamHub, store: RedisCommandStore, redis_client, caplog
+) -> None:
+    """Regression (issue 15, row 3): the catch-up after a reconnect re-read a bad command and
+    the subscriber died; every catch-up reads it again, and it is logged once."""
+    stream = hub.open("a")
+    add(store, command("before", expires=T0 + 59), a=PENDING)
+    store_undecodable(redis_client, "bad", "a")  # expires at T0 + 60
+    add(store, command("after", expires=T0 + 61), a=PENDING)
+    with caplog.at_level("DEBUG", logger="agent_registry.redis.bus"):
+        bus.catch_up()
+        bus.catch_up()
+    assert drain(stream) == ["before", "after"]
+    assert bus.skipped == 2
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [(r.command_id, r.exc_info is not None) for r in errors] == [("bad", True)]
+
+
+def test_relays_while_not_started_and_tells_the_monitor_at_each_change(
+    bus: RedisBus,
+) -> None:
+    recorder = Recorder()
+    bus.watch(recorder)
+    assert bus.relays()  # not started: nothing is missing yet
+    assert recorder.states == [False]
 
 
 # -- two started buses (workers) --

@@ -360,16 +360,16 @@ def test_purge_forgets_the_command_and_its_deliveries(commands):
 
 
 @pytest.mark.redis
-def test_redis_unexpired_lists_commands_inside_their_expiry_window(redis_server):
+def test_redis_unexpired_ids_lists_commands_inside_their_expiry_window(redis_server):
     redis_server.flush()
     client = connect(redis_server.url)
     try:
         store = RedisCommandStore(client)
         store.add(command("old", expires=T0 + 10), [Delivery("a")])
         store.add(command("new", expires=T0 + 60), [Delivery("a")])
-        assert [c.id for c in store.unexpired(T0 + 20, 10)] == ["new"]
-        assert [c.id for c in store.unexpired(T0, 1)] == ["old"]
-        assert store.unexpired(T0 + 60, 10) == []
+        assert store.unexpired_ids(T0 + 20, 10) == ["new"]
+        assert store.unexpired_ids(T0, 1) == ["old"]
+        assert store.unexpired_ids(T0 + 60, 10) == []
     finally:
         client.connection_pool.disconnect()
 
