@@ -129,7 +129,7 @@ class RedisBus(ReportsOutages):
     def disconnect(self, agent_id: str) -> None:
         """End the agent's stream, whichever process holds it (the agent was deleted)."""
         self._hub.end(agent_id)
-        self._announce({"end": agent_id})
+        self._announce({"disconnect": agent_id})
 
     def cancel(self, command_id: str, agent_ids: Sequence[str]) -> None:
         """Write the command's cancel event to these agents' streams, in every process.
@@ -264,7 +264,9 @@ class RedisBus(ReportsOutages):
             if message.get("origin") == self.origin:
                 return
             if "end" in message:
-                self._hub.end(message["end"], message.get("token"))
+                self._hub.end(message["end"], message["token"])
+            elif "disconnect" in message:
+                self._hub.end(message["disconnect"])
             elif "cancel" in message and len(self._hub):
                 self._deliver_cancel(message["cancel"], message["agents"])
             elif "supersede" in message:
@@ -361,4 +363,5 @@ def _ids(message: dict[str, Any]) -> dict[str, str]:
     """The log fields of a bus message: the command or the agent it is about."""
     if "command" in message or "cancel" in message:
         return {"command_id": message.get("command") or message["cancel"]}
-    return {"agent_id": message["end"]} if "end" in message else {}
+    agent_id = message.get("end") or message.get("disconnect")
+    return {"agent_id": agent_id} if agent_id is not None else {}

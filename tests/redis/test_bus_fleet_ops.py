@@ -115,14 +115,14 @@ def test_disconnect_ends_the_local_stream_and_announces_it(
 
     assert stream.closed and queued(stream) == [END]
     assert not other.closed
-    assert message == {"origin": bus.origin, "end": "a"}
+    assert message == {"origin": bus.origin, "disconnect": "a"}
 
 
 def test_an_announced_disconnect_ends_whichever_stream_the_agent_has_here(
     bus: RedisBus, hub: StreamHub
 ) -> None:
     stream = hub.open("a")
-    bus.handle(json.dumps({"origin": "another-worker", "end": "a"}))
+    bus.handle(json.dumps({"origin": "another-worker", "disconnect": "a"}))
     assert stream.closed
     # The stream-replacement message, with a token, still ends only that stream.
     newer = hub.open("a")
