@@ -86,6 +86,10 @@ class AlreadyAcknowledged(RegistryError):
     pass
 
 
+class CommandCancelled(RegistryError):
+    """An ack of a delivery that was cancelled (the command, or its agent deleted)."""
+
+
 class Unauthenticated(AuthRefused):
     """No token, or one that cannot be trusted: malformed, badly signed, wrong audience,
     not yet valid, or no longer the agent's current one."""

@@ -17,9 +17,10 @@ from typing import Any, NoReturn
 
 import click
 
-from ..client.api import ApiError, RegistryApi, ServerUnreachable
+from ..client.api import ApiError, RegistryApi, ServerUnreachable, segment
 from .credentials import key, token
 from .exits import (
+    EXIT_CANCELLED,
     EXIT_CODES,
     EXIT_ERROR,
     EXIT_EXPIRED,
@@ -31,7 +32,8 @@ from .exits import (
     Failure,
     refused,
 )
-from .render import ProgressLine, agent_table, command_lines, key_values
+from .fleet import DURATION_HELP, dead_for_at_least, parse_duration
+from .render import ProgressLine, agent_table, command_lines, dead_table, key_values, summary_line
 from .watch import wait_for_command
 
 ENROLLMENT_VARIABLE = "AGENT_REGISTRY_ENROLLMENT_TOKEN"
@@ -158,7 +160,7 @@ def serve(bind: str, workers: int) -> None:
 
 @main.group()
 def agents() -> None:
-    """List agents and show one."""
+    """List agents, show one, delete them."""
 
 
 @agents.command("list")
@@ -190,12 +192,65 @@ def show_agent(agent_id: str, as_json: bool) -> None:
         click.echo(key_values(agent))
 
 
+@agents.command("delete")
+@click.argument("agent_id", metavar="ID")
+@token_option
+def delete_agent(agent_id: str) -> None:
+    """Delete an agent: its stream ends, its open deliveries are CANCELLED, its tokens
+    stop working (it may register again). Needs role admin with auth on."""
+    api().request("DELETE", f"/agents/{segment(agent_id)}")
+    click.echo(f"Deleted agent {agent_id}.")
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, str]:
+    """(seconds, the duration as it was written, for the messages)."""
+    try:
+        return parse_duration(value), value.strip()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@agents.command("prune")
+@click.option(
+    "--dead-for",
+    "dead_for_option",
+    required=True,
+    callback=_duration,
+    metavar="DURATION",
+    help=f"Delete the agents DEAD for at least this long: {DURATION_HELP}.",
+)
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
+@json_option
+@token_option
+def prune_agents(dead_for_option: tuple[float, str], dry_run: bool, as_json: bool) -> None:
+    """Delete every agent that has been DEAD for at least --dead-for (as `agents delete`
+    does, one by one). Needs role admin with auth on."""
+    client = api()
+    dead_for, shown = dead_for_option
+    if dry_run:
+        doomed = dead_for_at_least(client, dead_for)
+        if as_json:
+            emit_json(doomed)
+        elif doomed:
+            click.echo(f"Would delete {len(doomed)} agent(s) DEAD for at least {shown}:")
+            click.echo(dead_table(doomed))
+        else:
+            click.echo(f"No agent has been DEAD for {shown} or more; nothing would go.")
+        return
+    params = {"status": "DEAD", "deadForSeconds": repr(dead_for)}
+    answer = client.request("DELETE", "/agents", params=params).json()
+    if as_json:
+        emit_json(answer)
+    else:
+        click.echo(f"Deleted {answer['deleted']} agent(s) DEAD for at least {shown}.")
+
+
 # Commands -----------------------------------------------------------------------------------
 
 
 @main.group()
 def commands() -> None:
-    """Read commands and their deliveries."""
+    """Read commands and their deliveries; cancel a command."""
 
 
 @commands.command("show")
@@ -209,6 +264,27 @@ def show_command(command_id: str, as_json: bool) -> None:
         emit_json(command)
     else:
         click.echo(command_lines(command))
+
+
+@commands.command("cancel")
+@click.argument("command_id", metavar="ID")
+@json_option
+@token_option
+def cancel_command(command_id: str, as_json: bool) -> None:
+    """Cancel a command: every delivery not yet final becomes CANCELLED, and each of those
+    agents with an open stream is told to stop. Needs what sending it needed."""
+    command = api().request("POST", f"/commands/{segment(command_id)}/cancel").json()
+    if as_json:
+        emit_json(command)
+        return
+    summary = command["summary"]
+    if summary["cancelled"]:
+        click.echo(f"Command {command_id} cancelled: {summary_line(summary)}.")
+    else:
+        click.echo(
+            f"Command {command_id}: nothing to cancel, every delivery was already final "
+            f"({summary_line(summary)})."
+        )
 
 
 def _payload(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, Any]:
@@ -334,19 +410,30 @@ def outcome(command: dict[str, Any], settled: bool, timeout: float | None) -> tu
     """The exit code and closing sentence of ``send --wait``: failed, expired, timed out."""
     summary = command["summary"]
     targets, failed, expired = summary["targets"], summary["failed"], summary["expired"]
+    cancelled = summary.get("cancelled", 0)
     open_ = summary["pending"] + summary["delivered"]
     parts = []
     if failed:
         parts.append(f"{failed} of {targets} target(s) acknowledged FAILURE")
     if expired:
         parts.append(f"{expired} of {targets} target(s) expired without an ack")
+    if cancelled:
+        parts.append(f"{cancelled} of {targets} target(s) were cancelled")
     if not settled:
         parts.append(
             f"{open_} of {targets} target(s) were not final when the {timeout:g} s timeout passed"
         )
     if not parts:
         return EXIT_OK, f"All {targets} target(s) acknowledged SUCCESS."
-    code = EXIT_FAILED if failed else EXIT_EXPIRED if expired else EXIT_TIMEOUT
+    code = (
+        EXIT_FAILED
+        if failed
+        else EXIT_EXPIRED
+        if expired
+        else EXIT_CANCELLED
+        if cancelled
+        else EXIT_TIMEOUT
+    )
     sentence = "; ".join(parts)
     return code, sentence[0].upper() + sentence[1:] + "."
 

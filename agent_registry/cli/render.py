@@ -15,7 +15,13 @@ AGENT_COLUMNS = (
     ("VERSION", "version"),
     ("LAST HEARTBEAT", "lastHeartbeatAt"),
 )
-PROBLEM_STATUSES = frozenset({"PENDING", "DELIVERED", "FAILED", "EXPIRED"})
+PROBLEM_STATUSES = frozenset({"PENDING", "DELIVERED", "FAILED", "EXPIRED", "CANCELLED"})
+DEAD_COLUMNS = (
+    ("ID", "id"),
+    ("GROUP", "group"),
+    ("DEAD SINCE", "stateChangedAt"),
+    ("LAST HEARTBEAT", "lastHeartbeatAt"),
+)
 
 
 def cell(value: Any) -> str:
@@ -47,6 +53,14 @@ def agent_table(agents: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
+def dead_table(agents: Sequence[Mapping[str, Any]]) -> str:
+    """DEAD agents with when they went DEAD (what a prune goes by)."""
+    return table(
+        [title for title, _ in DEAD_COLUMNS],
+        ([agent.get(key) for _, key in DEAD_COLUMNS] for agent in agents),
+    )
+
+
 def key_values(record: Mapping[str, Any]) -> str:
     width = max(map(len, record), default=0)
     return "\n".join(f"{key + ':':<{width + 1}}  {cell(value)}" for key, value in record.items())
@@ -57,6 +71,7 @@ def summary_line(summary: Mapping[str, int]) -> str:
         f"{summary['targets']} target(s): {summary['pending']} pending, "
         f"{summary['delivered']} delivered, {summary['acknowledged']} acknowledged, "
         f"{summary['failed']} failed, {summary['expired']} expired"
+        + (f", {summary['cancelled']} cancelled" if summary.get("cancelled") else "")
     )
 
 

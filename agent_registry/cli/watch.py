@@ -13,11 +13,12 @@ from typing import Any
 
 from ..client.api import RegistryApi, ServerUnreachable
 
-FINAL_STATUSES = frozenset({"ACKNOWLEDGED", "FAILED", "EXPIRED"})
+FINAL_STATUSES = frozenset({"ACKNOWLEDGED", "FAILED", "EXPIRED", "CANCELLED"})
 
 
 def settled(command: dict[str, Any]) -> bool:
-    """True when every delivery is ``ACKNOWLEDGED``, ``FAILED`` or ``EXPIRED``."""
+    """True when every delivery is final: ``ACKNOWLEDGED``, ``FAILED``, ``EXPIRED`` or
+    ``CANCELLED``."""
     summary: dict[str, int] = command["summary"]
     return summary["pending"] == 0 and summary["delivered"] == 0
 

@@ -11,6 +11,7 @@ from ..clock import Clock
 from ..errors import (
     AgentNotFound,
     AlreadyAcknowledged,
+    CommandCancelled,
     CommandExpired,
     CommandNotFound,
     NoLiveTargets,
@@ -177,6 +178,11 @@ class Commands:
                     f"Command '{command_id}' was already acknowledged as {current.status} "
                     f"by '{agent_id}'."
                 )
+            if current.status is DeliveryStatus.CANCELLED:
+                raise CommandCancelled(
+                    f"Command '{command_id}' was cancelled for '{agent_id}'; the ack was not "
+                    "recorded."
+                )
             if current.status is DeliveryStatus.EXPIRED or now >= command.expires_at:
                 raise CommandExpired(
                     f"Command '{command_id}' expired for '{agent_id}' before it was acknowledged."
@@ -198,6 +204,53 @@ class Commands:
                 self._observer.finished(command, acknowledged)
                 return acknowledged
         raise RuntimeError(f"delivery {command_id}/{agent_id} kept changing under an ack")
+
+    def cancel(self, command_id: str, cancelled_by: str | None = None) -> CommandSnapshot:
+        """Every delivery that is not final becomes CANCELLED, and each of those targets
+        whose stream is open gets the ``cancel`` event. A command whose deliveries are all
+        final is answered unchanged.
+
+        Each delivery is cancelled by one compare-and-set, so with several processes (or
+        a concurrent ack or expiry) each one is cancelled, counted and announced once.
+        """
+        snapshot = self.get(command_id)
+        open_ids = [d.agent_id for d in snapshot.deliveries if not d.status.is_final]
+        if not open_ids:
+            return snapshot
+        command = snapshot.command
+        now = self._clock()
+        cancelled = self.store.cancel_deliveries(command_id, open_ids, now + self._timing.retention)
+        if not cancelled:
+            return self.store.get(command_id) or snapshot
+        for delivery in cancelled:
+            self._observer.finished(command, delivery)
+        log.info(
+            "command %s cancelled by %s: %d delivery(ies) CANCELLED, %d of them never delivered",
+            command_id,
+            cancelled_by or "anonymous (auth off)",
+            len(cancelled),
+            sum(1 for delivery in cancelled if delivery.delivered_at is None),
+            extra=_ids(command_id, cancelled[0].agent_id if len(cancelled) == 1 else None),
+        )
+        self._bus.cancel(command_id, [delivery.agent_id for delivery in cancelled])
+        return self.store.get(command_id) or _with(snapshot, cancelled)
+
+    def cancel_for_agent(self, agent_id: str) -> int:
+        """Cancel the agent's deliveries that are not final (it was deleted): how many."""
+        retain_until = self._clock() + self._timing.retention
+        cancelled = 0
+        open_statuses = [status for status in DeliveryStatus if not status.is_final]
+        for command, _ in self.store.for_agent(agent_id, open_statuses):
+            for final in self.store.cancel_deliveries(command.id, [agent_id], retain_until):
+                self._observer.finished(command, final)
+                cancelled += 1
+                log.info(
+                    "command %s cancelled for agent %s: the agent was deleted",
+                    command.id,
+                    agent_id,
+                    extra=_ids(command.id, agent_id),
+                )
+        return cancelled
 
     def expire(self, now: float | None = None, batch: int = 1000) -> int:
         """Mark EXPIRED every delivery not final at its command's deadline."""
@@ -252,6 +305,14 @@ class Commands:
             purged += len(due)
             if len(due) < batch:
                 return purged
+
+
+def _with(snapshot: CommandSnapshot, changed: Sequence[Delivery]) -> CommandSnapshot:
+    """The snapshot with these deliveries replaced (a command purged under our feet)."""
+    by_agent = {delivery.agent_id: delivery for delivery in changed}
+    return CommandSnapshot(
+        snapshot.command, [by_agent.get(d.agent_id, d) for d in snapshot.deliveries]
+    )
 
 
 def _ids(command_id: str, agent_id: str | None = None) -> dict[str, str]:

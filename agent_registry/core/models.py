@@ -23,6 +23,8 @@ class DeliveryStatus(StrEnum):
     ACKNOWLEDGED = "ACKNOWLEDGED"
     FAILED = "FAILED"
     EXPIRED = "EXPIRED"
+    # Stopped by an operator: the command was cancelled, or its target agent deleted.
+    CANCELLED = "CANCELLED"
 
     @property
     def is_final(self) -> bool:
@@ -30,7 +32,12 @@ class DeliveryStatus(StrEnum):
 
 
 FINAL_STATUSES = frozenset(
-    {DeliveryStatus.ACKNOWLEDGED, DeliveryStatus.FAILED, DeliveryStatus.EXPIRED}
+    {
+        DeliveryStatus.ACKNOWLEDGED,
+        DeliveryStatus.FAILED,
+        DeliveryStatus.EXPIRED,
+        DeliveryStatus.CANCELLED,
+    }
 )
 
 
@@ -134,6 +141,7 @@ class CommandSnapshot:
             "acknowledged": counts[DeliveryStatus.ACKNOWLEDGED],
             "failed": counts[DeliveryStatus.FAILED],
             "expired": counts[DeliveryStatus.EXPIRED],
+            "cancelled": counts[DeliveryStatus.CANCELLED],
         }
 
 

@@ -108,11 +108,29 @@ class AgentStore(Protocol):
         fleet size: it must never scan the agents.
         """
 
+    def delete(self, agent_id: str, dead_before: float | None = None) -> Agent | None:
+        """Remove the agent from every record and index; the removed agent, or None.
+
+        With ``dead_before`` (a prune), only an agent that is DEAD and went DEAD at or
+        before then is removed, so that one which heartbeated since it was listed stays.
+        A removed agent's generation is never handed out again to the same id, so a token
+        issued before the delete stays refused after the id registers anew.
+        """
+
+    def dead(self, before: float, limit: int) -> builtins.list[str]:
+        """Ids of DEAD agents that went DEAD at or before ``before``, earliest first.
+
+        Read from an index kept by the writes (never a scan of the fleet).
+        """
+
 
 class CommandStore(Protocol):
     def add(self, command: Command, deliveries: Sequence[Delivery]) -> None: ...
 
     def get(self, command_id: str) -> CommandSnapshot | None: ...
+
+    def get_command(self, command_id: str) -> Command | None:
+        """The command alone, without reading its deliveries."""
 
     def get_delivery(self, command_id: str, agent_id: str) -> tuple[Command, Delivery] | None: ...
 
@@ -130,6 +148,17 @@ class CommandStore(Protocol):
 
         When this makes the last open delivery of the command final, the command is
         scheduled for purging at ``retain_until``.
+        """
+
+    def cancel_deliveries(
+        self, command_id: str, agent_ids: Sequence[str], retain_until: float
+    ) -> list[Delivery]:
+        """Every listed delivery that is not final becomes CANCELLED (``deliveredAt`` kept).
+
+        Compare-and-set per delivery, so a concurrent ack, expiry or cancel is never
+        overwritten and each delivery is cancelled by one caller only: the answer is the
+        deliveries this call changed. When the last open delivery becomes final, the
+        command is scheduled for purging at ``retain_until``, as ``replace_delivery`` does.
         """
 
     def for_agent(
@@ -166,6 +195,12 @@ class Bus(Protocol):
 
     def publish(self, command: Command, agent_ids: Sequence[str]) -> None: ...
 
+    def cancel(self, command_id: str, agent_ids: Sequence[str]) -> None:
+        """Write the ``cancel`` event of the command to each of these agents' open streams."""
+
+    def disconnect(self, agent_id: str) -> None:
+        """End the agent's stream, in whichever process holds it (the agent was deleted)."""
+
     def supersede(self, agent_id: str, generation: int) -> None:
         """End the agent's stream, wherever it is open, if an older token opened it."""
 
@@ -201,7 +236,10 @@ class FleetObserver(Protocol):
         """``count`` deliveries of a command went PENDING -> DELIVERED at ``at``."""
 
     def finished(self, command: Command, delivery: Delivery) -> None:
-        """A delivery reached a final status (an ack, a failure ack, or an expiry)."""
+        """A delivery reached a final status (an ack, a failure ack, an expiry, a cancel)."""
+
+    def deleted(self, agent: Agent) -> None:
+        """An agent was deleted (one by one, or pruned)."""
 
 
 class NoObserver:
@@ -220,6 +258,9 @@ class NoObserver:
         pass
 
     def finished(self, command: Command, delivery: Delivery) -> None:
+        pass
+
+    def deleted(self, agent: Agent) -> None:
         pass
 
 

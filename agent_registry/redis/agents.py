@@ -3,7 +3,9 @@
 Keys (``ar:`` prefix): ``agent:{id}`` hash; ``agents`` sorted set of all ids (score 0, so
 ZRANGEBYLEX pages in code point order); ``state:{STATE}`` and ``group:{name}`` sets;
 ``agent-deadlines`` sorted set scored by the next lifecycle deadline, so a sweep reads
-only what is due. Every write that must not race is one Lua script (atomic in Redis).
+only what is due; ``dead-since`` sorted set of DEAD agents scored by when they went DEAD,
+so a prune reads only what it removes; ``generation-floor``, the highest generation of a
+deleted agent. Every write that must not race is one Lua script (atomic in Redis).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from .client import (
 P = "ar:"
 ALL_AGENTS = P + "agents"
 DEADLINES = P + "agent-deadlines"
+DEAD_SINCE = P + "dead-since"
+DEAD = P + "state:DEAD"
 
 # KEYS: agent hash. ARGV: id, name, group, version, routeIds, capabilities, now, deadline,
 # generation, expected generation or ''. Returns {} when the expected generation is not the
@@ -47,8 +51,13 @@ if old[1] then
   registered = old[1]
   generation = math.max(generation, tonumber(old[5] or '0') + 1)
   if old[2] == 'LIVE' then changed = old[3] end
+  if old[2] == 'DEAD' then redis.call('ZREM', p .. 'dead-since', id) end
   redis.call('SREM', p .. 'state:' .. old[2], id)
   redis.call('SREM', p .. 'group:' .. old[4], id)
+else
+  -- A new id starts above every deleted agent's generation: their tokens stay refused.
+  local floor = redis.call('GET', p .. 'generation-floor')
+  if floor then generation = math.max(generation, tonumber(floor) + 1) end
 end
 redis.call('HSET', key, 'id', id, 'name', ARGV[2], 'group', ARGV[3], 'version', ARGV[4],
   'routeIds', ARGV[5], 'capabilities', ARGV[6], 'state', 'LIVE',
@@ -73,6 +82,7 @@ redis.call('HSET', key, 'lastHeartbeatAt', ARGV[2], 'deadline', ARGV[3])
 if state ~= 'LIVE' then
   redis.call('HSET', key, 'state', 'LIVE', 'stateChangedAt', ARGV[2])
   redis.call('SMOVE', 'ar:state:' .. state, 'ar:state:LIVE', id)
+  if state == 'DEAD' then redis.call('ZREM', 'ar:dead-since', id) end
 end
 redis.call('ZADD', 'ar:agent-deadlines', ARGV[3], id)
 return 1
@@ -85,6 +95,7 @@ local current = redis.call('HMGET', key, 'deadline', 'state')
 if current[1] ~= ARGV[2] then return 0 end
 redis.call('HSET', key, 'state', ARGV[3], 'stateChangedAt', ARGV[4], 'deadline', ARGV[5])
 redis.call('SMOVE', 'ar:state:' .. current[2], 'ar:state:' .. ARGV[3], id)
+if ARGV[3] == 'DEAD' then redis.call('ZADD', 'ar:dead-since', ARGV[4], id) end
 if ARGV[5] == '' then
   redis.call('ZREM', 'ar:agent-deadlines', id)
 else
@@ -93,6 +104,49 @@ end
 return 1
 """
 
+# KEYS: agent hash. ARGV: id, dead-before or ''. Removes the agent from every key (with
+# dead-before: only if DEAD since then at the latest) and answers its fields, or {}. An
+# index entry of an agent that does not qualify (revived, or gone) is dropped, so a prune
+# always gets on with the next ones.
+_DELETE = """
+local key, id = KEYS[1], ARGV[1]
+local p = 'ar:'
+local fields = redis.call('HGETALL', key)
+if #fields == 0 then
+  redis.call('ZREM', p .. 'dead-since', id)
+  return {}
+end
+local agent = {}
+for i = 1, #fields, 2 do agent[fields[i]] = fields[i + 1] end
+if ARGV[2] ~= '' and (agent['state'] ~= 'DEAD'
+    or tonumber(agent['stateChangedAt']) > tonumber(ARGV[2])) then
+  if agent['state'] ~= 'DEAD' then redis.call('ZREM', p .. 'dead-since', id) end
+  return {}
+end
+redis.call('DEL', key)
+redis.call('ZREM', p .. 'agents', id)
+redis.call('SREM', p .. 'state:' .. agent['state'], id)
+redis.call('SREM', p .. 'group:' .. agent['group'], id)
+redis.call('ZREM', p .. 'agent-deadlines', id)
+redis.call('ZREM', p .. 'dead-since', id)
+local generation = tonumber(agent['generation'] or '0')
+local floor = tonumber(redis.call('GET', p .. 'generation-floor') or '0')
+if generation > floor then
+  redis.call('SET', p .. 'generation-floor', string.format('%d', generation))
+end
+return fields
+"""
+
+# Index the DEAD agents that went DEAD before ``dead-since`` existed (data written by an
+# older version). One pass over the DEAD set, made once per process when the two differ.
+_INDEX_DEAD = """
+local added = 0
+for _, id in ipairs(redis.call('SMEMBERS', 'ar:state:DEAD')) do
+  local changed = redis.call('HGET', 'ar:agent:' .. id, 'stateChangedAt')
+  if changed then added = added + redis.call('ZADD', 'ar:dead-since', 'NX', changed, id) end
+end
+return added
+"""
 
 _HEARTBEAT_OUTCOMES = (
     HeartbeatOutcome.UNKNOWN,
@@ -151,6 +205,9 @@ class RedisAgentStore(ReportsOutages):
         self._register = client.register_script(REGISTER_SCRIPT)
         self._heartbeat = client.register_script(_HEARTBEAT)
         self._transition = client.register_script(_TRANSITION)
+        self._delete = client.register_script(_DELETE)
+        self._index_dead = client.register_script(_INDEX_DEAD)
+        self._dead_indexed = False
 
     def register(
         self, agent: Agent, expected_generation: int | None = None
@@ -324,3 +381,24 @@ class RedisAgentStore(ReportsOutages):
                 ],
             )
         )
+
+    def delete(self, agent_id: str, dead_before: float | None = None) -> Agent | None:
+        fields = self._delete(
+            keys=[agent_key(agent_id)],
+            args=[agent_id, "" if dead_before is None else num(dead_before)],
+        )
+        return _decode(dict(zip(fields[::2], fields[1::2], strict=True)))
+
+    def dead(self, before: float, limit: int) -> builtins.list[str]:
+        if not self._dead_indexed:
+            self._index_legacy_dead()
+        return texts(self._redis.zrangebyscore(DEAD_SINCE, "-inf", num(before), 0, limit))
+
+    def _index_legacy_dead(self) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.zcard(DEAD_SINCE)
+        pipe.scard(DEAD)
+        indexed, dead = pipe.execute()
+        if int(indexed) < int(dead):
+            self._index_dead()
+        self._dead_indexed = True

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import gevent
 import redis
@@ -31,8 +31,8 @@ from ..clock import Clock
 from ..core.models import Command, CommandSnapshot, DeliveryStatus
 from ..core.ports import RecentCommands, SharedPresence
 from ..errors import StoreUnavailable
-from ..streams.hub import StreamHub
-from ..streams.sse import Signer, command_frame
+from ..streams.hub import StreamHub, cancel_key
+from ..streams.sse import Signer, cancel_frame, command_frame
 from .client import OUTAGE_ERRORS, ReportsOutages
 
 log = logging.getLogger(__name__)
@@ -126,12 +126,26 @@ class RedisBus(ReportsOutages):
         self._hub.end(agent_id, token)
         self._announce({"end": agent_id, "token": token})
 
+    def disconnect(self, agent_id: str) -> None:
+        """End the agent's stream, whichever process holds it (the agent was deleted)."""
+        self._hub.end(agent_id)
+        self._announce({"disconnect": agent_id})
+
+    def cancel(self, command_id: str, agent_ids: Sequence[str]) -> None:
+        """Write the command's cancel event to these agents' streams, in every process.
+
+        The ids travel with the announcement: only the deliveries this process cancelled
+        get the event, and no process reads the store for it.
+        """
+        self._hub.deliver(agent_ids, cancel_key(command_id), cancel_frame(command_id))
+        self._announce({"cancel": command_id, "agents": list(agent_ids)})
+
     def supersede(self, agent_id: str, generation: int) -> None:
         """End, on every process, the agent's stream opened with an older token."""
         self._hub.supersede(agent_id, generation)
         self._announce({"supersede": agent_id, "generation": str(generation)})
 
-    def _announce(self, message: dict[str, str]) -> None:
+    def _announce(self, message: dict[str, Any]) -> None:
         try:
             self._redis.publish(CHANNEL, json.dumps({"origin": self.origin, **message}))
         except OUTAGE_ERRORS as exc:
@@ -251,6 +265,10 @@ class RedisBus(ReportsOutages):
                 return
             if "end" in message:
                 self._hub.end(message["end"], message["token"])
+            elif "disconnect" in message:
+                self._hub.end(message["disconnect"])
+            elif "cancel" in message and len(self._hub):
+                self._deliver_cancel(message["cancel"], message["agents"])
             elif "supersede" in message:
                 self._hub.supersede(message["supersede"], int(message["generation"]))
             elif "command" in message and len(self._hub):
@@ -277,6 +295,10 @@ class RedisBus(ReportsOutages):
         snapshot = self._commands.get(command_id)
         if snapshot is not None:
             self._deliver_pending(snapshot)
+
+    def _deliver_cancel(self, command_id: str, agent_ids: Sequence[str]) -> None:
+        """Another process cancelled these deliveries: tell the targets streaming here."""
+        self._hub.deliver(agent_ids, cancel_key(command_id), cancel_frame(command_id))
 
     def _skip(self, what: str, command_id: str | None) -> None:
         """Count a failed message; log it (with its traceback) the first time only, since a
@@ -330,14 +352,16 @@ def _await_confirmation(pubsub: PubSub, within: float = _CONFIRM_SECONDS) -> Non
 def _command_id_in(data: str) -> str | None:
     """The command id a bus message names, if it can be read at all (for the log)."""
     try:
-        command_id = json.loads(data).get("command")
+        message = json.loads(data)
+        command_id = message.get("command") or message.get("cancel")
     except Exception:  # not JSON, not an object, nested too deep: no id to name
         return None
     return command_id if isinstance(command_id, str) else None
 
 
-def _ids(message: dict[str, str]) -> dict[str, str]:
+def _ids(message: dict[str, Any]) -> dict[str, str]:
     """The log fields of a bus message: the command or the agent it is about."""
-    if "command" in message:
-        return {"command_id": message["command"]}
-    return {"agent_id": message["end"]} if "end" in message else {}
+    if "command" in message or "cancel" in message:
+        return {"command_id": message.get("command") or message["cancel"]}
+    agent_id = message.get("end") or message.get("disconnect")
+    return {"agent_id": agent_id} if agent_id is not None else {}

@@ -25,7 +25,7 @@ from ..core.models import (
     Target,
     TargetKind,
 )
-from .client import ReportsOutages, guard_public_methods, num, texts
+from .client import ReportsOutages, guard_public_methods, num, text_hash, texts
 
 P = "ar:"
 EXPIRIES = P + "cmd-expiries"
@@ -65,6 +65,31 @@ end
 return marked
 """
 _MARK_BATCH = 1000
+
+# KEYS: command hash, deliveries hash. ARGV: command id, retain-until, then agent ids.
+# Each listed delivery that is not final becomes CANCELLED; answers agent id, new delivery
+# JSON, ... for those this call changed (the others were final already: left alone).
+_CANCEL = """
+local changed = {}
+for i = 3, #ARGV do
+  local current = redis.call('HGET', KEYS[2], ARGV[i])
+  if current then
+    local delivery = cjson.decode(current)
+    if delivery['status'] == 'PENDING' or delivery['status'] == 'DELIVERED' then
+      delivery['status'] = 'CANCELLED'
+      local encoded = cjson.encode(delivery)
+      redis.call('HSET', KEYS[2], ARGV[i], encoded)
+      changed[#changed + 1] = ARGV[i]
+      changed[#changed + 1] = encoded
+    end
+  end
+end
+if #changed > 0 and redis.call('HINCRBY', KEYS[1], 'open', -#changed / 2) == 0 then
+  redis.call('ZREM', 'ar:cmd-expiries', ARGV[1])
+  redis.call('ZADD', 'ar:cmd-purges', ARGV[2], ARGV[1])
+end
+return changed
+"""
 
 
 def command_key(command_id: str) -> str:
@@ -148,6 +173,7 @@ class RedisCommandStore(ReportsOutages):
         self._redis = client
         self._replace = client.register_script(_REPLACE_DELIVERY)
         self._mark_delivered = client.register_script(_MARK_DELIVERED)
+        self._cancel = client.register_script(_CANCEL)
 
     def add(self, command: Command, deliveries: Sequence[Delivery]) -> None:
         pipe = self._redis.pipeline(transaction=True)
@@ -174,6 +200,9 @@ class RedisCommandStore(ReportsOutages):
             command,
             [_decode_delivery(agent_id, deliveries[agent_id]) for agent_id in sorted(deliveries)],
         )
+
+    def get_command(self, command_id: str) -> Command | None:
+        return _decode_command(text_hash(self._redis.hgetall(command_key(command_id))))
 
     def get_delivery(self, command_id: str, agent_id: str) -> tuple[Command, Delivery] | None:
         pipe = self._redis.pipeline(transaction=True)
@@ -215,6 +244,21 @@ class RedisCommandStore(ReportsOutages):
                 ],
             )
         )
+
+    def cancel_deliveries(
+        self, command_id: str, agent_ids: Sequence[str], retain_until: float
+    ) -> list[Delivery]:
+        cancelled: list[Delivery] = []
+        for start in range(0, len(agent_ids), _MARK_BATCH):
+            changed = self._cancel(
+                keys=[command_key(command_id), deliveries_key(command_id)],
+                args=[command_id, num(retain_until), *agent_ids[start : start + _MARK_BATCH]],
+            )
+            cancelled.extend(
+                _decode_delivery(agent_id, text)
+                for agent_id, text in zip(changed[::2], changed[1::2], strict=True)
+            )
+        return cancelled
 
     def for_agent(
         self,

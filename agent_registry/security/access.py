@@ -19,7 +19,7 @@ class Access(Enum):
     PUBLIC = "public"  # probes, metrics, the OpenAPI document: never a token
     READ = "read"  # reads of agents, commands, deliveries, the server: any operator role
     SEND = "send"  # send (or cancel) a command: operator or admin, with the target's group
-    ADMIN = "admin"  # delete agents
+    ADMIN = "admin"  # delete and prune agents
     ENROLL = "enroll"  # create enrollment tokens: an admin, for groups it may reach
     REGISTER = "register"  # an enrollment token, or the agent's own token (renewal)
     AGENT = "agent"  # event stream, ack: the agent's own token
@@ -29,9 +29,10 @@ class Access(Enum):
 
     @property
     def names_caller(self) -> bool:
-        """Whether the view is handed the caller (``caller=``): it records or checks it."""
+        """Whether the view is handed the caller (``caller=``): it records, logs or checks it."""
         return self in (
             Access.SEND,
+            Access.ADMIN,
             Access.ENROLL,
             Access.REGISTER,
             Access.AGENT,

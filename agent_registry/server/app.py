@@ -49,7 +49,7 @@ def create_app(
         pipeline.hooks.append(runtime.metrics.http)
     verifier = runtime.security.verifier
     if verifier is not None:
-        pipeline.guard = Guard(verifier, runtime.registry)
+        pipeline.guard = Guard(verifier, runtime.registry, runtime.commands)
     app.wsgi_app = pipeline  # type: ignore[method-assign]
     if settings.trusted_proxies:
         hops = settings.trusted_proxies

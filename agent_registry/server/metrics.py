@@ -50,7 +50,12 @@ COMMAND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 
 # A sweep with nothing due costs microseconds; a big one (10 000 agents going STALE) seconds.
 SWEEP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
-_FINAL = (DeliveryStatus.ACKNOWLEDGED, DeliveryStatus.FAILED, DeliveryStatus.EXPIRED)
+_FINAL = (
+    DeliveryStatus.ACKNOWLEDGED,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.EXPIRED,
+    DeliveryStatus.CANCELLED,
+)
 _ACKED = frozenset({DeliveryStatus.ACKNOWLEDGED, DeliveryStatus.FAILED})
 
 
@@ -90,7 +95,7 @@ class Metrics:
         )
         self.deliveries = Counter(
             "agent_registry_deliveries_total",
-            "Deliveries that reached a final status (ACKNOWLEDGED, FAILED, EXPIRED)",
+            "Deliveries that reached a final status (ACKNOWLEDGED, FAILED, EXPIRED, CANCELLED)",
             ["status"],
             registry=registry,
         )
@@ -314,6 +319,9 @@ class MetricsObserver:
         if delivery.status in _ACKED and delivery.acknowledged_at is not None:
             seconds = max(0.0, delivery.acknowledged_at - command.created_at)
             self._tallies.observe(self._ack_seconds, seconds)
+
+    def deleted(self, agent: Agent) -> None:
+        pass  # agent_registry_agents{state} is read from the store's counts
 
 
 class HttpMetrics:

@@ -10,9 +10,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+import gevent
+
 from ..clock import Clock, system_clock
 from ..config import Settings
 from ..core.commands import Commands, CommandTiming
+from ..core.fleet import FleetOperations
 from ..core.ports import AgentStore, Bus, CommandStore, Presence
 from ..core.registry import Lifecycle, Registry
 from ..outage import StoreOutage
@@ -114,6 +117,10 @@ def redis_backend(
     return Backend(agents, commands, bus, presence, RedisProbe(settings.store), bus, [bus])
 
 
+def _yield() -> None:
+    gevent.sleep(0)
+
+
 class Runtime:
     def __init__(self, settings: Settings, clock: Clock = system_clock) -> None:
         self.settings = settings
@@ -160,6 +167,10 @@ class Runtime:
             clock,
             CommandTiming(settings.command_expiry_seconds, settings.command_retention_seconds),
             observer,
+        )
+        # Between batches of a prune, let the worker's other requests and streams run.
+        self.fleet = FleetOperations(
+            backend.agents, self.commands, backend.bus, clock, observer, pause=_yield
         )
         self.sweeper = Sweeper(
             self.registry,

@@ -7,8 +7,9 @@ gevent; that is all the compare-and-set guarantees the core asks for.
 from __future__ import annotations
 
 import builtins
-from bisect import bisect_right, insort
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Collection, Iterator, Sequence
+from dataclasses import replace
 
 from ..core.models import (
     Agent,
@@ -32,6 +33,10 @@ class MemoryAgentStore:
         self._by_state: dict[AgentState, set[str]] = {state: set() for state in AgentState}
         self._by_group: dict[str, set[str]] = {}
         self._deadlines: DeadlineIndex[str] = DeadlineIndex()
+        # DEAD agents by when they went DEAD, so a prune reads only what it removes.
+        self._dead_since: DeadlineIndex[str] = DeadlineIndex()
+        # The highest generation of a deleted agent: a new registration starts above it.
+        self._generation_floor: int | None = None
 
     def __len__(self) -> int:
         return len(self._agents)
@@ -46,12 +51,15 @@ class MemoryAgentStore:
             return None
         if known is None:
             insort(self._sorted_ids, agent.id)
+            if self._generation_floor is not None:
+                agent.generation = max(agent.generation, self._generation_floor + 1)
         else:
             agent.generation = max(agent.generation, known.generation + 1)
             agent.registered_at = known.registered_at
             if known.state is AgentState.LIVE and agent.state is AgentState.LIVE:
                 agent.state_changed_at = known.state_changed_at
             self._by_state[known.state].discard(known.id)
+            self._dead_since.discard(known.id)
             self._leave_group(known)
         self._agents[agent.id] = agent
         self._by_state[agent.state].add(agent.id)
@@ -159,11 +167,37 @@ class MemoryAgentStore:
         # The per-state id sets move with every state change: their sizes are the counts.
         return {state: len(ids) for state, ids in self._by_state.items()}
 
+    def delete(self, agent_id: str, dead_before: float | None = None) -> Agent | None:
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            self._dead_since.discard(agent_id)
+            return None
+        if dead_before is not None and (
+            agent.state is not AgentState.DEAD or agent.state_changed_at > dead_before
+        ):
+            return None
+        del self._agents[agent_id]
+        position = bisect_left(self._sorted_ids, agent_id)
+        del self._sorted_ids[position]
+        self._by_state[agent.state].discard(agent_id)
+        self._leave_group(agent)
+        self._deadlines.discard(agent_id)
+        self._dead_since.discard(agent_id)
+        self._generation_floor = max(self._generation_floor or 0, agent.generation)
+        return agent
+
+    def dead(self, before: float, limit: int) -> builtins.list[str]:
+        return [agent_id for agent_id, _ in self._dead_since.due(before, limit)]
+
     def _set_state(self, agent: Agent, state: AgentState, at: float) -> None:
         self._by_state[agent.state].discard(agent.id)
         self._by_state[state].add(agent.id)
         agent.state = state
         agent.state_changed_at = at
+        if state is AgentState.DEAD:
+            self._dead_since.set(agent.id, at)
+        else:
+            self._dead_since.discard(agent.id)
 
     def _leave_group(self, agent: Agent) -> None:
         members = self._by_group.get(agent.group)
@@ -211,6 +245,10 @@ class MemoryCommandStore:
             return None
         return CommandSnapshot(entry.command, list(entry.deliveries.values()))
 
+    def get_command(self, command_id: str) -> Command | None:
+        entry = self._entries.get(command_id)
+        return entry.command if entry is not None else None
+
     def get_delivery(self, command_id: str, agent_id: str) -> tuple[Command, Delivery] | None:
         entry = self._entries.get(command_id)
         if entry is None or agent_id not in entry.deliveries:
@@ -246,11 +284,35 @@ class MemoryCommandStore:
             return False
         entry.deliveries[delivery.agent_id] = delivery
         if delivery.status.is_final and not expected.is_final:
-            entry.open -= 1
-            if entry.open == 0:
-                self._expiries.discard(command_id)
-                self._purges.set(command_id, retain_until)
+            self._closed(command_id, entry, 1, retain_until)
         return True
+
+    def cancel_deliveries(
+        self, command_id: str, agent_ids: Sequence[str], retain_until: float
+    ) -> list[Delivery]:
+        entry = self._entries.get(command_id)
+        if entry is None:
+            return []
+        cancelled = []
+        for agent_id in agent_ids:
+            current = entry.deliveries.get(agent_id)
+            if current is None or current.status.is_final:
+                continue
+            delivery = replace(current, status=DeliveryStatus.CANCELLED)
+            entry.deliveries[agent_id] = delivery
+            cancelled.append(delivery)
+        if cancelled:
+            self._closed(command_id, entry, len(cancelled), retain_until)
+        return cancelled
+
+    def _closed(
+        self, command_id: str, entry: _CommandEntry, count: int, retain_until: float
+    ) -> None:
+        """``count`` open deliveries became final: the last one schedules the purge."""
+        entry.open -= count
+        if entry.open == 0:
+            self._expiries.discard(command_id)
+            self._purges.set(command_id, retain_until)
 
     def for_agent(
         self,

@@ -21,6 +21,20 @@ log = logging.getLogger(__name__)
 # Put on a queue to end its stream.
 END = None
 
+# What a queued item is keyed by, when it is not a command: the cancel event of a command
+# is ``cancel:{commandId}``. Its own key, so that it is not taken for a repeat of the
+# command; the writer records DELIVERED for command keys only.
+CANCEL_PREFIX = "cancel:"
+
+
+def cancel_key(command_id: str) -> str:
+    return CANCEL_PREFIX + command_id
+
+
+def is_command_key(key: str) -> bool:
+    return not key.startswith(CANCEL_PREFIX)
+
+
 # Command ids remembered per stream, so a command announced twice (a bus catch-up after a
 # reconnect re-announces what is still PENDING, which includes what was queued but not yet
 # recorded as DELIVERED) is still written once. A few suffice; each stream keeps this many.

@@ -79,3 +79,11 @@ def command_frame(command: Command, signer: Signer | None = None) -> bytes:
         target = {"kind": str(command.target.kind), "value": command.target.value}
         data["signature"] = signer.signature({**data, "target": target})
     return event(json_line(data), event_id=command.id, event_type=str(command.type))
+
+
+def cancel_frame(command_id: str) -> bytes:
+    """The ``cancel`` event: stop work on this command (API.md, Fleet operations).
+
+    No ``id`` field: the last event id a client remembers stays that of a command.
+    """
+    return event(json_line({"commandId": command_id}), event_type="cancel")

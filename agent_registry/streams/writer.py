@@ -11,7 +11,7 @@ import logging
 import socket
 from collections.abc import Callable, Iterator, Sequence
 
-from .hub import END, StreamHub, Subscription
+from .hub import END, StreamHub, Subscription, is_command_key
 from .sse import OPENING, PING
 from .stream_queue import Empty
 
@@ -64,7 +64,9 @@ def event_stream(
                 item = queue.get_nowait()
             if frames:
                 yield frames[0] if len(frames) == 1 else b"".join(frames)
-                _record(on_written, agent_id, command_ids)
+                written = [key for key in command_ids if is_command_key(key)]
+                if written:
+                    _record(on_written, agent_id, written)
             if ended or subscription.closed:
                 return
     finally:

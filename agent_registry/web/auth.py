@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..core.models import TargetKind
 from ..errors import AuthRefused, Unauthenticated
 from ..security.access import (
     SENDING_ROLES,
@@ -25,6 +26,7 @@ from ..security.access import (
 from ..security.tokens import Caller, Role, TokenKind, TokenVerifier
 
 if TYPE_CHECKING:
+    from ..core.commands import Commands
     from ..core.registry import Registry
     from .pipeline import Call
 
@@ -34,9 +36,10 @@ API_PREFIX = "/api/"
 
 
 class Guard:
-    def __init__(self, verifier: TokenVerifier, registry: Registry) -> None:
+    def __init__(self, verifier: TokenVerifier, registry: Registry, commands: Commands) -> None:
         self._verifier = verifier
         self._registry = registry
+        self._commands = commands
 
     def authenticate(self, call: Call, access: Access | None) -> None:
         """Verify the bearer token and set ``call.caller``. ``access`` None is a path no
@@ -64,7 +67,7 @@ class Guard:
         if caller is None:
             return
         try:
-            _authorize(caller, access, call.path_args, inputs, self._registry)
+            _authorize(caller, access, call.path_args, inputs, self._registry, self._commands)
         except AuthRefused as exc:
             agent_id = call.path_args.get("agent_id")
             log.info(
@@ -86,6 +89,7 @@ def _authorize(
     path_args: Mapping[str, Any],
     inputs: Mapping[str, Any],
     registry: Registry,
+    commands: Commands,
 ) -> None:
     if access is Access.READ:
         require_operator(caller)
@@ -99,7 +103,9 @@ def _authorize(
         body = inputs["body"]
         require_registrar(caller, body["id"], body["group"])
     elif access is Access.SEND:
-        if "agent_id" in path_args:
+        if "command_id" in path_args:
+            _authorize_command(caller, path_args["command_id"], registry, commands)
+        elif "agent_id" in path_args:
             require_operator(caller, *SENDING_ROLES)
             # Only a caller limited to some groups needs the agent's group looked up.
             agent = registry.store.get(path_args["agent_id"]) if caller.groups else None
@@ -107,6 +113,28 @@ def _authorize(
         else:
             group = path_args.get("group")
             require_sender(caller, group, every_group=group is None)
+
+
+def _authorize_command(
+    caller: Caller, command_id: str, registry: Registry, commands: Commands
+) -> None:
+    """As for sending the command (cancel): its target's group decides. An unknown command
+    is refused like an unknown agent, so a caller without the scope cannot learn whether
+    it exists; only a caller limited to some groups needs the command looked up."""
+    require_operator(caller, *SENDING_ROLES)
+    if caller.groups is None:
+        return
+    command = commands.store.get_command(command_id)
+    if command is None:
+        require_sender(caller, None)
+    elif command.target.kind is TargetKind.ALL:
+        require_sender(caller, None, every_group=True)
+    elif command.target.kind is TargetKind.GROUP:
+        require_sender(caller, command.target.value)
+    else:
+        assert command.target.value is not None
+        agent = registry.store.get(command.target.value)
+        require_sender(caller, agent.group if agent is not None else None)
 
 
 def _bearer_token(environ: Mapping[str, Any]) -> str:

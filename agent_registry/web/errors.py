@@ -34,6 +34,7 @@ _DOMAIN_ERRORS: dict[type[RegistryError], tuple[int, str]] = {
     domain.CommandNotFound: (404, "COMMAND_NOT_FOUND"),
     domain.CommandExpired: (409, "COMMAND_EXPIRED"),
     domain.AlreadyAcknowledged: (409, "ALREADY_ACKNOWLEDGED"),
+    domain.CommandCancelled: (409, "COMMAND_CANCELLED"),
     domain.PayloadTooLarge: (413, "PAYLOAD_TOO_LARGE"),
     domain.UnsupportedMediaType: (415, "UNSUPPORTED_MEDIA_TYPE"),
     domain.StoreUnavailable: (503, "STORE_UNAVAILABLE"),

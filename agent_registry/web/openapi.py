@@ -22,6 +22,7 @@ from .declare import DeclaredView, ViewSpec, declare
 from .schemas import (
     IDENTIFIER_PATTERN,
     CaseInsensitiveEnum,
+    DeadOnly,
     EnumList,
     ErrorSchema,
 )
@@ -178,6 +179,8 @@ def _custom_fields(
             "pattern": f"^{one}(,{one})*$",
             "description": f"Comma-separated, any case, of: {', '.join(values)}.",
         }
+    if isinstance(field, DeadOnly):
+        return {"type": "string", "pattern": rf"^\s*{_any_case('DEAD')}\s*$"}
     if isinstance(field, CaseInsensitiveEnum):
         return {"type": "string", "enum": [member.value for member in field.enum]}
     return {}

@@ -115,6 +115,37 @@ class DeliveryListQuery(Schema):
     status = EnumList(DeliveryStatus, load_default=None)
 
 
+class DeadOnly(fields.Field[AgentState]):
+    """``status`` of a prune: ``DEAD`` (any case), and nothing else, is required."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, str) or value.strip().upper() != AgentState.DEAD.value:
+            raise ValidationError(
+                "Only DEAD agents can be deleted in bulk: give status=DEAD "
+                "(delete others one by one)."
+            )
+        return AgentState.DEAD
+
+
+class PruneQuery(Schema):
+    status = DeadOnly(
+        required=True,
+        error_messages={"required": "Required: status=DEAD (only DEAD agents are pruned)."},
+        metadata={"description": "Must be DEAD (any case)"},
+    )
+    dead_for_seconds = fields.Float(
+        data_key="deadForSeconds",
+        validate=validate.Range(min=0),
+        allow_nan=False,
+        load_default=0.0,
+        metadata={"description": "Only agents DEAD for at least this long (seconds; default 0)"},
+    )
+
+
+class CancelSchema(Schema):
+    """A cancel takes no fields; the body may be left out (``{}`` is the same)."""
+
+
 class SendCommandSchema(Schema):
     type = fields.String(
         required=True,
@@ -237,6 +268,7 @@ class SummarySchema(Schema):
     acknowledged = fields.Integer(required=True)
     failed = fields.Integer(required=True)
     expired = fields.Integer(required=True)
+    cancelled = fields.Integer(required=True)
 
 
 class CommandSchema(Schema):
@@ -316,6 +348,10 @@ class EnrollmentTokenRequestSchema(Schema):
 class IssuedTokenSchema(Schema):
     token = fields.String(required=True)
     expires_at = _stamp(data_key="expiresAt")
+
+
+class PruneResultSchema(Schema):
+    deleted = fields.Integer(required=True, validate=validate.Range(min=0))
 
 
 class ErrorSchema(Schema):

@@ -56,7 +56,15 @@ COMMAND_KEYS = {
     "summary",
     "deliveries",
 }
-SUMMARY_KEYS = {"targets", "pending", "delivered", "acknowledged", "failed", "expired"}
+SUMMARY_KEYS = {
+    "targets",
+    "pending",
+    "delivered",
+    "acknowledged",
+    "failed",
+    "expired",
+    "cancelled",
+}
 TIMING_KEYS = {
     "heartbeatIntervalSeconds",
     "staleAfterSeconds",

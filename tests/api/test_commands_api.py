@@ -16,7 +16,7 @@ from harness.api_actions import Api
 from tests.api import COMMAND_KEYS, DELIVERY_KEYS, ISO_MS, SUMMARY_KEYS, assert_error, iso
 
 COMMAND_TYPES = ["config-update", "deep-trace", "replay"]
-DELIVERY_STATUSES = ["PENDING", "DELIVERED", "ACKNOWLEDGED", "FAILED", "EXPIRED"]
+DELIVERY_STATUSES = ["PENDING", "DELIVERED", "ACKNOWLEDGED", "FAILED", "EXPIRED", "CANCELLED"]
 AGENT_DELIVERY_KEYS = DELIVERY_KEYS | {"commandId", "type", "createdAt", "expiresAt"}
 
 
@@ -118,6 +118,7 @@ def test_send_answers_202_with_the_command(
         "acknowledged": 0,
         "failed": 0,
         "expired": 0,
+        "cancelled": 0,
     }
     assert _command(client, command["commandId"]) == command
 
@@ -407,6 +408,7 @@ def test_expiry_sweep_marks_undelivered_commands_expired(
         "acknowledged": 0,
         "failed": 0,
         "expired": 1,
+        "cancelled": 0,
     }
     for status in ("SUCCESS", "FAILURE"):
         assert_error(api.ack("agent-1", sent, status=status), 409, "COMMAND_EXPIRED")
@@ -446,6 +448,7 @@ def test_expiry_leaves_acknowledged_deliveries_alone(
         "acknowledged": 1,
         "failed": 0,
         "expired": 1,
+        "cancelled": 0,
     }
 
 
@@ -522,6 +525,7 @@ def test_command_summary_matches_its_deliveries(
         "acknowledged": 1,
         "failed": 1,
         "expired": 0,
+        "cancelled": 0,
     }
     api.register("agent-5", "group-a")
     second = _send(api, "groups/group-a/commands")["commandId"]

@@ -148,7 +148,7 @@ ERROR_CASES: list[Any] = [
     pytest.param(_conflicting_ack, 409, "ALREADY_ACKNOWLEDGED", None, id="already-acked"),
     pytest.param(lambda c: c.client.get("/api/v1/nope"), 404, "NOT_FOUND", None, id="unknown-url"),
     pytest.param(
-        lambda c: c.client.delete("/api/v1/agents/agent-1"),
+        lambda c: c.client.put("/api/v1/agents/agent-1"),
         405,
         "METHOD_NOT_ALLOWED",
         None,
@@ -184,7 +184,8 @@ def test_unknown_url_is_a_json_404(client: FlaskClient, path: str) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
-        ("DELETE", "/api/v1/agents/agent-1", "GET"),
+        ("PUT", "/api/v1/agents/agent-1", "GET"),
+        ("GET", "/api/v1/commands/some-id/cancel", "POST"),
         ("PUT", "/api/v1/agents/register", "POST"),
         ("GET", "/api/v1/agents/agent-1/heartbeat", "POST"),
         ("POST", "/api/v1/agents", "GET"),

@@ -94,6 +94,7 @@ def test_known_actions_give_exact_counts_per_label_set(
         (("status", "ACKNOWLEDGED"),): 1,
         (("status", "FAILED"),): 1,
         (("status", "EXPIRED"),): 1,
+        (("status", "CANCELLED"),): 0,
     }
     assert samples[("agent_registry_delivery_seconds_count", ())] == 2
     assert samples[("agent_registry_delivery_seconds_sum", ())] == pytest.approx(1.0)

@@ -113,6 +113,7 @@ def assert_summary_matches_deliveries(snapshot: CommandSnapshot) -> None:
         "acknowledged": counted[ACKNOWLEDGED],
         "failed": counted[FAILED],
         "expired": counted[EXPIRED],
+        "cancelled": counted[DeliveryStatus.CANCELLED],
     }
     assert sum(value for key, value in summary.items() if key != "targets") == summary["targets"]
 
@@ -170,6 +171,7 @@ def test_send_to_a_group_has_one_command_id_and_one_pending_delivery_per_target_
         "acknowledged": 0,
         "failed": 0,
         "expired": 0,
+        "cancelled": 0,
     }
     stored = commands.get(command.id)
     assert stored.command == command

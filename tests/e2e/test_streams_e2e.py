@@ -91,6 +91,7 @@ def test_single_agent_command_arrives_once_and_is_acknowledged(http, listen):
         "acknowledged": 1,
         "failed": 0,
         "expired": 0,
+        "cancelled": 0,
     }
 
 

@@ -449,3 +449,139 @@ def test_stored_records_round_trip_exactly(agents):
     odd = agent("a1", at=T0 + 0.1, version=None, route_ids=[], capabilities={"x": [1, "ü"]})
     agents.register(odd)
     assert dataclasses.asdict(agents.get("a1")) == dataclasses.asdict(odd)
+
+
+# Fleet operations: delete, the DEAD index, cancel ------------------------------------------
+
+CANCELLED, FAILED = DeliveryStatus.CANCELLED, DeliveryStatus.FAILED
+
+
+def dead_agent(agents, agent_id: str, dead_at: float, group: str = "g") -> None:
+    """Register the agent and move it LIVE -> STALE -> DEAD, DEAD at ``dead_at``."""
+    agents.register(agent(agent_id, group, at=dead_at - 390))
+    assert agents.transition(agent_id, dead_at - 300, STALE, dead_at - 300, dead_at)
+    assert agents.transition(agent_id, dead_at, DEAD, dead_at, None)
+
+
+def test_delete_removes_the_agent_from_every_read_and_count(agents):
+    agents.register(agent("a1", "g"))
+    agents.register(agent("a2", "g"))
+    dead_agent(agents, "a3", T0 + 400, "h")
+    removed = agents.delete("a1")
+    assert removed is not None and removed.id == "a1" and removed.group == "g"
+    assert agents.get("a1") is None
+    assert agents.get_many(["a1", "a2"])[0] is None
+    assert [a.id for a in agents.list()] == ["a2", "a3"]
+    assert agents.live_ids() == ["a2"]
+    assert agents.live_ids("g") == ["a2"]
+    assert agents.due(T0 + 10_000, 10) == [agents.get("a2")]  # no deadline left for a1
+    assert agents.counts() == {LIVE: 1, STALE: 0, DEAD: 1}
+    assert agents.heartbeat("a1", T0 + 1, T0 + 91) is UNKNOWN
+    assert agents.delete("a1") is None  # once only
+    assert agents.delete("nobody") is None
+    agents.delete("a3")
+    assert agents.counts() == {LIVE: 1, STALE: 0, DEAD: 0}
+    assert agents.dead(T0 + 10_000, 10) == []
+    assert [a.id for a in agents.list(group="h")] == []
+
+
+def test_a_deleted_id_registers_anew_with_a_higher_generation(agents):
+    """A token of the deleted agent names its generation: the new agent never has it."""
+    agents.register(agent("a1", generation=GEN))
+    agents.register(agent("a1", generation=GEN))  # GEN + 1, as in the same millisecond
+    agents.delete("a1")
+    again, created = agents.register(agent("a1", generation=GEN))
+    assert created is True
+    assert again.generation == GEN + 2
+    assert agents.heartbeat("a1", T0 + 1, T0 + 91, GEN + 1) is SUPERSEDED
+    assert agents.register(agent("other", generation=GEN))[0].generation > GEN + 1
+
+
+def test_dead_lists_dead_agents_by_when_they_went_dead(agents):
+    dead_agent(agents, "late", T0 + 500)
+    dead_agent(agents, "early", T0 + 400)
+    dead_agent(agents, "middle", T0 + 450)
+    agents.register(agent("alive"))
+    assert agents.dead(T0 + 399, 10) == []
+    assert agents.dead(T0 + 450, 10) == ["early", "middle"]
+    assert agents.dead(T0 + 10_000, 2) == ["early", "middle"]
+    # A heartbeat or a registration takes an agent out of the DEAD index.
+    agents.heartbeat("early", T0 + 600, T0 + 690)
+    agents.register(agent("middle", at=T0 + 600))
+    assert agents.dead(T0 + 10_000, 10) == ["late"]
+    # Going DEAD again puts it back, at its new time.
+    assert agents.transition("early", T0 + 690, STALE, T0 + 690, T0 + 990)
+    assert agents.transition("early", T0 + 990, DEAD, T0 + 990, None)
+    assert agents.dead(T0 + 10_000, 10) == ["late", "early"]
+
+
+def test_a_prune_delete_is_a_compare_and_set_on_dead_since(agents):
+    dead_agent(agents, "a1", T0 + 400)
+    agents.register(agent("live"))
+    assert agents.delete("a1", dead_before=T0 + 399) is None  # not dead long enough
+    assert agents.delete("live", dead_before=T0 + 10_000) is None  # not DEAD
+    assert agents.get("live") is not None
+    assert agents.delete("a1", dead_before=T0 + 400).id == "a1"
+    assert agents.delete("a1", dead_before=T0 + 400) is None
+    assert agents.dead(T0 + 10_000, 10) == []
+
+
+def test_get_command_reads_the_command_alone(commands):
+    commands.add(command("c1"), [Delivery("a")])
+    assert commands.get_command("c1") == command("c1")
+    assert commands.get_command("nope") is None
+
+
+def test_cancel_deliveries_cancels_only_what_is_not_final_and_once(commands):
+    commands.add(command("c1"), [Delivery("a"), Delivery("b"), Delivery("c"), Delivery("d")])
+    commands.mark_delivered("c1", ["b"], T0 + 1)
+    acked = Delivery("c", ACKNOWLEDGED, None, T0 + 2, AckResult(AckStatus.SUCCESS))
+    commands.replace_delivery("c1", PENDING, acked, T0 + 3600)
+    cancelled = commands.cancel_deliveries("c1", ["a", "b", "c", "zz"], T0 + 3605)
+    assert sorted(cancelled, key=lambda d: d.agent_id) == [
+        Delivery("a", CANCELLED),
+        Delivery("b", CANCELLED, delivered_at=T0 + 1),
+    ]
+    assert commands.cancel_deliveries("c1", ["a", "b", "c"], T0 + 3605) == []  # once only
+    statuses = {d.agent_id: d.status for d in commands.get("c1").deliveries}
+    assert statuses == {"a": CANCELLED, "b": CANCELLED, "c": ACKNOWLEDGED, "d": PENDING}
+    # A cancelled delivery is final: no ack, expiry or delivery mark moves it.
+    assert commands.replace_delivery("c1", PENDING, Delivery("a", FAILED), T0 + 9) is False
+    assert commands.mark_delivered("c1", ["a"], T0 + 9) == 0
+    assert commands.cancel_deliveries("nope", ["a"], T0) == []
+
+
+def test_cancelling_the_last_open_delivery_schedules_the_purge(commands):
+    commands.add(command("c1"), [Delivery("a"), Delivery("b")])
+    commands.cancel_deliveries("c1", ["a"], T0 + 100)
+    assert commands.due_purges(T0 + 10_000, 10) == []  # "b" is still open
+    assert [c.id for c in commands.due_expiries(T0 + 60, 10)] == ["c1"]
+    commands.cancel_deliveries("c1", ["b"], T0 + 200)
+    assert commands.due_expiries(T0 + 60, 10) == []  # nothing left to expire
+    assert commands.due_purges(T0 + 199, 10) == []
+    assert commands.due_purges(T0 + 200, 10) == ["c1"]
+
+
+def test_cancel_deliveries_in_batches_larger_than_one_script_call(commands):
+    ids = [f"a{n:05d}" for n in range(2500)]
+    commands.add(command("c1"), [Delivery(agent_id) for agent_id in ids])
+    assert len(commands.cancel_deliveries("c1", ids, T0 + 100)) == 2500
+    assert commands.get("c1").summary()["cancelled"] == 2500
+    assert commands.due_purges(T0 + 100, 10) == ["c1"]
+
+
+@pytest.mark.redis
+def test_redis_indexes_dead_agents_written_before_the_index_existed(redis_server):
+    """DEAD agents stored by an older version (no ``ar:dead-since``) can be pruned too."""
+    redis_server.flush()
+    client = connect(redis_server.url)
+    try:
+        store = RedisAgentStore(client)
+        dead_agent(store, "old-1", T0 + 400)
+        dead_agent(store, "old-2", T0 + 500)
+        client.delete("ar:dead-since")  # as an older version left it
+        fresh = RedisAgentStore(client)
+        assert fresh.dead(T0 + 10_000, 10) == ["old-1", "old-2"]
+        assert fresh.delete("old-1", dead_before=T0 + 10_000) is not None
+    finally:
+        client.connection_pool.disconnect()

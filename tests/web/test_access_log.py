@@ -53,7 +53,7 @@ def test_every_kind_of_request_gets_exactly_one_line_with_its_route_and_status(
         client.get("/api/v1/agents/ghost").status_code,  # a 4xx from the core
         client.get("/api/v1/agents?bogus=1").status_code,  # a 4xx from validation
         client.get("/no/such/url").status_code,  # no route at all
-        client.delete("/api/v1/agents/register").status_code,  # a route, not this method
+        client.put("/api/v1/agents/register").status_code,  # a route, not this method
     ]
 
     assert statuses == [204, 200, 200, 404, 400, 404, 405]
@@ -80,7 +80,7 @@ def test_every_kind_of_request_gets_exactly_one_line_with_its_route_and_status(
         },
         {"method": "GET", "route": "/api/v1/agents", "status": 400},
         {"method": "GET", "route": "/no/such/url", "status": 404},
-        {"method": "DELETE", "route": "/api/v1/agents/register", "status": 405},
+        {"method": "PUT", "route": "/api/v1/agents/register", "status": 405},
     ]
     for record in access_records(caplog):
         assert record.levelno == logging.INFO

@@ -59,7 +59,7 @@ def test_every_request_runs_every_hook_once_whichever_path_answers(app: Flask) -
         client.post("/api/v1/agents/a-1/commands/nope/ack"),
         client.get("/api/v1/agents?bogus=1"),
         client.get("/api/v1/nowhere"),
-        client.delete("/api/v1/agents/a-1"),
+        client.put("/api/v1/agents/a-1"),
     ]
 
     heartbeat, ack = (
@@ -73,7 +73,7 @@ def test_every_request_runs_every_hook_once_whichever_path_answers(app: Flask) -
         ("POST", ack, {"agent_id": "a-1", "command_id": "nope"}),
         ("GET", "/api/v1/agents", {}),
         ("GET", None, {}),
-        ("DELETE", None, {}),
+        ("PUT", None, {}),
     ]
     assert recorder.answered == [201, 204, 404, 404, 400, 404, 405]
     assert [answer.status_code for answer in answers] == [201, 204, 404, 404, 400, 404, 405]
