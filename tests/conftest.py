@@ -26,6 +26,9 @@ def clock() -> FakeClock:
 
 _apps: list[Flask] = []
 
+# Half the longest jump of the fake clock between two sweeps in the app tests.
+FAKE_CLOCK_SWEEP_INTERVAL = 86_400
+
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
@@ -52,7 +55,13 @@ def make_app(clock: FakeClock, store_url: str):
     environment's, lower case and without the prefix (``stale_after_seconds=0.5``)."""
 
     def build(**config: object) -> Flask:
-        settings = {"AGENT_REGISTRY_STORE": store_url}
+        # The fake clock jumps minutes between two sweeps, as if sweeps had run all along; with
+        # the default 1 s interval each jump would be an outage (outage grace, API.md
+        # § Lifecycle). Tests of outage grace give their own interval.
+        settings: dict[str, object] = {
+            "AGENT_REGISTRY_STORE": store_url,
+            "AGENT_REGISTRY_SWEEP_INTERVAL_SECONDS": FAKE_CLOCK_SWEEP_INTERVAL,
+        }
         settings.update({"AGENT_REGISTRY_" + key.upper(): value for key, value in config.items()})
         app = create_app(settings, clock=clock)
         app.testing = True

@@ -86,6 +86,10 @@ class Agent:
     deadline: float | None
     # Raised by every registration; an agent token is good only for the current one.
     generation: int = 0
+    # The outages that ended at or before this moment are already counted in ``deadline``
+    # (a sweep postponed it for them; see core/grace.py). A heartbeat or a transition after
+    # such a postponement leaves it: no deadline set after an outage is affected by it.
+    grace_through: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +147,28 @@ class CommandSnapshot:
             "expired": counts[DeliveryStatus.EXPIRED],
             "cancelled": counts[DeliveryStatus.CANCELLED],
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """A gap in the lifecycle sweeps: none ran from ``started`` to ``ended`` (the store
+    could not be reached, or the server was paused), so no heartbeat could count."""
+
+    started: float
+    ended: float
+
+    @property
+    def lasted(self) -> float:
+        return self.ended - self.started
+
+
+@dataclass(frozen=True, slots=True)
+class SweepNote:
+    """What noting a sweep in the store answers: the outage this sweep found (the gap since
+    the previous sweep, if long enough), and every outage still remembered, oldest first."""
+
+    found: Outage | None
+    recent: list[Outage]
 
 
 @dataclass(frozen=True, slots=True)

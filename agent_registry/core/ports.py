@@ -20,6 +20,8 @@ from .models import (
     Delivery,
     DeliveryStatus,
     HeartbeatOutcome,
+    Outage,
+    SweepNote,
     Transition,
 )
 
@@ -100,6 +102,26 @@ class AgentStore(Protocol):
         A heartbeat that arrived in between moved the deadline, so the transition is
         skipped: that is what makes a sweep safe to run in every process at once.
         """
+
+    def postpone(
+        self, agent_id: str, expected_deadline: float, deadline: float, grace_through: float
+    ) -> bool:
+        """Move the agent's deadline to ``deadline``, counting the outages that ended at or
+        before ``grace_through``, if its deadline is still ``expected_deadline`` (a
+        compare-and-set, like ``transition``: a heartbeat in between wins)."""
+
+    def note_sweep(self, now: float, outage_after: float, keep: int) -> SweepNote:
+        """Record that a lifecycle sweep runs at ``now``; one atomic step.
+
+        When the previous sweep noted (by any process) is more than ``outage_after``
+        seconds before ``now``, the gap is an outage: it is remembered (the last ``keep``
+        of them) and answered as ``found``, to this caller only. ``recent`` is every
+        remembered outage, oldest first, this one included. The noted time never goes
+        back (a process whose clock is behind does not shorten the next gap).
+        """
+
+    def forget_outages(self, ended_by: float) -> None:
+        """Forget the remembered outages that ended at or before ``ended_by``."""
 
     def counts(self) -> dict[AgentState, int]:
         """How many agents are in each state (every state present, 0 included).
@@ -240,6 +262,16 @@ class FleetObserver(Protocol):
 
     def deleted(self, agent: Agent) -> None:
         """An agent was deleted (one by one, or pruned)."""
+
+
+class OutageWatch(Protocol):
+    """Told of the outages the lifecycle sweep finds (the server's StoreOutage)."""
+
+    def reported_during(self, outage: Outage) -> bool:
+        """Whether this process already logged the store unreachable during ``outage``."""
+
+    def found(self, outage: Outage) -> None:
+        """An outage was found (by this process alone); counted in the metrics."""
 
 
 class NoObserver:

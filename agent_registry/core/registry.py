@@ -5,14 +5,16 @@ from __future__ import annotations
 import builtins
 import logging
 import secrets
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from ..clock import Clock
 from ..errors import AgentNotFound, AgentNotRegistered, Unauthenticated
-from .models import Agent, AgentState, HeartbeatOutcome, Transition
-from .ports import AgentStore, FleetObserver, NoObserver
+from .grace import KEPT_OUTAGES, forgotten_by, graced_deadline
+from .models import Agent, AgentState, HeartbeatOutcome, Outage, Transition
+from .ports import AgentStore, FleetObserver, NoObserver, OutageWatch
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +23,10 @@ log = logging.getLogger(__name__)
 class Lifecycle:
     stale_after: float
     dead_after: float
+    # Two sweeps further apart than this mean an outage (2 x SWEEP_INTERVAL_SECONDS, see
+    # core/grace.py). None: sweeps are not watched for gaps, for tests that move the clock
+    # by minutes between two sweeps as if sweeps had run all along.
+    outage_after: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +46,13 @@ class Registry:
         clock: Clock,
         lifecycle: Lifecycle,
         observer: FleetObserver | None = None,
+        outage_watch: OutageWatch | None = None,
     ) -> None:
         self.store = store
         self._clock = clock
         self._lifecycle = lifecycle
         self._observer: FleetObserver = observer or NoObserver()
+        self._outage_watch = outage_watch
 
     def register(
         self, registration: Registration, renewing: int | None = None
@@ -146,39 +154,104 @@ class Registry:
         """Apply every lifecycle transition due at ``now``; each one happens once.
 
         A transition is dated at its deadline, not at the moment the sweep noticed it.
-        An agent both STALE-due and DEAD-due (a long pause) goes through both.
+        An agent both STALE-due and DEAD-due (a long pause) goes through both. The server's
+        own outages move the deadlines they caught (core/grace.py): such an agent is
+        postponed instead, or dated at its moved deadline.
         """
         now = self._clock() if now is None else now
+        outages = self._note_sweep(now)
         done: list[Transition] = []
         while True:
-            due = self.store.due(now, batch)
-            applied = 0
-            for agent in due:
-                transition = self._advance(agent, now)
+            moved = 0
+            for agent in self.store.due(now, batch):
+                # A heartbeat may have moved the deadline since the store listed the agent.
+                if agent.deadline is None or agent.deadline > now or agent.state is AgentState.DEAD:
+                    continue
+                deadline = agent.deadline
+                if outages:
+                    deadline = graced_deadline(agent, outages, self._lifecycle.stale_after)
+                if deadline > now:
+                    moved += self.store.postpone(
+                        agent.id, agent.deadline, deadline, outages[-1].ended
+                    )
+                    continue
+                transition = self._advance(agent, deadline)
                 if transition is not None:
-                    applied += 1
+                    moved += 1
                     done.append(transition)
-            if applied == 0:
-                return done
+            if moved == 0:
+                break
+        self._forget(outages, now)
+        return done
 
-    def _advance(self, agent: Agent, now: float) -> Transition | None:
-        deadline = agent.deadline
-        # A heartbeat may have moved the deadline since the store listed the agent.
-        if deadline is None or deadline > now or agent.state is AgentState.DEAD:
-            return None
+    def _advance(self, agent: Agent, at: float) -> Transition | None:
+        """The agent's next transition, dated ``at`` (its deadline, or where outages moved it)."""
+        assert agent.deadline is not None
         if agent.state is AgentState.LIVE:
-            new_state, next_deadline = AgentState.STALE, deadline + self._lifecycle.dead_after
+            new_state, next_deadline = AgentState.STALE, at + self._lifecycle.dead_after
         else:
             new_state, next_deadline = AgentState.DEAD, None
         previous = agent.state
-        if not self.store.transition(agent.id, deadline, new_state, deadline, next_deadline):
+        if not self.store.transition(agent.id, agent.deadline, new_state, at, next_deadline):
             return None
         log.info(
             "agent %s went %s (was %s)", agent.id, new_state, previous, extra={"agent_id": agent.id}
         )
-        transition = Transition(agent.id, previous, new_state, deadline)
+        transition = Transition(agent.id, previous, new_state, at)
         self._observer.transitioned(transition)
         return transition
+
+    def _note_sweep(self, now: float) -> Sequence[Outage]:
+        """Note this sweep in the store; the outages still remembered, oldest first.
+
+        Done before anything is swept, in one atomic step: the first sweep after an outage
+        (in whichever process) is the one that finds it, and no sweep transitions an agent
+        without knowing of it.
+        """
+        if self._lifecycle.outage_after is None:
+            return ()
+        note = self.store.note_sweep(now, self._lifecycle.outage_after, KEPT_OUTAGES)
+        if note.found is not None:
+            self._found(note.found)
+        return note.recent
+
+    def _found(self, outage: Outage) -> None:
+        """One WARNING (unless this process already logged the store's outage) and one INFO."""
+        watch = self._outage_watch
+        if watch is None or not watch.reported_during(outage):
+            log.warning(
+                "sweeps did not run for %.1f s (since %s): the store could not be reached or "
+                "the server was paused",
+                outage.lasted,
+                _iso(outage.started),
+                extra={"outage_seconds": round(outage.lasted, 3)},
+            )
+        grace_until = outage.ended + self._lifecycle.stale_after
+        log.info(
+            "outage grace: an outage of %.1f s is not the agents' fault; LIVE agents have "
+            "until %s to heartbeat, STALE ones go DEAD %.1f s later",
+            outage.lasted,
+            _iso(grace_until),
+            outage.lasted,
+            extra={
+                "outage_seconds": round(outage.lasted, 3),
+                "outage_started": _iso(outage.started),
+                "outage_ended": _iso(outage.ended),
+                "grace_until": _iso(grace_until),
+            },
+        )
+        if watch is not None:
+            watch.found(outage)
+
+    def _forget(self, outages: Sequence[Outage], now: float) -> None:
+        """After a complete sweep, forget the outages no deadline left to sweep can feel."""
+        ended_by = forgotten_by(now, self._lifecycle.stale_after, self._lifecycle.dead_after)
+        if outages and outages[0].ended <= ended_by:
+            self.store.forget_outages(ended_by)
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _superseded(agent_id: str) -> Unauthenticated:

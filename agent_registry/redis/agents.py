@@ -5,7 +5,9 @@ ZRANGEBYLEX pages in code point order); ``state:{STATE}`` and ``group:{name}`` s
 ``agent-deadlines`` sorted set scored by the next lifecycle deadline, so a sweep reads
 only what is due; ``dead-since`` sorted set of DEAD agents scored by when they went DEAD,
 so a prune reads only what it removes; ``generation-floor``, the highest generation of a
-deleted agent. Every write that must not race is one Lua script (atomic in Redis).
+deleted agent; ``last-sweep``, when the last lifecycle sweep (of any process) ran, and
+``outages``, a short list of the recent gaps between sweeps (``"T0 T1"`` each, oldest
+first; core/grace.py). Every write that must not race is one Lua script (atomic in Redis).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Collection, Iterator, Sequence
 
 import redis
 
-from ..core.models import Agent, AgentState, HeartbeatOutcome
+from ..core.models import Agent, AgentState, HeartbeatOutcome, Outage, SweepNote
 from .client import (
     ReportsOutages,
     guard_public_methods,
@@ -33,6 +35,8 @@ ALL_AGENTS = P + "agents"
 DEADLINES = P + "agent-deadlines"
 DEAD_SINCE = P + "dead-since"
 DEAD = P + "state:DEAD"
+LAST_SWEEP = P + "last-sweep"
+OUTAGES = P + "outages"
 
 # KEYS: agent hash. ARGV: id, name, group, version, routeIds, capabilities, now, deadline,
 # generation, expected generation or ''. Returns {} when the expected generation is not the
@@ -63,6 +67,7 @@ redis.call('HSET', key, 'id', id, 'name', ARGV[2], 'group', ARGV[3], 'version', 
   'routeIds', ARGV[5], 'capabilities', ARGV[6], 'state', 'LIVE',
   'registeredAt', registered, 'lastHeartbeatAt', ARGV[7], 'stateChangedAt', changed,
   'deadline', ARGV[8], 'generation', string.format('%d', generation))
+redis.call('HDEL', key, 'graceThrough')
 redis.call('ZADD', p .. 'agents', 0, id)
 redis.call('SADD', p .. 'state:LIVE', id)
 redis.call('SADD', p .. 'group:' .. ARGV[3], id)
@@ -102,6 +107,38 @@ else
   redis.call('ZADD', 'ar:agent-deadlines', ARGV[5], id)
 end
 return 1
+"""
+
+# KEYS: agent hash. ARGV: id, expected deadline, deadline, grace through.
+_POSTPONE = """
+if redis.call('HGET', KEYS[1], 'deadline') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'deadline', ARGV[3], 'graceThrough', ARGV[4])
+redis.call('ZADD', 'ar:agent-deadlines', ARGV[3], ARGV[1])
+return 1
+"""
+
+# KEYS: last-sweep, outages. ARGV: now, outage after, keep. Returns {found (0|1), outages}.
+_NOTE_SWEEP = """
+local now = tonumber(ARGV[1])
+local previous = redis.call('GET', KEYS[1])
+local found = 0
+if not previous or now > tonumber(previous) then redis.call('SET', KEYS[1], ARGV[1]) end
+if previous and now - tonumber(previous) > tonumber(ARGV[2]) then
+  redis.call('RPUSH', KEYS[2], previous .. ' ' .. ARGV[1])
+  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+  found = 1
+end
+return {found, redis.call('LRANGE', KEYS[2], 0, -1)}
+"""
+
+# KEYS: outages. ARGV: ended by. Drops the oldest outages while they ended by then.
+_FORGET_OUTAGES = """
+local by = tonumber(ARGV[1])
+while true do
+  local first = redis.call('LINDEX', KEYS[1], 0)
+  if not first or tonumber(string.match(first, ' (.+)$')) > by then return 0 end
+  redis.call('LPOP', KEYS[1])
+end
 """
 
 # KEYS: agent hash. ARGV: id, dead-before or ''. Removes the agent from every key (with
@@ -175,7 +212,13 @@ def _decode(fields: dict[str, str]) -> Agent | None:
         state_changed_at=float(fields["stateChangedAt"]),
         deadline=float(fields["deadline"]) if fields["deadline"] else None,
         generation=int(fields.get("generation", 0)),
+        grace_through=float(fields["graceThrough"]) if fields.get("graceThrough") else None,
     )
+
+
+def _outage(entry: str) -> Outage:
+    started, ended = entry.split(" ")
+    return Outage(float(started), float(ended))
 
 
 def register_args(agent: Agent, expected_generation: int | None = None) -> list[str | int]:
@@ -207,6 +250,9 @@ class RedisAgentStore(ReportsOutages):
         self._transition = client.register_script(_TRANSITION)
         self._delete = client.register_script(_DELETE)
         self._index_dead = client.register_script(_INDEX_DEAD)
+        self._postpone = client.register_script(_POSTPONE)
+        self._note_sweep = client.register_script(_NOTE_SWEEP)
+        self._forget_outages = client.register_script(_FORGET_OUTAGES)
         self._dead_indexed = False
 
     def register(
@@ -381,6 +427,26 @@ class RedisAgentStore(ReportsOutages):
                 ],
             )
         )
+
+    def postpone(
+        self, agent_id: str, expected_deadline: float, deadline: float, grace_through: float
+    ) -> bool:
+        return bool(
+            self._postpone(
+                keys=[agent_key(agent_id)],
+                args=[agent_id, num(expected_deadline), num(deadline), num(grace_through)],
+            )
+        )
+
+    def note_sweep(self, now: float, outage_after: float, keep: int) -> SweepNote:
+        found, entries = self._note_sweep(
+            keys=[LAST_SWEEP, OUTAGES], args=[num(now), num(outage_after), keep]
+        )
+        recent = [_outage(entry) for entry in entries]
+        return SweepNote(recent[-1] if found else None, recent)
+
+    def forget_outages(self, ended_by: float) -> None:
+        self._forget_outages(keys=[OUTAGES], args=[num(ended_by)])
 
     def delete(self, agent_id: str, dead_before: float | None = None) -> Agent | None:
         fields = self._delete(

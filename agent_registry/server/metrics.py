@@ -143,6 +143,18 @@ class Metrics:
             "Operations that could not reach the shared store (Redis)",
             registry=registry,
         )
+        # Counted by the worker whose lifecycle sweep found the gap (core/grace.py), once.
+        self.outages = Counter(
+            "agent_registry_outages_total",
+            "Gaps longer than 2 x SWEEP_INTERVAL_SECONDS between two lifecycle sweeps (the "
+            "store could not be reached, or the server was paused): outage grace began",
+            registry=registry,
+        )
+        self.outage_seconds = Counter(
+            "agent_registry_outage_seconds_total",
+            "Seconds of those gaps, added up (the grace the agents were given)",
+            registry=registry,
+        )
         # Told by the worker's bus (redis/bus.py, BusMonitor); the memory store's is always 1.
         self.bus_subscribed = Gauge(
             "agent_registry_bus_subscribed",
@@ -175,6 +187,10 @@ class Metrics:
 
     def observe_sweep(self, seconds: float) -> None:
         self.tallies.observe(self.sweep_duration, seconds)
+
+    def observe_outage(self, seconds: float) -> None:
+        self.outages.inc()
+        self.outage_seconds.inc(seconds)
 
     def start(self) -> None:
         """Flush the tallies once a second (a worker's background work)."""

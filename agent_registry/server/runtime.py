@@ -157,8 +157,13 @@ class Runtime:
         self.registry = Registry(
             backend.agents,
             clock,
-            Lifecycle(settings.stale_after_seconds, settings.dead_after_seconds),
+            Lifecycle(
+                settings.stale_after_seconds,
+                settings.dead_after_seconds,
+                outage_after=2 * settings.sweep_interval_seconds,
+            ),
             observer,
+            self.outage,
         )
         self.commands = Commands(
             backend.agents,
@@ -182,6 +187,7 @@ class Runtime:
             self.metrics.fleet.counts = self.registry.counts
             self.metrics.fleet.connected = self.presence.connected_count
             self.outage.on_failure = self.metrics.store_errors.inc
+            self.outage.on_sweep_gap = self.metrics.observe_outage
             backend.relay.watch(self.metrics.bus)
         self.delivery_recorder = DeliveryRecorder(self.commands)
         self.deliver_on_connect = DeliverOnConnect(self.commands, signer)

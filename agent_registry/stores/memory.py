@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 from bisect import bisect_left, bisect_right, insort
+from collections import deque
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import replace
 
@@ -19,6 +20,8 @@ from ..core.models import (
     Delivery,
     DeliveryStatus,
     HeartbeatOutcome,
+    Outage,
+    SweepNote,
 )
 from .deadlines import DeadlineIndex
 
@@ -37,6 +40,9 @@ class MemoryAgentStore:
         self._dead_since: DeadlineIndex[str] = DeadlineIndex()
         # The highest generation of a deleted agent: a new registration starts above it.
         self._generation_floor: int | None = None
+        # When the last lifecycle sweep ran, and the recent gaps between sweeps (outages).
+        self._last_sweep: float | None = None
+        self._outages: deque[Outage] = deque()
 
     def __len__(self) -> int:
         return len(self._agents)
@@ -162,6 +168,33 @@ class MemoryAgentStore:
         agent.deadline = next_deadline
         self._index_deadline(agent)
         return True
+
+    def postpone(
+        self, agent_id: str, expected_deadline: float, deadline: float, grace_through: float
+    ) -> bool:
+        agent = self._agents.get(agent_id)
+        if agent is None or agent.deadline != expected_deadline:
+            return False
+        agent.deadline = deadline
+        agent.grace_through = grace_through
+        self._deadlines.set(agent_id, deadline)
+        return True
+
+    def note_sweep(self, now: float, outage_after: float, keep: int) -> SweepNote:
+        previous = self._last_sweep
+        found = None
+        if previous is None or now > previous:
+            self._last_sweep = now
+        if previous is not None and now - previous > outage_after:
+            found = Outage(previous, now)
+            self._outages.append(found)
+            while len(self._outages) > keep:
+                self._outages.popleft()
+        return SweepNote(found, list(self._outages))
+
+    def forget_outages(self, ended_by: float) -> None:
+        while self._outages and self._outages[0].ended <= ended_by:
+            self._outages.popleft()
 
     def counts(self) -> dict[AgentState, int]:
         # The per-state id sets move with every state change: their sizes are the counts.

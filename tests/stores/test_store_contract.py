@@ -7,6 +7,7 @@ they applied, and the deadline indexes return what is due, earliest first.
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -21,6 +22,8 @@ from agent_registry.core.models import (
     Delivery,
     DeliveryStatus,
     HeartbeatOutcome,
+    Outage,
+    SweepNote,
     Target,
     TargetKind,
 )
@@ -585,3 +588,82 @@ def test_redis_indexes_dead_agents_written_before_the_index_existed(redis_server
         assert fresh.delete("old-1", dead_before=T0 + 10_000) is not None
     finally:
         client.connection_pool.disconnect()
+
+
+# Outage grace: postponed deadlines, noted sweeps, remembered outages -------------------------
+
+
+def test_postpone_is_a_compare_and_set_on_the_deadline(agents):
+    agents.register(agent("a1", deadline=T0 + 90))
+    assert agents.postpone("a1", T0 + 80, T0 + 200, T0 + 110) is False
+    assert agents.postpone("a1", T0 + 90, T0 + 200, T0 + 110) is True
+    record = agents.get("a1")
+    assert (record.state, record.deadline, record.grace_through) == (LIVE, T0 + 200, T0 + 110)
+    assert agents.due(T0 + 199, 10) == []
+    assert [a.id for a in agents.due(T0 + 200, 10)] == ["a1"]
+    assert agents.postpone("nobody", T0, T0 + 1, T0) is False
+    assert agents.due(T0 + 10_000, 10) == [record]
+
+
+def test_a_heartbeat_keeps_the_grace_mark_and_a_registration_clears_it(agents):
+    agents.register(agent("a1", deadline=T0 + 90))
+    agents.postpone("a1", T0 + 90, T0 + 200, T0 + 110)
+    agents.heartbeat("a1", T0 + 150, T0 + 240)
+    assert (agents.get("a1").deadline, agents.get("a1").grace_through) == (T0 + 240, T0 + 110)
+    agents.register(agent("a1", at=T0 + 160))
+    assert agents.get("a1").grace_through is None
+
+
+def test_a_deleted_agent_cannot_be_postponed_back_into_the_index(agents):
+    agents.register(agent("a1", deadline=T0 + 90))
+    agents.postpone("a1", T0 + 90, T0 + 200, T0 + 110)
+    agents.delete("a1")
+    assert agents.postpone("a1", T0 + 200, T0 + 300, T0 + 110) is False
+    assert agents.due(T0 + 10_000, 10) == []
+    assert agents.get("a1") is None
+
+
+def test_note_sweep_finds_a_gap_longer_than_outage_after_once(agents):
+    assert agents.note_sweep(T0, 2.0, 10) == SweepNote(None, [])
+    assert agents.note_sweep(T0 + 2, 2.0, 10) == SweepNote(None, [])  # 2 s is no outage
+    found = agents.note_sweep(T0 + 10, 2.0, 10)
+    assert found == SweepNote(Outage(T0 + 2, T0 + 10), [Outage(T0 + 2, T0 + 10)])
+    assert agents.note_sweep(T0 + 11, 2.0, 10) == SweepNote(None, [Outage(T0 + 2, T0 + 10)])
+
+
+def test_note_sweep_never_moves_the_noted_time_back(agents):
+    agents.note_sweep(T0 + 10, 2.0, 10)
+    assert agents.note_sweep(T0 + 5, 2.0, 10).found is None  # a clock behind
+    assert agents.note_sweep(T0 + 11, 2.0, 10).found is None  # 1 s after T0 + 10
+
+
+def test_outages_are_kept_oldest_first_up_to_keep_and_forgotten_by_their_end(agents):
+    now = T0
+    agents.note_sweep(now, 2.0, 3)
+    for _ in range(5):
+        now += 10
+        agents.note_sweep(now, 2.0, 3)
+    recent = agents.note_sweep(now + 1, 2.0, 3).recent
+    assert recent == [Outage(T0 + 20, T0 + 30), Outage(T0 + 30, T0 + 40), Outage(T0 + 40, T0 + 50)]
+    agents.forget_outages(T0 + 40)
+    assert agents.note_sweep(now + 2, 2.0, 3).recent == [Outage(T0 + 40, T0 + 50)]
+    agents.forget_outages(T0 + 100)
+    assert agents.note_sweep(now + 3, 2.0, 3).recent == []
+
+
+def test_redis_two_processes_noting_the_first_sweep_after_an_outage_record_it_once(
+    redis_server,
+):
+    """Every worker's first sweep after a Redis outage notes at about the same moment."""
+    redis_server.flush()
+    clients = [connect(redis_server.url) for _ in range(8)]
+    try:
+        stores = [RedisAgentStore(client) for client in clients]
+        stores[0].note_sweep(T0, 2.0, 10)
+        with ThreadPoolExecutor(len(stores)) as pool:
+            notes = list(pool.map(lambda s: s.note_sweep(T0 + 10, 2.0, 10), stores))
+        assert [note.found for note in notes].count(None) == len(stores) - 1
+        assert {tuple(note.recent) for note in notes} == {(Outage(T0, T0 + 10),)}
+    finally:
+        for client in clients:
+            client.connection_pool.disconnect()

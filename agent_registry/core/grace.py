@@ -1,0 +1,53 @@
+"""Outage grace: how the server's own outages move the agents' lifecycle deadlines.
+
+API.md § Lifecycle: for an outage from ``T0`` to ``T1``, a LIVE agent whose STALE deadline
+had not passed at ``T0`` does not go STALE before ``T1 + staleAfterSeconds``; a STALE agent
+whose DEAD deadline had not passed at ``T0`` goes DEAD ``T1 - T0`` later; a deadline that
+had passed before ``T0`` is not affected.
+
+An outage is a gap between two lifecycle sweeps (the store noted each one, see
+``AgentStore.note_sweep``): a store outage stops every process's sweeps, a paused server
+stops its own. Nothing is rewritten when an outage ends: the sweep applies this rule to each
+agent as it comes due (O(due)) and postpones those whose deadline moved, marking which
+outages are counted in the new deadline (``Agent.grace_through``) so none counts twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .models import Agent, AgentState, Outage
+
+# At most this many outages are remembered (the oldest go first). An outage is forgotten
+# sooner, once no deadline it can move is left to sweep (``forgettable``).
+KEPT_OUTAGES = 100
+
+
+def graced_deadline(agent: Agent, outages: Sequence[Outage], stale_after: float) -> float:
+    """The agent's lifecycle deadline once ``outages`` (oldest first) are counted.
+
+    Each outage moves the deadline it finds, so a STALE agent caught by two outages goes
+    DEAD the length of both later.
+    """
+    assert agent.deadline is not None
+    deadline = agent.deadline
+    for outage in outages:
+        if agent.grace_through is not None and outage.ended <= agent.grace_through:
+            continue  # already counted in the deadline
+        if deadline <= outage.started:
+            continue  # it had passed when the outage began: that sweep saw it due
+        if agent.state is AgentState.LIVE:
+            deadline = max(deadline, outage.ended + stale_after)
+        elif agent.state_changed_at <= outage.started:  # STALE all through the outage
+            deadline += outage.lasted
+    return deadline
+
+
+def forgotten_by(now: float, stale_after: float, dead_after: float) -> float:
+    """A sweep that swept everything due at ``now`` may forget the outages ended by then.
+
+    The deadlines an outage moves are due by ``ended + staleAfter`` (LIVE ones) or
+    ``started + deadAfter`` (STALE ones); once those are swept, each moved one is marked
+    (``grace_through``) and no other deadline can be moved by it.
+    """
+    return now - max(stale_after, dead_after)
