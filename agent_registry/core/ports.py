@@ -117,7 +117,10 @@ class AgentStore(Protocol):
         seconds before ``now``, the gap is an outage: it is remembered (the last ``keep``
         of them) and answered as ``found``, to this caller only. ``recent`` is every
         remembered outage, oldest first, this one included. The noted time never goes
-        back (a process whose clock is behind does not shorten the next gap).
+        back (a process whose clock is behind does not shorten the next gap). A store
+        reached over the network may date the note when it arrived, if it was held up
+        there longer than ``outage_after`` (a paused Redis): the outage ended then, not
+        when the sweep began (so an outage's end may be later than ``now``).
         """
 
     def forget_outages(self, ended_by: float) -> None:

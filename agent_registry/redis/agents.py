@@ -21,6 +21,7 @@ import redis
 
 from ..core.models import Agent, AgentState, HeartbeatOutcome, Outage, SweepNote
 from .client import (
+    REPLY_TIMEOUT,
     ReportsOutages,
     guard_public_methods,
     num,
@@ -117,16 +118,38 @@ redis.call('ZADD', 'ar:agent-deadlines', ARGV[3], ARGV[1])
 return 1
 """
 
-# KEYS: last-sweep, outages. ARGV: now, outage after, keep. Returns {found (0|1), outages}.
+# KEYS: last-sweep, outages. ARGV: now, outage after, keep, reply timeout. Returns
+# {found (0|1), outages}. ``last-sweep`` is "time offset": the noted time, and how far
+# Redis's clock was ahead of it, so that a note's lag (how much longer than usual it took to
+# reach Redis) shows. A note that lagged behind a paused Redis is dated when it arrived: its
+# caller's sweep began before the pause ended. One that lagged more than the reply timeout
+# is ignored: its caller gave up on it, so it would find the outage for nobody.
 _NOTE_SWEEP = """
-local now = tonumber(ARGV[1])
-local previous = redis.call('GET', KEYS[1])
+local now, text = tonumber(ARGV[1]), ARGV[1]
+local time = redis.call('TIME')
+local clock = tonumber(time[1]) + tonumber(time[2]) / 1e6
+local last = redis.call('GET', KEYS[1])
+local noted, previous, lag = nil, nil, 0
+if last then
+  local offset
+  noted, offset = string.match(last, '^(%S+) (%S+)$')
+  previous = tonumber(noted)
+  lag = clock - now - tonumber(offset)
+end
 local found = 0
-if not previous or now > tonumber(previous) then redis.call('SET', KEYS[1], ARGV[1]) end
-if previous and now - tonumber(previous) > tonumber(ARGV[2]) then
-  redis.call('RPUSH', KEYS[2], previous .. ' ' .. ARGV[1])
-  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
-  found = 1
+if lag <= tonumber(ARGV[4]) then
+  if lag > tonumber(ARGV[2]) then
+    now = now + lag
+    text = string.format('%.17g', now)
+  end
+  if not previous or now > previous then
+    redis.call('SET', KEYS[1], text .. ' ' .. string.format('%.17g', clock - now))
+  end
+  if previous and now - previous > tonumber(ARGV[2]) then
+    redis.call('RPUSH', KEYS[2], noted .. ' ' .. text)
+    redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+    found = 1
+  end
 end
 return {found, redis.call('LRANGE', KEYS[2], 0, -1)}
 """
@@ -440,7 +463,8 @@ class RedisAgentStore(ReportsOutages):
 
     def note_sweep(self, now: float, outage_after: float, keep: int) -> SweepNote:
         found, entries = self._note_sweep(
-            keys=[LAST_SWEEP, OUTAGES], args=[num(now), num(outage_after), keep]
+            keys=[LAST_SWEEP, OUTAGES],
+            args=[num(now), num(outage_after), keep, num(REPLY_TIMEOUT)],
         )
         recent = [_outage(entry) for entry in entries]
         return SweepNote(recent[-1] if found else None, recent)

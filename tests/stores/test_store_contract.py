@@ -7,6 +7,7 @@ they applied, and the deadline indexes return what is due, earliest first.
 from __future__ import annotations
 
 import dataclasses
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -27,7 +28,7 @@ from agent_registry.core.models import (
     Target,
     TargetKind,
 )
-from agent_registry.redis.agents import RedisAgentStore
+from agent_registry.redis.agents import LAST_SWEEP, RedisAgentStore
 from agent_registry.redis.client import connect
 from agent_registry.redis.commands import RedisCommandStore
 from agent_registry.stores.memory import MemoryAgentStore, MemoryCommandStore
@@ -667,3 +668,38 @@ def test_redis_two_processes_noting_the_first_sweep_after_an_outage_record_it_on
     finally:
         for client in clients:
             client.connection_pool.disconnect()
+
+
+def test_redis_ignores_a_note_that_reached_it_after_its_caller_gave_up(redis_server):
+    """A sweep's note sent to a paused Redis runs when Redis resumes, after its caller's
+    reply timeout: it must not take the outage from the sweep that will find it."""
+    redis_server.flush()
+    client = connect(redis_server.url)
+    try:
+        store = RedisAgentStore(client)
+        real = time.time()
+        client.set(LAST_SWEEP, f"{real - 10!r} 0.0")  # noted 10 s ago, on time
+        late = store.note_sweep(real - 4, 2.0, 10)  # sent 4 s ago, arriving only now
+        assert late == SweepNote(None, [])
+        found = store.note_sweep(real, 2.0, 10).found
+        assert found == Outage(real - 10, real)
+    finally:
+        client.connection_pool.disconnect()
+
+
+def test_redis_dates_a_note_held_up_by_a_paused_redis_when_it_arrived(redis_server):
+    """A sweep's note sent while Redis is paused reaches it when Redis resumes: the outage
+    ended then, not when that sweep began (else the next sweep would find a second one)."""
+    redis_server.flush()
+    client = connect(redis_server.url)
+    try:
+        store = RedisAgentStore(client)
+        real = time.time()
+        client.set(LAST_SWEEP, f"{real - 10!r} 0.0")  # noted 10 s ago, on time
+        found = store.note_sweep(real - 1.5, 1.0, 10).found  # sent 1.5 s ago, arriving now
+        assert found is not None
+        assert found.started == real - 10
+        assert real <= found.ended < real + 0.5
+        assert store.note_sweep(found.ended + 0.5, 1.0, 10).found is None
+    finally:
+        client.connection_pool.disconnect()
