@@ -119,8 +119,8 @@ class AgentStore(Protocol):
         remembered outage, oldest first, this one included. The noted time never goes
         back (a process whose clock is behind does not shorten the next gap). A store
         reached over the network may date the note when it arrived, if it was held up
-        there longer than ``outage_after`` (a paused Redis): the outage ended then, not
-        when the sweep began (so an outage's end may be later than ``now``).
+        there longer than a sweep interval (half ``outage_after``; a paused Redis): the
+        outage ended then, not when the sweep began (so its end may be after ``now``).
         """
 
     def forget_outages(self, ended_by: float) -> None:

@@ -121,8 +121,9 @@ return 1
 # KEYS: last-sweep, outages. ARGV: now, outage after, keep, reply timeout. Returns
 # {found (0|1), outages}. ``last-sweep`` is "time offset": the noted time, and how far
 # Redis's clock was ahead of it, so that a note's lag (how much longer than usual it took to
-# reach Redis) shows. A note that lagged behind a paused Redis is dated when it arrived: its
-# caller's sweep began before the pause ended. One that lagged more than the reply timeout
+# reach Redis) shows. A note that lagged behind a paused Redis (by more than a sweep
+# interval, half of ``outage after``) is dated when it arrived: its caller's sweep began
+# before the pause ended. One that lagged more than the reply timeout
 # is ignored: its caller gave up on it, so it would find the outage for nobody.
 _NOTE_SWEEP = """
 local now, text = tonumber(ARGV[1]), ARGV[1]
@@ -138,7 +139,7 @@ if last then
 end
 local found = 0
 if lag <= tonumber(ARGV[4]) then
-  if lag > tonumber(ARGV[2]) then
+  if lag > tonumber(ARGV[2]) / 2 then
     now = now + lag
     text = string.format('%.17g', now)
   end

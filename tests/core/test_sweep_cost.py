@@ -43,6 +43,18 @@ class CountingAgentStore(MemoryAgentStore):
         self.calls["transition"] += 1
         return super().transition(*args)
 
+    def postpone(self, *args):
+        self.calls["postpone"] += 1
+        return super().postpone(*args)
+
+    def note_sweep(self, *args):
+        self.calls["note_sweep"] += 1
+        return super().note_sweep(*args)
+
+    def forget_outages(self, *args):
+        self.calls["forget_outages"] += 1
+        return super().forget_outages(*args)
+
     def list(self, *args, **kwargs):
         self.calls["list"] += 1
         return super().list(*args, **kwargs)
@@ -92,6 +104,24 @@ def test_a_sweep_with_nothing_due_asks_the_store_once_and_touches_nothing(clock)
 
     assert store.calls == Counter({"due": 1})
     assert store.due_returned == 0
+    assert len(store.live_ids()) == FLEET
+
+
+def test_the_sweep_after_an_outage_postpones_only_what_is_due(clock):
+    """Outage grace rewrites nothing at recovery: the first sweep after an outage over the
+    whole fleet's deadlines postpones the agents that are due, as a sweep would move them."""
+    store = CountingAgentStore()
+    for number in range(FLEET):
+        store.register(_agent(f"agent-{number:06d}", T0 + number * 30.0 / FLEET))
+    registry = Registry(store, clock, Lifecycle(STALE_AFTER, DEAD_AFTER, outage_after=2.0))
+    registry.sweep(now=T0 + 1)
+    store.calls.clear()
+    # Sweeps stop from T0 + 1 to T0 + 90 + 1.5 * 30 / FLEET: two agents came due meanwhile.
+    assert registry.sweep(now=T0 + STALE_AFTER + 1.5 * 30.0 / FLEET) == []
+
+    assert store.calls == Counter({"note_sweep": 1, "due": 2, "postpone": 2})
+    assert store.calls["postpone"] == store.due_returned
+    assert registry.sweep(now=T0 + STALE_AFTER + 2) == []  # the next due are postponed too
     assert len(store.live_ids()) == FLEET
 
 

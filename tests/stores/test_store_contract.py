@@ -696,7 +696,7 @@ def test_redis_dates_a_note_held_up_by_a_paused_redis_when_it_arrived(redis_serv
         store = RedisAgentStore(client)
         real = time.time()
         client.set(LAST_SWEEP, f"{real - 10!r} 0.0")  # noted 10 s ago, on time
-        found = store.note_sweep(real - 1.5, 1.0, 10).found  # sent 1.5 s ago, arriving now
+        found = store.note_sweep(real - 0.7, 1.0, 10).found  # sent 0.7 s ago, arriving now
         assert found is not None
         assert found.started == real - 10
         assert real <= found.ended < real + 0.5
