@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import builtins
 import json
-from bisect import bisect_right
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 
 import redis
 
+from ..core.agent_query import EVERY_AGENT, AgentQuery, ids_after, keyset_pages
 from ..core.models import Agent, AgentState, HeartbeatOutcome
 from .client import (
     ReportsOutages,
@@ -245,56 +245,28 @@ class RedisAgentStore(ReportsOutages):
             pipe.hgetall(agent_key(agent_id))
         return [_decode(fields) for fields in pipe.execute()]
 
-    def list(
-        self,
-        states: Collection[AgentState] | None = None,
-        group: str | None = None,
-        after: str | None = None,
-        limit: int | None = None,
-    ) -> list[Agent]:
-        pages = self.pages(states, group, after, limit, size=self._PAGE)
-        return [agent for page in pages for agent in page]
+    def list(self, query: AgentQuery = EVERY_AGENT) -> list[Agent]:
+        return [agent for page in self.pages(query, size=self._PAGE) for agent in page]
 
-    def pages(
-        self,
-        states: Collection[AgentState] | None = None,
-        group: str | None = None,
-        after: str | None = None,
-        limit: int | None = None,
-        *,
-        size: int = _PAGE,
-    ) -> Iterator[builtins.list[Agent]]:
-        # A filter reads its candidates from the state and group sets once (unless it keeps
-        # most of the fleet, see _candidates); without one, or then, pages walk the id index.
-        candidates = self._candidates(states, group)
-        position = 0
-        if candidates is not None and after is not None:
-            position = bisect_right(candidates, after)
-        cursor = after
-        remaining = limit
-        while remaining is None or remaining > 0:
-            count = size if remaining is None else min(size, remaining)
+    def pages(self, query: AgentQuery, *, size: int = _PAGE) -> Iterator[builtins.list[Agent]]:
+        return keyset_pages(query, size, self._ids_after_for(query), self.get_many)
+
+    def _ids_after_for(self, query: AgentQuery) -> Callable[[str | None, int], builtins.list[str]]:
+        """How the pages find their ids: a filter's candidates, read from the state and
+        group sets at the first page (unless it keeps most of the fleet, see _candidates);
+        without one, or then, the id index."""
+        candidates: builtins.list[str] | None = None
+        read = False
+
+        def ids(cursor: str | None, count: int) -> builtins.list[str]:
+            nonlocal candidates, read
+            if not read:  # nothing is read before the first page is asked for
+                candidates, read = self._candidates(query.states, query.group), True
             if candidates is None:
-                ids = self._ids_after(cursor, count)
-            else:
-                ids = candidates[position : position + count]
-                position += len(ids)
-            if not ids:
-                return
-            cursor = ids[-1]
-            page = [
-                agent
-                for agent in self.get_many(ids)
-                # Checked again: an agent may have changed since it was a candidate.
-                if agent is not None
-                and (not states or agent.state in states)
-                and (group is None or agent.group == group)
-            ]
-            if remaining is not None:
-                del page[remaining:]
-                remaining -= len(page)
-            if page:
-                yield page
+                return self._ids_after(cursor, count)
+            return ids_after(candidates, cursor, count)
+
+        return ids
 
     @outage_as_unavailable
     def _candidates(
