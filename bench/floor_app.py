@@ -1,9 +1,10 @@
-"""The floor: the least a Flask app on gunicorn + gevent can do for the four hot paths.
+"""The floor: the least a Flask app on gunicorn + gevent can do for the five hot paths.
 
-register, heartbeat, the event stream and a broadcast, and nothing else: no validation,
-no delivery tracking, no scheduler, no logging. Every benchmark figure of the real server
-is also given as a ratio to this app measured in the same run, so that what the server's
-own design costs stands apart from what Flask, gunicorn and gevent cost on this machine.
+register, heartbeat, the event stream, a broadcast and an ack, and nothing else: no
+validation, no delivery tracking (an ack is kept in a dict), no scheduler, no logging.
+Every benchmark figure of the real server is also given as a ratio to this app measured in
+the same run, so that what the server's own design costs stands apart from what Flask,
+gunicorn and gevent cost on this machine.
 
 This file is both the app and its gunicorn configuration::
 
@@ -80,6 +81,7 @@ def create_app() -> Any:
     app = Flask(__name__)
     agents: dict[str, float] = {}
     streams: dict[str, Queue] = {}
+    acks: dict[tuple[str, str], str] = {}
     app.config["FLOOR_STREAMS"] = streams
 
     @app.post("/api/v1/agents/register")
@@ -137,5 +139,12 @@ def create_app() -> Any:
             with contextlib.suppress(Full):  # a stuck reader misses it, as in the real hub
                 queue.put_nowait(frame)
         return {"commandId": command_id, "targets": len(streams)}, 202
+
+    @app.post("/api/v1/agents/<agent_id>/commands/<command_id>/ack")
+    def ack(agent_id: str, command_id: str) -> Any:
+        body = request.get_data()
+        status = json.loads(body).get("status", "SUCCESS") if body else "SUCCESS"
+        acks[(command_id, agent_id)] = status
+        return {"agentId": agent_id, "status": status}
 
     return app

@@ -253,10 +253,11 @@ def render(doc: dict[str, Any]) -> str:
         "- b. N streams open; broadcasts sent one after another, each once every stream "
         "received the previous one. Latency = POST written → event parsed, one clock (the load "
         "generator's). events/s = events ÷ Σ(last receipt - POST sent). Exactly once: every "
-        "stream counted each command id once. On the real server every event is acknowledged "
-        f"on receipt through {p['ack_connections']} keep-alive connections (acks run while "
-        "the next broadcast is delivered), then every command is read back and must show "
-        "all deliveries ACKNOWLEDGED. The floor has no acks and no tracking.",
+        "stream counted each command id once. Every event is acknowledged on receipt, on both "
+        f"servers, through {p['ack_connections']} keep-alive connections (acks run while "
+        "the next broadcast is delivered); the real server's commands are then read back and "
+        "must show all deliveries ACKNOWLEDGED. The floor's ack view only keeps the status in "
+        "a dict (no validation, no tracking).",
         f"- c. {p['heartbeat_agents']:,} agents, {p['heartbeat_connections']} keep-alive "
         f"clients each sending heartbeats back to back for {p['heartbeat_seconds']} s after a "
         f"{p['heartbeat_warmup_seconds']} s warm-up; errors = anything but 204. Before "

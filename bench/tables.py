@@ -132,7 +132,7 @@ def _fanout_rows(label: str, real: Any, floor: Any, workers: int = 1) -> list[li
         floor,
         (
             ("events/s", ("events_per_s",)),
-            ("events/s per core of server CPU (real: acks included)", PER_CORE),
+            ("events/s per core of server CPU (acks included)", PER_CORE),
             ("latency p50 (ms)", ("latency_ms", "p50")),
             ("latency p99 (ms)", ("latency_ms", "p99")),
             ("latency max (ms)", ("latency_ms", "max")),

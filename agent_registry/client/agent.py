@@ -9,13 +9,16 @@ Three threads (greenlets when gevent has patched ``threading``) share the work:
 - *heartbeat*: pings at the interval the server returned, renews the agent token at half
   its lifetime; a ``404`` or ``401`` registers again.
 - *commands*: runs each command's handler in arrival order and acknowledges the result,
-  so a slow handler never stalls the stream.
+  so a slow handler never stalls the stream. A ``cancel`` event marks the command
+  cancelled (``Command.cancelled``): one still queued is not run, one running can stop,
+  and neither is acknowledged.
 
 ``stop()`` ends the stream, finishes the commands already received, and joins every thread.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import signal
@@ -91,9 +94,11 @@ class AgentClient:
         self._lock = threading.Lock()
         self._connection: StreamConnection | None = None
         self._threads: list[threading.Thread] = []
+        self._in_hand: dict[str, Command] = {}  # queued or running, by id; under _lock
         self.last_event_id: str | None = None
         self.commands_handled = 0
         self.commands_failed = 0
+        self.commands_cancelled = 0
 
     # Setting up ---------------------------------------------------------------------------
 
@@ -276,11 +281,36 @@ class AgentClient:
         if not event.data:
             return
         if event.event == "cancel":
-            log.info("agent %s: the server cancelled %.200s", self.agent_id, event.data)
+            self._on_cancel(event.data)
             return
         command = self._checked(event)
         if command is not None:
+            with self._lock:
+                self._in_hand[command.id] = command
             self._queue.put(command)
+
+    def _on_cancel(self, data: str) -> None:
+        try:
+            command_id = json.loads(data)["commandId"]
+        except (ValueError, KeyError, TypeError):
+            command_id = None
+        if not isinstance(command_id, str):
+            log.warning(
+                "agent %s: ignoring a cancel event without a commandId: %.200s", self.agent_id, data
+            )
+            return
+        with self._lock:
+            command = self._in_hand.get(command_id)
+        if command is None:
+            log.info(
+                "agent %s: the server cancelled %s, which is not queued or running here",
+                self.agent_id,
+                command_id,
+            )
+            return
+        command.mark_cancelled()
+        self.commands_cancelled += 1
+        log.info("agent %s: the server cancelled command %s", self.agent_id, command_id)
 
     def _checked(self, event: ServerSentEvent) -> Command | None:
         """The event's command if it may run; else None, logged (and never acknowledged:
@@ -367,14 +397,39 @@ class AgentClient:
 
     def _command_loop(self) -> None:
         while (command := self._queue.get()) is not None:
-            result = run_handler(self.handlers.get(command.type), command)
-            self.commands_handled += 1
-            if result.status != "SUCCESS":
-                self.commands_failed += 1
             try:
-                self._acknowledge(command, result)
-            except Exception:  # one bad ack must not stop the commands behind it
-                log.exception("agent %s: could not acknowledge %s", self.agent_id, command.id)
+                self._handle(command)
+            finally:
+                with self._lock:
+                    self._in_hand.pop(command.id, None)
+
+    def _handle(self, command: Command) -> None:
+        result = self._run(command)
+        if result is None:
+            return
+        if command.cancelled:
+            # The server recorded CANCELLED and would answer the ack 409.
+            log.info(
+                "agent %s: not acknowledging %s: it was cancelled while it ran",
+                self.agent_id,
+                command.id,
+            )
+            return
+        try:
+            self._acknowledge(command, result)
+        except Exception:  # one bad ack must not stop the commands behind it
+            log.exception("agent %s: could not acknowledge %s", self.agent_id, command.id)
+
+    def _run(self, command: Command) -> Result | None:
+        """The handler's result; None when the command was cancelled before its turn."""
+        if command.cancelled:
+            log.info("agent %s: not running %s: it was cancelled", self.agent_id, command.id)
+            return None
+        result = run_handler(self.handlers.get(command.type), command)
+        self.commands_handled += 1
+        if result.status != "SUCCESS":
+            self.commands_failed += 1
+        return result
 
     def _acknowledge(self, command: Command, result: Result) -> None:
         registration = self.registrar.current
@@ -396,7 +451,14 @@ class AgentClient:
                     registration = self.registrar.ensure()
                     reason = str(exc)
                 elif exc.status < 500:
-                    log.warning("agent %s: ack of %s refused: %s", self.agent_id, command.id, exc)
+                    # COMMAND_CANCELLED: the cancel event and this ack crossed; expected.
+                    log.log(
+                        logging.INFO if exc.code == "COMMAND_CANCELLED" else logging.WARNING,
+                        "agent %s: ack of %s refused: %s",
+                        self.agent_id,
+                        command.id,
+                        exc,
+                    )
                     return
                 else:
                     reason = str(exc)

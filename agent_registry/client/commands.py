@@ -9,12 +9,18 @@ A handler takes a :class:`Command` and returns what the ack should say:
 
 A handler that raises is acknowledged as ``FAILURE`` with the exception's message;
 raise :class:`CommandFailed` to add details.
+
+A command can be cancelled by an operator while it waits or runs: a long handler should
+look at ``command.cancelled`` now and then, or wait on ``command.wait_cancelled(t)``
+instead of sleeping, and stop early. A cancelled command is not acknowledged (the server
+has already recorded it ``CANCELLED``, and would refuse the ack).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +38,25 @@ class Command:
     payload: dict[str, Any]
     issued_at: str | None = None
     expires_at: str | None = None
+    _cancellation: threading.Event = field(
+        default_factory=threading.Event, init=False, repr=False, compare=False
+    )
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the server's ``cancel`` event for this command has arrived."""
+        return self._cancellation.is_set()
+
+    def wait_cancelled(self, timeout: float | None = None) -> bool:
+        """Block until the command is cancelled or ``timeout`` passes: ``cancelled``.
+
+        Use it where a handler would sleep between steps, so a cancel stops it at once.
+        """
+        return self._cancellation.wait(timeout)
+
+    def mark_cancelled(self) -> None:
+        """The server cancelled it (the agent client calls this; handlers need not)."""
+        self._cancellation.set()
 
     @classmethod
     def from_event(cls, event_type: str, data: str) -> Command:

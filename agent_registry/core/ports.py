@@ -12,6 +12,7 @@ import builtins
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Protocol
 
+from .agent_query import EVERY_AGENT, AgentQuery
 from .models import (
     Agent,
     AgentState,
@@ -54,24 +55,10 @@ class AgentStore(Protocol):
 
     def get_many(self, agent_ids: Sequence[str]) -> list[Agent | None]: ...
 
-    def list(
-        self,
-        states: Collection[AgentState] | None = None,
-        group: str | None = None,
-        after: str | None = None,
-        limit: int | None = None,
-    ) -> list[Agent]:
+    def list(self, query: AgentQuery = EVERY_AGENT) -> list[Agent]:
         """Agents ordered by id (code point order), filtered, keyset-paged."""
 
-    def pages(
-        self,
-        states: Collection[AgentState] | None = None,
-        group: str | None = None,
-        after: str | None = None,
-        limit: int | None = None,
-        *,
-        size: int,
-    ) -> Iterator[builtins.list[Agent]]:
+    def pages(self, query: AgentQuery, *, size: int) -> Iterator[builtins.list[Agent]]:
         """The agents ``list`` returns, read as the caller iterates: each step reads the
         next ``size`` candidate ids in id order and yields those that match (a page may be
         shorter than ``size``, even before the end; none is empty).

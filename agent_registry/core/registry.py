@@ -5,13 +5,14 @@ from __future__ import annotations
 import builtins
 import logging
 import secrets
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from ..clock import Clock
 from ..errors import AgentNotFound, AgentNotRegistered, Unauthenticated
+from .agent_query import EVERY_AGENT, AgentQuery
 from .grace import KEPT_OUTAGES, forgotten_by, graced_deadline
 from .models import Agent, AgentState, HeartbeatOutcome, Outage, Transition
 from .ports import AgentStore, FleetObserver, NoObserver, OutageWatch
@@ -124,27 +125,13 @@ class Registry:
             raise AgentNotFound(f"Agent '{agent_id}' is not registered.")
         return agent
 
-    def list(
-        self,
-        states: Collection[AgentState] | None = None,
-        group: str | None = None,
-        after: str | None = None,
-        limit: int | None = None,
-    ) -> list[Agent]:
-        return self.store.list(states=states, group=group, after=after, limit=limit)
+    def list(self, query: AgentQuery = EVERY_AGENT) -> builtins.list[Agent]:
+        return self.store.list(query)
 
-    def pages(
-        self,
-        states: Collection[AgentState] | None = None,
-        group: str | None = None,
-        after: str | None = None,
-        limit: int | None = None,
-        *,
-        size: int,
-    ) -> Iterator[builtins.list[Agent]]:
-        """``list`` read ``size`` candidates at a time, for answers too big to build at once
-        (see ``AgentStore.pages``)."""
-        return self.store.pages(states, group, after, limit, size=size)
+    def pages(self, query: AgentQuery, *, size: int) -> Iterator[builtins.list[Agent]]:
+        """The agents ``query`` asks for, read ``size`` candidates at a time, for answers
+        too big to build at once (see ``AgentStore.pages``)."""
+        return self.store.pages(query, size=size)
 
     def counts(self) -> dict[AgentState, int]:
         """Agents per state, as the store keeps them (no scan)."""

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import builtins
 import json
-from bisect import bisect_right
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 
 import redis
 
+from ..core.agent_query import EVERY_AGENT, AgentQuery, ids_after, keyset_pages
 from ..core.models import Agent, AgentState, HeartbeatOutcome, Outage, SweepNote
 from .client import (
     REPLY_TIMEOUT,
@@ -30,6 +30,7 @@ from .client import (
     text_set,
     texts,
 )
+from .group_commit import GroupCommit
 
 P = "ar:"
 ALL_AGENTS = P + "agents"
@@ -76,22 +77,31 @@ redis.call('ZADD', p .. 'agent-deadlines', ARGV[8], id)
 return {created, registered, changed, string.format('%d', generation)}
 """
 
-# KEYS: agent hash. ARGV: id, now, deadline, expected generation or ''.
-# Returns 0 for an unknown agent, 2 when the generation is not the agent's, 1 when recorded.
-_HEARTBEAT = """
-local key, id = KEYS[1], ARGV[1]
-local current = redis.call('HMGET', key, 'state', 'generation')
-local state = current[1]
-if not state then return 0 end
-if ARGV[4] ~= '' and current[2] ~= ARGV[4] then return 2 end
-redis.call('HSET', key, 'lastHeartbeatAt', ARGV[2], 'deadline', ARGV[3])
-if state ~= 'LIVE' then
-  redis.call('HSET', key, 'state', 'LIVE', 'stateChangedAt', ARGV[2])
-  redis.call('SMOVE', 'ar:state:' .. state, 'ar:state:LIVE', id)
-  if state == 'DEAD' then redis.call('ZREM', 'ar:dead-since', id) end
+# Heartbeats, one or many (a group commit). KEYS: the agents' hashes. ARGV: for each,
+# id, now, deadline, expected generation or ''. Returns one outcome per agent: 0 for an
+# unknown agent, 2 when the generation is not the agent's, 1 when recorded.
+_HEARTBEATS = """
+local outcomes = {}
+for i, key in ipairs(KEYS) do
+  local id, now, deadline, expected = ARGV[4*i-3], ARGV[4*i-2], ARGV[4*i-1], ARGV[4*i]
+  local current = redis.call('HMGET', key, 'state', 'generation')
+  local state = current[1]
+  if not state then
+    outcomes[i] = 0
+  elseif expected ~= '' and current[2] ~= expected then
+    outcomes[i] = 2
+  else
+    redis.call('HSET', key, 'lastHeartbeatAt', now, 'deadline', deadline)
+    if state ~= 'LIVE' then
+      redis.call('HSET', key, 'state', 'LIVE', 'stateChangedAt', now)
+      redis.call('SMOVE', 'ar:state:' .. state, 'ar:state:LIVE', id)
+      if state == 'DEAD' then redis.call('ZREM', 'ar:dead-since', id) end
+    end
+    redis.call('ZADD', 'ar:agent-deadlines', deadline, id)
+    outcomes[i] = 1
+  end
 end
-redis.call('ZADD', 'ar:agent-deadlines', ARGV[3], id)
-return 1
+return outcomes
 """
 
 # KEYS: agent hash. ARGV: id, expected deadline, new state, changed at, next deadline or ''.
@@ -209,6 +219,9 @@ end
 return added
 """
 
+# One heartbeat as the script takes it: id, now, deadline, expected generation or ''.
+_Heartbeat = tuple[str, str, str, int | str]
+
 _HEARTBEAT_OUTCOMES = (
     HeartbeatOutcome.UNKNOWN,
     HeartbeatOutcome.RECORDED,
@@ -267,10 +280,15 @@ def register_args(agent: Agent, expected_generation: int | None = None) -> list[
 class RedisAgentStore(ReportsOutages):
     _PAGE = 500
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, group_commit: bool = False) -> None:
+        """``group_commit``: heartbeats from concurrent greenlets share one Redis call
+        (``group_commit.py``); for a gevent worker, where every request is a greenlet."""
         self._redis = client
         self._register = client.register_script(REGISTER_SCRIPT)
-        self._heartbeat = client.register_script(_HEARTBEAT)
+        self._heartbeats = client.register_script(_HEARTBEATS)
+        self.heartbeat_batches: GroupCommit[_Heartbeat, int] | None = (
+            GroupCommit(self._record_heartbeats) if group_commit else None
+        )
         self._transition = client.register_script(_TRANSITION)
         self._delete = client.register_script(_DELETE)
         self._index_dead = client.register_script(_INDEX_DEAD)
@@ -296,11 +314,19 @@ class RedisAgentStore(ReportsOutages):
     def heartbeat(
         self, agent_id: str, now: float, deadline: float, generation: int | None = None
     ) -> HeartbeatOutcome:
-        outcome = self._heartbeat(
-            keys=[agent_key(agent_id)],
-            args=[agent_id, num(now), num(deadline), "" if generation is None else generation],
+        heartbeat = (agent_id, num(now), num(deadline), "" if generation is None else generation)
+        if self.heartbeat_batches is None:
+            (outcome,) = self._record_heartbeats([heartbeat])
+        else:
+            outcome = self.heartbeat_batches.call(heartbeat)
+        return _HEARTBEAT_OUTCOMES[outcome]
+
+    def _record_heartbeats(self, heartbeats: builtins.list[_Heartbeat]) -> builtins.list[int]:
+        outcomes = self._heartbeats(
+            keys=[agent_key(heartbeat[0]) for heartbeat in heartbeats],
+            args=[field for heartbeat in heartbeats for field in heartbeat],
         )
-        return _HEARTBEAT_OUTCOMES[int(outcome)]
+        return [int(outcome) for outcome in outcomes]
 
     def get(self, agent_id: str) -> Agent | None:
         return _decode(text_hash(self._redis.hgetall(agent_key(agent_id))))
@@ -315,56 +341,28 @@ class RedisAgentStore(ReportsOutages):
             pipe.hgetall(agent_key(agent_id))
         return [_decode(fields) for fields in pipe.execute()]
 
-    def list(
-        self,
-        states: Collection[AgentState] | None = None,
-        group: str | None = None,
-        after: str | None = None,
-        limit: int | None = None,
-    ) -> list[Agent]:
-        pages = self.pages(states, group, after, limit, size=self._PAGE)
-        return [agent for page in pages for agent in page]
+    def list(self, query: AgentQuery = EVERY_AGENT) -> list[Agent]:
+        return [agent for page in self.pages(query, size=self._PAGE) for agent in page]
 
-    def pages(
-        self,
-        states: Collection[AgentState] | None = None,
-        group: str | None = None,
-        after: str | None = None,
-        limit: int | None = None,
-        *,
-        size: int = _PAGE,
-    ) -> Iterator[builtins.list[Agent]]:
-        # A filter reads its candidates from the state and group sets once (unless it keeps
-        # most of the fleet, see _candidates); without one, or then, pages walk the id index.
-        candidates = self._candidates(states, group)
-        position = 0
-        if candidates is not None and after is not None:
-            position = bisect_right(candidates, after)
-        cursor = after
-        remaining = limit
-        while remaining is None or remaining > 0:
-            count = size if remaining is None else min(size, remaining)
+    def pages(self, query: AgentQuery, *, size: int = _PAGE) -> Iterator[builtins.list[Agent]]:
+        return keyset_pages(query, size, self._ids_after_for(query), self.get_many)
+
+    def _ids_after_for(self, query: AgentQuery) -> Callable[[str | None, int], builtins.list[str]]:
+        """How the pages find their ids: a filter's candidates, read from the state and
+        group sets at the first page (unless it keeps most of the fleet, see _candidates);
+        without one, or then, the id index."""
+        candidates: builtins.list[str] | None = None
+        read = False
+
+        def ids(cursor: str | None, count: int) -> builtins.list[str]:
+            nonlocal candidates, read
+            if not read:  # nothing is read before the first page is asked for
+                candidates, read = self._candidates(query.states, query.group), True
             if candidates is None:
-                ids = self._ids_after(cursor, count)
-            else:
-                ids = candidates[position : position + count]
-                position += len(ids)
-            if not ids:
-                return
-            cursor = ids[-1]
-            page = [
-                agent
-                for agent in self.get_many(ids)
-                # Checked again: an agent may have changed since it was a candidate.
-                if agent is not None
-                and (not states or agent.state in states)
-                and (group is None or agent.group == group)
-            ]
-            if remaining is not None:
-                del page[remaining:]
-                remaining -= len(page)
-            if page:
-                yield page
+                return self._ids_after(cursor, count)
+            return ids_after(candidates, cursor, count)
+
+        return ids
 
     @outage_as_unavailable
     def _candidates(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import gevent
+from gevent import monkey
 
 from ..clock import Clock, system_clock
 from ..config import Settings
@@ -111,7 +112,9 @@ def redis_backend(
     presence = RedisPresence(client, 3 * settings.keepalive_seconds, bus.end_stream)
     bus.presence = presence
     hub.listener = presence
-    agents = RedisAgentStore(client)
+    # Heartbeats are group-committed where requests are greenlets (a gevent worker); with
+    # plain threads (a test's Flask client) each goes on its own.
+    agents = RedisAgentStore(client, group_commit=monkey.is_module_patched("threading"))
     # Everything that talks to Redis reports to one tracker, which logs an outage once.
     agents.outage = commands.outage = bus.outage = presence.outage = outage
     return Backend(agents, commands, bus, presence, RedisProbe(settings.store), bus, [bus])

@@ -7,11 +7,13 @@ gevent; that is all the compare-and-set guarantees the core asks for.
 from __future__ import annotations
 
 import builtins
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import replace
+from functools import partial
 
+from ..core.agent_query import EVERY_AGENT, AgentQuery, ids_after, keyset_pages
 from ..core.models import (
     Agent,
     AgentState,
@@ -98,51 +100,20 @@ class MemoryAgentStore:
     def get_many(self, agent_ids: Sequence[str]) -> list[Agent | None]:
         return [self._agents.get(agent_id) for agent_id in agent_ids]
 
-    def list(
-        self,
-        states: Collection[AgentState] | None = None,
-        group: str | None = None,
-        after: str | None = None,
-        limit: int | None = None,
-    ) -> list[Agent]:
+    def list(self, query: AgentQuery = EVERY_AGENT) -> list[Agent]:
         # No page ever yields to another greenlet: read in one go, this is one snapshot.
-        pages = self.pages(states, group, after, limit, size=_LIST_PAGE)
-        return [agent for page in pages for agent in page]
+        return [agent for page in self.pages(query, size=_LIST_PAGE) for agent in page]
 
-    def pages(
-        self,
-        states: Collection[AgentState] | None = None,
-        group: str | None = None,
-        after: str | None = None,
-        limit: int | None = None,
-        *,
-        size: int = _LIST_PAGE,
-    ) -> Iterator[builtins.list[Agent]]:
+    def pages(self, query: AgentQuery, *, size: int = _LIST_PAGE) -> Iterator[builtins.list[Agent]]:
         # A group's ids are sorted once, at the first page; every other list walks the
         # sorted ids, found again by bisection after the last id read, so registrations
         # between pages (which insert into that list) neither repeat nor skip an agent.
+        group = query.group
         ids = sorted(self._by_group.get(group, ())) if group is not None else self._sorted_ids
-        cursor = after
-        remaining = limit
-        while remaining is None or remaining > 0:
-            start = bisect_right(ids, cursor) if cursor is not None else 0
-            chunk = ids[start : start + (size if remaining is None else min(size, remaining))]
-            if not chunk:
-                return
-            cursor = chunk[-1]
-            page = []
-            for agent_id in chunk:
-                agent = self._agents.get(agent_id)
-                if agent is None or (states and agent.state not in states):
-                    continue
-                if group is not None and agent.group != group:
-                    continue  # it moved to another group since the first page
-                page.append(agent)
-            if remaining is not None:
-                del page[remaining:]
-                remaining -= len(page)
-            if page:
-                yield page
+        return keyset_pages(query, size, partial(ids_after, ids), self._read)
+
+    def _read(self, agent_ids: builtins.list[str]) -> builtins.list[Agent | None]:
+        return [self._agents.get(agent_id) for agent_id in agent_ids]
 
     def live_ids(self, group: str | None = None) -> builtins.list[str]:
         live = self._by_state[AgentState.LIVE]

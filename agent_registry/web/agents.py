@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Response, request, url_for
 
 from ..clock import iso
+from ..core.agent_query import AgentQuery
 from ..core.models import Agent
 from ..core.ports import Presence
 from ..core.registry import Registration
@@ -95,13 +96,8 @@ def heartbeat(rt: Runtime, agent_id: str, caller: Caller | None) -> None:
     response=AgentSchema(many=True),
 )
 def list_agents(rt: Runtime, query: dict[str, Any]) -> list[dict[str, Any]] | Response:
-    pages = rt.registry.pages(
-        states=query["status"],
-        group=query["group"],
-        after=query["after"],
-        limit=query["limit"],
-        size=LIST_PAGE,
-    )
+    wanted = AgentQuery(query["status"], query["group"], query["after"], query["limit"])
+    pages = rt.registry.pages(wanted, size=LIST_PAGE)
     # Read before answering: a failure here is still an ordinary error answer (a 503).
     first: list[Agent] = []
     for page in pages:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from agent_registry.core.agent_query import AgentQuery
 from agent_registry.core.commands import Commands, CommandTiming
 from agent_registry.core.models import (
     AckResult,
@@ -248,7 +249,7 @@ def test_send_to_a_group_without_live_agents_is_no_live_targets(
 ):
     register(registry, "c-stale", group_name="group-c")
     registry.sweep(now=clock() + STALE_AFTER)  # a-live, b-live and c-stale all go STALE
-    assert registry.list(states=[AgentState.LIVE]) == []
+    assert registry.list(AgentQuery(states=[AgentState.LIVE])) == []
 
     for target in (group("group-c"), group("no-such-group"), ALL):
         with pytest.raises(NoLiveTargets):

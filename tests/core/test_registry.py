@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
+from agent_registry.core.agent_query import AgentQuery
 from agent_registry.core.models import Agent, AgentState, Transition
 from agent_registry.core.registry import Lifecycle, Registration, Registry
 from agent_registry.errors import AgentNotFound, AgentNotRegistered
@@ -17,6 +19,11 @@ DEAD_AFTER = 300.0
 TINY = 0.001
 
 LIVE, STALE, DEAD = AgentState.LIVE, AgentState.STALE, AgentState.DEAD
+
+
+def listed(registry: Registry, **where: Any) -> list[str]:
+    """The ids ``list`` answers for the query these filters make."""
+    return [agent.id for agent in registry.list(AgentQuery(**where))]
 
 
 @pytest.fixture
@@ -112,8 +119,8 @@ def test_reregistration_can_move_the_agent_to_another_group(registry, store, clo
 
     assert created is False
     assert agent.group == "group-b"
-    assert [a.id for a in registry.list(group="group-a")] == ["agent-2"]
-    assert [a.id for a in registry.list(group="group-b")] == ["agent-1"]
+    assert [a.id for a in registry.list(AgentQuery(group="group-a"))] == ["agent-2"]
+    assert [a.id for a in registry.list(AgentQuery(group="group-b"))] == ["agent-1"]
     assert store.live_ids("group-a") == ["agent-2"]
     assert store.live_ids("group-b") == ["agent-1"]
     assert store.live_ids() == ["agent-1", "agent-2"]
@@ -124,7 +131,7 @@ def test_moving_the_last_member_away_leaves_the_old_group_empty(registry, store,
     clock.advance(5)
     register(registry, "agent-1", "group-b")
 
-    assert registry.list(group="group-a") == []
+    assert registry.list(AgentQuery(group="group-a")) == []
     assert store.live_ids("group-a") == []
 
 
@@ -170,7 +177,7 @@ def test_reregistration_revives_to_live_dated_at_that_moment(registry, clock, pa
     assert agent.last_heartbeat_at == T0 + pause
     assert agent.registered_at == T0
     assert agent.version == "2.0"
-    assert registry.list(states=[LIVE]) == [agent]
+    assert registry.list(AgentQuery(states=[LIVE])) == [agent]
     # and it goes STALE again, timed from the re-registration
     assert registry.sweep(now=T0 + pause + STALE_AFTER - TINY) == []
     assert registry.sweep(now=T0 + pause + STALE_AFTER) == [
@@ -215,8 +222,8 @@ def test_heartbeat_revives_to_live_dated_at_that_moment(registry, clock, pause, 
     assert agent.state_changed_at == T0 + pause
     assert agent.last_heartbeat_at == T0 + pause
     assert agent.registered_at == T0
-    assert registry.list(states=[state_before]) == []
-    assert registry.list(states=[LIVE]) == [agent]
+    assert registry.list(AgentQuery(states=[state_before])) == []
+    assert registry.list(AgentQuery(states=[LIVE])) == [agent]
     # the revived agent has a lifecycle again
     assert registry.sweep(now=T0 + pause + STALE_AFTER - TINY) == []
     assert registry.sweep(now=T0 + pause + STALE_AFTER + DEAD_AFTER) == [
@@ -351,8 +358,12 @@ def test_sweep_transitions_every_due_agent_across_small_batches(registry, clock)
     assert done == [
         Transition(f"agent-{index}", LIVE, STALE, T0 + index + STALE_AFTER) for index in range(4)
     ]
-    assert [a.id for a in registry.list(states=[STALE])] == [f"agent-{i}" for i in range(4)]
-    assert [a.id for a in registry.list(states=[LIVE])] == [f"agent-{i}" for i in range(4, 7)]
+    assert [a.id for a in registry.list(AgentQuery(states=[STALE]))] == [
+        f"agent-{i}" for i in range(4)
+    ]
+    assert [a.id for a in registry.list(AgentQuery(states=[LIVE]))] == [
+        f"agent-{i}" for i in range(4, 7)
+    ]
 
 
 def test_sweep_with_nothing_due_returns_nothing_and_changes_nothing(registry, clock):
@@ -381,7 +392,7 @@ def test_a_dead_agent_has_no_further_transitions(registry):
     assert agent.state is DEAD
     assert agent.deadline is None
     assert registry.sweep(now=T0 + 10 * (STALE_AFTER + DEAD_AFTER)) == []
-    assert registry.list(states=[DEAD]) == [agent]  # DEAD agents are kept and listed
+    assert registry.list(AgentQuery(states=[DEAD])) == [agent]  # DEAD agents are kept and listed
 
 
 class _HeartbeatRacesTheSweep(MemoryAgentStore):
@@ -479,18 +490,22 @@ def test_fleet_fixture_states(fleet):
     ],
 )
 def test_list_filters_by_status(fleet, states, expected):
-    assert [agent.id for agent in fleet.list(states=states)] == expected
+    assert listed(fleet, states=states) == expected
 
 
 def test_list_filters_by_group(fleet):
-    assert [a.id for a in fleet.list(group="group-a")] == ["dead-1", "live-1", "stale-1"]
-    assert [a.id for a in fleet.list(group="group-b")] == ["live-2"]
-    assert fleet.list(group="no-such-group") == []
+    assert listed(fleet, group="group-a") == [
+        "dead-1",
+        "live-1",
+        "stale-1",
+    ]
+    assert listed(fleet, group="group-b") == ["live-2"]
+    assert fleet.list(AgentQuery(group="no-such-group")) == []
 
 
 def test_list_combines_group_and_status_filters(fleet):
-    assert [a.id for a in fleet.list(states=[LIVE], group="group-a")] == ["live-1"]
-    assert [a.id for a in fleet.list(states=[STALE, DEAD], group="group-b")] == []
+    assert listed(fleet, states=[LIVE], group="group-a") == ["live-1"]
+    assert listed(fleet, states=[STALE, DEAD], group="group-b") == []
 
 
 def test_list_pages_with_after_and_limit(registry):
@@ -501,7 +516,7 @@ def test_list_pages_with_after_and_limit(registry):
     pages: list[list[str]] = []
     after = None
     while True:
-        page = [agent.id for agent in registry.list(after=after, limit=3)]
+        page = [agent.id for agent in registry.list(AgentQuery(after=after, limit=3))]
         if not page:
             break
         pages.append(page)
@@ -514,16 +529,16 @@ def test_list_after_an_id_that_is_not_registered_starts_at_the_next_one(registry
     for agent_id in ["a", "c", "e"]:
         register(registry, agent_id)
 
-    assert [a.id for a in registry.list(after="b")] == ["c", "e"]
-    assert [a.id for a in registry.list(after="")] == ["a", "c", "e"]
-    assert registry.list(after="e") == []
-    assert registry.list(after="z") == []
+    assert [a.id for a in registry.list(AgentQuery(after="b"))] == ["c", "e"]
+    assert [a.id for a in registry.list(AgentQuery(after=""))] == ["a", "c", "e"]
+    assert registry.list(AgentQuery(after="e")) == []
+    assert registry.list(AgentQuery(after="z")) == []
 
 
 def test_list_limit_counts_only_matching_agents(fleet):
-    assert [a.id for a in fleet.list(states=[LIVE], limit=1)] == ["live-1"]
-    assert [a.id for a in fleet.list(states=[LIVE], after="live-1", limit=1)] == ["live-2"]
-    assert [a.id for a in fleet.list(group="group-a", after="dead-1", limit=5)] == [
+    assert listed(fleet, states=[LIVE], limit=1) == ["live-1"]
+    assert listed(fleet, states=[LIVE], after="live-1", limit=1) == ["live-2"]
+    assert listed(fleet, group="group-a", after="dead-1", limit=5) == [
         "live-1",
         "stale-1",
     ]

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from agent_registry.core.agent_query import AgentQuery
 from agent_registry.core.models import AgentState
 from agent_registry.errors import StoreUnavailable
 from agent_registry.redis.agents import RedisAgentStore
@@ -53,33 +54,33 @@ def make_stale(store: RedisAgentStore, numbers: range) -> None:
 
 def test_a_group_and_state_list_reads_only_that_group(store, redis_client):
     reset(redis_client)
-    listed = store.list(states={LIVE}, group="g3")
+    listed = store.list(AgentQuery(states={LIVE}, group="g3"))
     assert [a.id for a in listed] == group(3)
     assert hashes_read(redis_client) == len(group(3))
 
     reset(redis_client)
-    assert [a.id for a in store.list(group="g7")] == group(7)
+    assert [a.id for a in store.list(AgentQuery(group="g7"))] == group(7)
     assert hashes_read(redis_client) == len(group(7))
 
 
 def test_a_rare_state_reads_only_its_agents(store, redis_client):
     make_stale(store, range(100, 150))
     reset(redis_client)
-    listed = store.list(states={STALE, DEAD})
+    listed = store.list(AgentQuery(states={STALE, DEAD}))
     assert [a.id for a in listed] == [agent_id(n) for n in range(100, 150)]
     assert hashes_read(redis_client) == 50
     reset(redis_client)
-    listed = store.list(states={STALE}, group="g4")
+    listed = store.list(AgentQuery(states={STALE}, group="g4"))
     assert [a.id for a in listed] == [agent_id(n) for n in range(104, 150, GROUPS)]
     assert hashes_read(redis_client) == 5
 
 
 def test_keyset_paging_on_an_index_reads_no_more_than_the_page(store, redis_client):
     reset(redis_client)
-    listed = store.list(group="g3", after=agent_id(1003), limit=10)
+    listed = store.list(AgentQuery(group="g3", after=agent_id(1003), limit=10))
     assert [a.id for a in listed] == [agent_id(n) for n in range(1013, 1113, GROUPS)]
     assert hashes_read(redis_client) == 10
-    pages = list(store.pages(group="g3", states={LIVE}, after=agent_id(1003), size=30))
+    pages = list(store.pages(AgentQuery(group="g3", states={LIVE}, after=agent_id(1003)), size=30))
     assert [len(page) for page in pages] == [30, 30, 30, 9]
     assert [a.id for page in pages for a in page] == group(3)[101:]
 
@@ -89,14 +90,14 @@ def test_a_filter_that_keeps_most_of_the_fleet_walks_the_id_index(store, redis_c
     from the sorted index reads a few agents the filter drops instead."""
     make_stale(store, range(10))
     reset(redis_client)
-    listed = store.list(states={LIVE})
+    listed = store.list(AgentQuery(states={LIVE}))
     assert [a.id for a in listed] == [agent_id(n) for n in range(10, FLEET)]
     assert hashes_read(redis_client) == FLEET
     assert redis_client.info("commandstats").get("cmdstat_smembers") is None
 
 
 def test_candidates_that_changed_since_are_checked_again(store, redis_client):
-    pages = store.pages(states={LIVE}, group="g3", size=50)
+    pages = store.pages(AgentQuery(states={LIVE}, group="g3"), size=50)
     first = next(pages)
     assert [a.id for a in first] == group(3)[:50]
     make_stale(store, range(1003, 1103, GROUPS))  # ten of g3, not yet read
@@ -105,7 +106,7 @@ def test_candidates_that_changed_since_are_checked_again(store, redis_client):
 
 
 def test_an_outage_shows_on_the_step_that_reads(store, redis_server):
-    pages = store.pages(group="g3", size=50)
+    pages = store.pages(AgentQuery(group="g3"), size=50)
     next(pages)
     redis_server.stop()
     try:

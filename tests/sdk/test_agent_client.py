@@ -131,6 +131,46 @@ def test_a_slow_handler_does_not_stall_the_stream(make_agent, http):
     assert final_delivery(http, quick_id)["status"] == "ACKNOWLEDGED"
 
 
+def test_a_cancel_reaches_the_running_handler_and_a_queued_command_never_runs(make_agent, http):
+    agent = make_agent("cycle-cancel")
+    started = threading.Event()
+    ran: dict[str, bool] = {}  # command id -> whether it saw the cancel
+
+    @agent.handler("replay")
+    def long_replay(command: Command) -> None:
+        started.set()
+        ran[command.id] = command.wait_cancelled(10)
+
+    @agent.handler("deep-trace")
+    def trace(command: Command) -> None:
+        ran[command.id] = command.cancelled
+
+    agent.start()
+    assert agent.wait_ready(5)
+    running = send(http, "cycle-cancel", "replay")
+    assert started.wait(5)
+    queued = send(http, "cycle-cancel", "deep-trace")
+    wait_until(
+        lambda: http.get(f"/commands/{queued}").json()["deliveries"][0]["status"] == "DELIVERED"
+    )
+
+    assert http.post(f"/commands/{queued}/cancel").status_code == 200
+    wait_until(lambda: agent.commands_cancelled == 1)
+    assert http.post(f"/commands/{running}/cancel").status_code == 200
+    wait_until(lambda: running in ran)
+    # Commands run in arrival order: once a later one is acknowledged, the queued one
+    # has had its turn.
+    later = send(http, "cycle-cancel", "deep-trace")
+    assert final_delivery(http, later)["status"] == "ACKNOWLEDGED"
+
+    assert ran == {running: True, later: False}
+    assert agent.commands_cancelled == 2
+    for command_id in (running, queued):
+        assert http.get(f"/commands/{command_id}").json()["deliveries"][0]["status"] == (
+            "CANCELLED"
+        )
+
+
 def test_heartbeats_at_the_interval_the_server_returned(make_agent, http):
     agent = make_agent("cycle-heartbeat").start()
     assert agent.wait_ready(5)

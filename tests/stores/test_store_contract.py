@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from agent_registry.core.agent_query import EVERY_AGENT, AgentQuery
 from agent_registry.core.models import (
     AckResult,
     AckStatus,
@@ -28,6 +29,7 @@ from agent_registry.core.models import (
     Target,
     TargetKind,
 )
+from agent_registry.core.ports import AgentStore
 from agent_registry.redis.agents import LAST_SWEEP, RedisAgentStore
 from agent_registry.redis.client import connect
 from agent_registry.redis.commands import RedisCommandStore
@@ -37,6 +39,11 @@ from harness.clock import T0
 LIVE, STALE, DEAD = AgentState.LIVE, AgentState.STALE, AgentState.DEAD
 PENDING, DELIVERED = DeliveryStatus.PENDING, DeliveryStatus.DELIVERED
 ACKNOWLEDGED, EXPIRED = DeliveryStatus.ACKNOWLEDGED, DeliveryStatus.EXPIRED
+
+
+def listed(agents: AgentStore, **where: Any) -> list[str]:
+    """The ids ``list`` answers for the query these filters make."""
+    return [agent.id for agent in agents.list(AgentQuery(**where))]
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -174,13 +181,13 @@ def test_list_filters_by_state_and_group_and_pages_by_id(agents):
     for agent_id, group in [("b", "g"), ("a", "h"), ("c", "g"), ("é", "g")]:
         agents.register(agent(agent_id, group))
     agents.transition("c", T0 + 90, STALE, T0 + 90, T0 + 390)
-    assert [a.id for a in agents.list()] == ["a", "b", "c", "é"]
-    assert [a.id for a in agents.list(states={LIVE})] == ["a", "b", "é"]
-    assert [a.id for a in agents.list(states={STALE, DEAD})] == ["c"]
-    assert [a.id for a in agents.list(group="g")] == ["b", "c", "é"]
-    assert [a.id for a in agents.list(states={LIVE}, group="g")] == ["b", "é"]
-    assert [a.id for a in agents.list(after="b", limit=1)] == ["c"]
-    assert [a.id for a in agents.list(after="é")] == []
+    assert listed(agents) == ["a", "b", "c", "é"]
+    assert listed(agents, states={LIVE}) == ["a", "b", "é"]
+    assert listed(agents, states={STALE, DEAD}) == ["c"]
+    assert listed(agents, group="g") == ["b", "c", "é"]
+    assert listed(agents, states={LIVE}, group="g") == ["b", "é"]
+    assert listed(agents, after="b", limit=1) == ["c"]
+    assert listed(agents, after="é") == []
     assert agents.live_ids() == ["a", "b", "é"]
     assert agents.live_ids("g") == ["b", "é"]
 
@@ -214,22 +221,31 @@ FILTERS = [
 def test_pages_hold_what_list_returns_a_page_at_a_time(agents, size):
     small_fleet(agents)
     for where in FILTERS:
-        pages = list(agents.pages(**where, size=size))
+        pages = list(agents.pages(AgentQuery(**where), size=size))
         assert all(0 < len(page) <= size for page in pages), where
-        assert [a.id for page in pages for a in page] == [a.id for a in agents.list(**where)]
+        assert [a.id for page in pages for a in page] == [
+            a.id for a in agents.list(AgentQuery(**where))
+        ]
 
 
 def test_filtered_lists_use_the_state_and_group_indexes(agents):
     small_fleet(agents)
-    assert [a.id for a in agents.list(group="g2")] == ["a02", "a05", "a08", "a11"]
-    assert [a.id for a in agents.list(group="g2", states={STALE})] == ["a02", "a05", "a08"]
-    assert [a.id for a in agents.list(group="g2", states={LIVE})] == []
-    assert [a.id for a in agents.list(states={DEAD})] == ["a11"]
-    assert [a.id for a in agents.list(states={STALE, DEAD}, after="a05")] == ["a08", "a11"]
+    assert listed(agents, group="g2") == ["a02", "a05", "a08", "a11"]
+    assert listed(agents, group="g2", states={STALE}) == [
+        "a02",
+        "a05",
+        "a08",
+    ]
+    assert listed(agents, group="g2", states={LIVE}) == []
+    assert listed(agents, states={DEAD}) == ["a11"]
+    assert listed(agents, states={STALE, DEAD}, after="a05") == [
+        "a08",
+        "a11",
+    ]
     # A re-registration moves the agent out of its old group and state.
     agents.register(agent("a05", "g0"))
-    assert [a.id for a in agents.list(group="g2", states={STALE})] == ["a02", "a08"]
-    assert "a05" in [a.id for a in agents.list(group="g0", states={LIVE})]
+    assert listed(agents, group="g2", states={STALE}) == ["a02", "a08"]
+    assert "a05" in listed(agents, group="g0", states={LIVE})
 
 
 def test_pages_read_each_page_when_asked_each_id_once_in_order(agents):
@@ -237,7 +253,7 @@ def test_pages_read_each_page_when_asked_each_id_once_in_order(agents):
     is listed as its page reads it, never twice, and the order holds."""
     for n in range(0, 20, 2):
         agents.register(agent(f"a{n:02d}", "g"))
-    pages = agents.pages(states={LIVE}, group="g", size=3)
+    pages = agents.pages(AgentQuery(states={LIVE}, group="g"), size=3)
     assert [a.id for a in next(pages)] == ["a00", "a02", "a04"]
     agents.register(agent("a01", "g"))  # before the cursor: not listed
     agents.register(agent("a06", "h"))  # left the group
@@ -247,7 +263,7 @@ def test_pages_read_each_page_when_asked_each_id_once_in_order(agents):
     assert [a.id for a in rest] == ["a10", "a12", "a14", "a16", "a18"]
     assert rest[0].last_heartbeat_at == T0 + 5
 
-    unfiltered = agents.pages(size=4)
+    unfiltered = agents.pages(EVERY_AGENT, size=4)
     first = [a.id for a in next(unfiltered)]
     agents.register(agent("a07", "g"))  # after the cursor, in id order: listed
     agents.register(agent("a03", "g"))  # before it: not
@@ -338,9 +354,9 @@ def test_counts_follow_sweep_transitions_and_ignore_the_ones_that_lost(agents):
     assert agents.transition("nobody", T0, DEAD, T0, None) is False
     assert counts_of(agents) == (1, 0, 1)
     assert counts_of(agents) == (
-        len(agents.list(states={LIVE})),
-        len(agents.list(states={STALE})),
-        len(agents.list(states={DEAD})),
+        len(agents.list(AgentQuery(states={LIVE}))),
+        len(agents.list(AgentQuery(states={STALE}))),
+        len(agents.list(AgentQuery(states={DEAD}))),
     )
 
 
@@ -475,7 +491,7 @@ def test_delete_removes_the_agent_from_every_read_and_count(agents):
     assert removed is not None and removed.id == "a1" and removed.group == "g"
     assert agents.get("a1") is None
     assert agents.get_many(["a1", "a2"])[0] is None
-    assert [a.id for a in agents.list()] == ["a2", "a3"]
+    assert listed(agents) == ["a2", "a3"]
     assert agents.live_ids() == ["a2"]
     assert agents.live_ids("g") == ["a2"]
     assert agents.due(T0 + 10_000, 10) == [agents.get("a2")]  # no deadline left for a1
@@ -486,7 +502,7 @@ def test_delete_removes_the_agent_from_every_read_and_count(agents):
     agents.delete("a3")
     assert agents.counts() == {LIVE: 1, STALE: 0, DEAD: 0}
     assert agents.dead(T0 + 10_000, 10) == []
-    assert [a.id for a in agents.list(group="h")] == []
+    assert listed(agents, group="h") == []
 
 
 def test_a_deleted_id_registers_anew_with_a_higher_generation(agents):

@@ -1,0 +1,86 @@
+"""Group commit: the same small write from many greenlets, sent to Redis as one call.
+
+A heartbeat is one tiny Lua script. With hundreds arriving per second, what each costs
+is mostly the round trip and redis-py's per-call work, on both sides, not the script.
+Here each caller adds its item and waits, and one flusher greenlet at a time sends all
+that is waiting as one batch, then hands each caller its own answer.
+
+Batches form by themselves, with no timer: while one batch is on the wire, the items that
+arrive wait for the next. Under light load a batch is a single item and nothing waits
+longer than it would have; under heavy load one round trip serves many requests.
+
+A caller returns only once Redis has executed its batch, so an answer sent after ``call``
+returns (a heartbeat's ``204``) is never lost when the worker dies right after.
+
+When a batch fails, the items that arrived while it was on the wire fail with it, unsent:
+they would have met the same unreachable store, after waiting for the failure (a paused
+Redis takes the whole reply timeout to fail), so a caller waits at most one timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar, cast
+
+import gevent
+import redis
+from gevent.event import AsyncResult
+
+I = TypeVar("I")  # noqa: E741 - an item, as in Generic[I, R]
+R = TypeVar("R")
+
+MAX_BATCH = 256
+
+
+class GroupCommit(Generic[I, R]):
+    """``call(item)`` answers what ``send`` answered for that item, sent with others.
+
+    ``send`` takes the items of one batch, in arrival order, and returns one answer per
+    item in the same order; when it raises, every caller of that batch gets the error.
+    """
+
+    def __init__(self, send: Callable[[list[I]], Sequence[R]], max_batch: int = MAX_BATCH):
+        self._send = send
+        self._max_batch = max_batch
+        self._waiting: list[tuple[I, AsyncResult[R]]] = []
+        self._flusher: gevent.Greenlet[[], None] | None = None
+        self.batches = 0  # how many sends so far (read by tests and benchmarks)
+
+    def call(self, item: I) -> R:
+        answer: AsyncResult[R] = AsyncResult()
+        self._waiting.append((item, answer))
+        if self._flusher is None:
+            self._flusher = gevent.spawn(self._flush)
+        return cast("R", answer.get())  # set() is only ever given an R
+
+    def _flush(self) -> None:
+        batch: list[tuple[I, AsyncResult[R]]] = []
+        try:
+            while self._waiting:
+                batch = self._waiting[: self._max_batch]
+                del self._waiting[: self._max_batch]
+                self.batches += 1
+                answers = self._send([item for item, _ in batch])
+                for (_, answer), value in zip(batch, answers, strict=True):
+                    answer.set(value)
+                batch = []
+        except BaseException as exc:
+            # The batch failed, and so do the items waiting behind it (see above). A
+            # flusher killed (a worker stopping) fails them too: nobody waits forever.
+            error = _as_error(exc)
+            for _, answer in batch + self._waiting:
+                answer.set_exception(error)
+            self._waiting.clear()
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._flusher = None
+
+
+def _as_error(exc: BaseException) -> Exception:
+    """What a caller gets when its batch failed. A flusher that was killed (GreenletExit)
+    becomes a connection error, which callers answer as the store being unavailable: a
+    GreenletExit raised in a request's greenlet would end it without an answer."""
+    if isinstance(exc, Exception):
+        return exc
+    return redis.ConnectionError(f"the batch was not sent: the sender stopped ({exc!r})")
