@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from agent_registry.core.models import Outage
 from agent_registry.outage import StoreOutage
 from harness.clock import FakeClock
 
@@ -89,3 +90,22 @@ def test_a_second_outage_warns_again_and_the_total_keeps_counting(
     assert records(caplog)[-1].failed_operations == 1  # type: ignore[attr-defined]
     assert records(caplog)[-1].outage_seconds == 2.0  # type: ignore[attr-defined]
     assert outage.errors_total == 3
+
+
+def test_it_tells_the_lifecycle_sweep_which_gaps_it_already_logged(
+    outage: StoreOutage, clock: FakeClock
+) -> None:
+    """A gap in the sweeps that a logged store outage explains gets no second WARNING."""
+    start = clock.now
+    assert outage.reported_during(Outage(start - 10, start)) is False  # never down
+    outage.failed("lifecycle sweep", ConnectionError("refused"))
+    assert outage.reported_during(Outage(start - 1, start + 5)) is True  # down now
+    clock.advance(8)
+    outage.succeeded()
+    assert outage.reported_during(Outage(start - 1, start + 8)) is True
+    # A later gap (a paused server, Redis fine) was not logged as a store outage.
+    assert outage.reported_during(Outage(start + 20, start + 30)) is False
+    lengths: list[float] = []
+    outage.on_sweep_gap = lengths.append
+    outage.found(Outage(start + 20, start + 30))
+    assert lengths == [10]

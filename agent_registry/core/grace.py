@@ -14,9 +14,14 @@ outages are counted in the new deadline (``Agent.grace_through``) so none counts
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
+from ..clock import iso
 from .models import Agent, AgentState, Outage
+from .ports import OutageWatch
+
+log = logging.getLogger(__name__)
 
 # At most this many outages are remembered (the oldest go first). An outage is forgotten
 # sooner, once no deadline it can move is left to sweep (``forgettable``).
@@ -51,3 +56,32 @@ def forgotten_by(now: float, stale_after: float, dead_after: float) -> float:
     (``grace_through``) and no other deadline can be moved by it.
     """
     return now - max(stale_after, dead_after)
+
+
+def announce(outage: Outage, stale_after: float, watch: OutageWatch | None) -> None:
+    """Log a found outage: one WARNING (unless this process already logged the store's
+    outage, which explains it) and one INFO as grace starts; tell ``watch`` (metrics)."""
+    if watch is None or not watch.reported_during(outage):
+        log.warning(
+            "sweeps did not run for %.1f s (since %s): the store could not be reached or "
+            "the server was paused",
+            outage.lasted,
+            iso(outage.started),
+            extra={"outage_seconds": round(outage.lasted, 3)},
+        )
+    grace_until = outage.ended + stale_after
+    log.info(
+        "outage grace: an outage of %.1f s is not the agents' fault; LIVE agents have "
+        "until %s to heartbeat, STALE ones go DEAD %.1f s later",
+        outage.lasted,
+        iso(grace_until),
+        outage.lasted,
+        extra={
+            "outage_seconds": round(outage.lasted, 3),
+            "outage_started": iso(outage.started),
+            "outage_ended": iso(outage.ended),
+            "grace_until": iso(grace_until),
+        },
+    )
+    if watch is not None:
+        watch.found(outage)

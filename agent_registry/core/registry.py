@@ -7,13 +7,12 @@ import logging
 import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from ..clock import Clock
 from ..errors import AgentNotFound, AgentNotRegistered, Unauthenticated
 from .agent_query import EVERY_AGENT, AgentQuery
-from .grace import KEPT_OUTAGES, forgotten_by, graced_deadline
+from .grace import KEPT_OUTAGES, announce, forgotten_by, graced_deadline
 from .models import Agent, AgentState, HeartbeatOutcome, Outage, Transition
 from .ports import AgentStore, FleetObserver, NoObserver, OutageWatch
 
@@ -158,9 +157,8 @@ class Registry:
                 if outages:
                     deadline = graced_deadline(agent, outages, self._lifecycle.stale_after)
                 if deadline > now:
-                    moved += self.store.postpone(
-                        agent.id, agent.deadline, deadline, outages[-1].ended
-                    )
+                    if self.store.postpone(agent.id, agent.deadline, deadline, outages[-1].ended):
+                        moved += 1
                     continue
                 transition = self._advance(agent, deadline)
                 if transition is not None:
@@ -199,46 +197,14 @@ class Registry:
             return ()
         note = self.store.note_sweep(now, self._lifecycle.outage_after, KEPT_OUTAGES)
         if note.found is not None:
-            self._found(note.found)
+            announce(note.found, self._lifecycle.stale_after, self._outage_watch)
         return note.recent
-
-    def _found(self, outage: Outage) -> None:
-        """One WARNING (unless this process already logged the store's outage) and one INFO."""
-        watch = self._outage_watch
-        if watch is None or not watch.reported_during(outage):
-            log.warning(
-                "sweeps did not run for %.1f s (since %s): the store could not be reached or "
-                "the server was paused",
-                outage.lasted,
-                _iso(outage.started),
-                extra={"outage_seconds": round(outage.lasted, 3)},
-            )
-        grace_until = outage.ended + self._lifecycle.stale_after
-        log.info(
-            "outage grace: an outage of %.1f s is not the agents' fault; LIVE agents have "
-            "until %s to heartbeat, STALE ones go DEAD %.1f s later",
-            outage.lasted,
-            _iso(grace_until),
-            outage.lasted,
-            extra={
-                "outage_seconds": round(outage.lasted, 3),
-                "outage_started": _iso(outage.started),
-                "outage_ended": _iso(outage.ended),
-                "grace_until": _iso(grace_until),
-            },
-        )
-        if watch is not None:
-            watch.found(outage)
 
     def _forget(self, outages: Sequence[Outage], now: float) -> None:
         """After a complete sweep, forget the outages no deadline left to sweep can feel."""
         ended_by = forgotten_by(now, self._lifecycle.stale_after, self._lifecycle.dead_after)
         if outages and outages[0].ended <= ended_by:
             self.store.forget_outages(ended_by)
-
-
-def _iso(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _superseded(agent_id: str) -> Unauthenticated:

@@ -261,7 +261,7 @@ def test_an_outage_is_forgotten_once_no_deadline_it_moved_is_left(registry, stor
 def test_one_warning_and_one_info_per_outage(registry, clock, watch, caplog):
     register(registry)
     sweep_until(registry, clock, T0 + 10)
-    with caplog.at_level(logging.INFO, logger="agent_registry.core.registry"):
+    with caplog.at_level(logging.INFO, logger="agent_registry.core.grace"):
         outage(registry, clock, 30)
         sweep_until(registry, clock, T0 + 60)
     levels = [record.levelno for record in caplog.records]
@@ -275,6 +275,6 @@ def test_no_warning_when_the_store_outage_was_already_logged(store, clock, caplo
     registry = make_registry(store, clock, Watch(reported=True))
     register(registry)
     sweep_until(registry, clock, T0 + 10)
-    with caplog.at_level(logging.INFO, logger="agent_registry.core.registry"):
+    with caplog.at_level(logging.INFO, logger="agent_registry.core.grace"):
         outage(registry, clock, 30)
     assert [record.levelno for record in caplog.records] == [logging.INFO]
