@@ -24,7 +24,7 @@ from .ports import OutageWatch
 log = logging.getLogger(__name__)
 
 # At most this many outages are remembered (the oldest go first). An outage is forgotten
-# sooner, once no deadline it can move is left to sweep (``forgettable``).
+# sooner, once no deadline it can move is left to sweep (``forgotten_by``).
 KEPT_OUTAGES = 100
 
 
