@@ -33,8 +33,12 @@ format: $(STAMP) ## Rewrite the code in the project's format (ruff format, impor
 	$(BIN)/ruff check --select I --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP) ## Run the benchmarks, write bench/results/latest.{md,json}
+bench: $(STAMP) ## Run the benchmarks, write bench/results/latest.{md,json} (BENCH_PROFILE=big: scaling.{md,json})
+ifeq ($(BENCH_PROFILE),big)
+	$(BIN)/python -m bench.scaling
+else
 	$(BIN)/python -m bench
+endif
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
