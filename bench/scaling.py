@@ -66,18 +66,10 @@ class PinnedRun(Run):
         super().__init__(params, log_dir)
         self.profile = profile
 
-    def server(
-        self,
-        kind: str,
-        workers: int = 1,
-        env: dict[str, str] | None = None,
-        label: str | None = None,
-    ) -> GunicornServer:
-        server = super().server(kind, workers, env, label)
+    def started(self, server: GunicornServer) -> None:
         if self.profile.server_cores:
             for pid in [server.pid, *server.worker_pids()]:
                 os.sched_setaffinity(pid, self.profile.server_cores)
-        return server
 
 
 def measure_at(run: PinnedRun, redis: RedisServer, workers: int) -> dict[str, Any]:

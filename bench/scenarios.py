@@ -145,7 +145,12 @@ class Run:
         label: str | None = None,
     ) -> GunicornServer:
         extra = {"AGENT_REGISTRY_LOG_LEVEL": self.params.server_log_level, **(env or {})}
-        return GunicornServer(kind, self.log_dir, workers, extra, label).start()
+        server = GunicornServer(kind, self.log_dir, workers, extra, label).start()
+        self.started(server)
+        return server
+
+    def started(self, server: GunicornServer) -> None:
+        """A hook for a run that places its servers (``bench.scaling`` pins them)."""
 
     def measure(
         self,

@@ -44,7 +44,7 @@ class GroupCommit(Generic[I, R]):
         self._max_batch = max_batch
         self._waiting: list[tuple[I, AsyncResult[R]]] = []
         self._flusher: gevent.Greenlet[[], None] | None = None
-        self.batches = 0  # how many sends so far (read by tests and benchmarks)
+        self.batches = 0  # how many sends so far (read by tests)
 
     def call(self, item: I) -> R:
         answer: AsyncResult[R] = AsyncResult()
