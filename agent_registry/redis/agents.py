@@ -79,12 +79,13 @@ return {created, registered, changed, string.format('%d', generation)}
 
 # Heartbeats, one or many (a group commit). KEYS: the agents' hashes. ARGV: for each,
 # id, now, deadline, expected generation or ''. Returns one outcome per agent: 0 for an
-# unknown agent, 2 when the generation is not the agent's, 1 when recorded.
+# unknown agent, 2 when the generation is not the agent's, 1 when recorded. A heartbeat
+# clears the grace mark (why: core/grace.py).
 _HEARTBEATS = """
 local outcomes = {}
 for i, key in ipairs(KEYS) do
   local id, now, deadline, expected = ARGV[4*i-3], ARGV[4*i-2], ARGV[4*i-1], ARGV[4*i]
-  local current = redis.call('HMGET', key, 'state', 'generation')
+  local current = redis.call('HMGET', key, 'state', 'generation', 'graceThrough')
   local state = current[1]
   if not state then
     outcomes[i] = 0
@@ -92,6 +93,7 @@ for i, key in ipairs(KEYS) do
     outcomes[i] = 2
   else
     redis.call('HSET', key, 'lastHeartbeatAt', now, 'deadline', deadline)
+    if current[3] then redis.call('HDEL', key, 'graceThrough') end
     if state ~= 'LIVE' then
       redis.call('HSET', key, 'state', 'LIVE', 'stateChangedAt', now)
       redis.call('SMOVE', 'ar:state:' .. state, 'ar:state:LIVE', id)
