@@ -263,6 +263,9 @@ class RecentCommands(Protocol):
 
     def get(self, command_id: str) -> CommandSnapshot | None: ...
 
+    def get_command(self, command_id: str) -> Command | None:
+        """The command alone, without reading its deliveries."""
+
     def unexpired_ids(self, now: float, limit: int) -> list[str]:
         """Ids of the commands still inside their expiry window, oldest first."""
 
