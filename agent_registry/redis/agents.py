@@ -79,8 +79,9 @@ return {created, registered, changed, string.format('%d', generation)}
 
 # Heartbeats, one or many (a group commit). KEYS: the agents' hashes. ARGV: for each,
 # id, now, deadline, expected generation or ''. Returns one outcome per agent: 0 for an
-# unknown agent, 2 when the generation is not the agent's, 1 when recorded. A heartbeat
-# clears the grace mark (why: core/grace.py).
+# unknown agent, 2 when the generation is not the agent's, 1 when recorded, 3 when recorded
+# and the agent was STALE or DEAD (revived). A heartbeat clears the grace mark (why:
+# core/grace.py).
 _HEARTBEATS = """
 local outcomes = {}
 for i, key in ipairs(KEYS) do
@@ -94,13 +95,14 @@ for i, key in ipairs(KEYS) do
   else
     redis.call('HSET', key, 'lastHeartbeatAt', now, 'deadline', deadline)
     if current[3] then redis.call('HDEL', key, 'graceThrough') end
+    outcomes[i] = 1
     if state ~= 'LIVE' then
       redis.call('HSET', key, 'state', 'LIVE', 'stateChangedAt', now)
       redis.call('SMOVE', 'ar:state:' .. state, 'ar:state:LIVE', id)
       if state == 'DEAD' then redis.call('ZREM', 'ar:dead-since', id) end
+      outcomes[i] = 3
     end
     redis.call('ZADD', 'ar:agent-deadlines', deadline, id)
-    outcomes[i] = 1
   end
 end
 return outcomes
@@ -228,6 +230,7 @@ _HEARTBEAT_OUTCOMES = (
     HeartbeatOutcome.UNKNOWN,
     HeartbeatOutcome.RECORDED,
     HeartbeatOutcome.SUPERSEDED,
+    HeartbeatOutcome.REVIVED,
 )
 
 
