@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import agents, commands, errors, fleet, metrics, openapi, operations, tokens
+from . import agents, commands, errors, fleet, metrics, openapi, operations, tokens, ui
 
 
 def init_app(app: Flask) -> None:
@@ -16,3 +16,4 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(operations.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(tokens.bp)
+    app.register_blueprint(ui.bp)
