@@ -4,6 +4,7 @@ import { request, segment, withQuery } from "./api.js";
 import { byId, h, replace, when } from "./dom.js";
 
 const DEBOUNCE_MS = 300;
+const RELOAD_MS = 1000; // new agents on the page shown: read it again at most this often
 
 /**
  * The smallest `after` that lists every id starting with `prefix`: ids are 1-128 of
@@ -34,6 +35,7 @@ export class AgentsView {
     this.nextAfter = null;
     this.rows = new Map(); // id -> <tr> of the page shown
     this.loading = 0;
+    this.reloading = null;
     let timer = null;
     this.form.addEventListener("input", () => {
       clearTimeout(timer);
@@ -131,10 +133,33 @@ export class AgentsView {
     );
   }
 
-  /** An `agent` event: the row of the page shown changes in place (no re-paging). */
+  /** Whether the page shown would hold this agent, were it read again. */
+  covers(agent) {
+    const { status, group, prefix } = this.filters;
+    const from = this.after ?? (prefix ? afterForPrefix(prefix) : null);
+    return (
+      !agent.deleted &&
+      agent.id.startsWith(prefix) &&
+      (!group || agent.group === group) &&
+      (!status || status.split(",").includes(agent.state)) &&
+      (from === null || agent.id > from) &&
+      (this.nextAfter === null || agent.id <= this.nextAfter)
+    );
+  }
+
+  /** An `agent` event: a row shown changes in place; an agent that belongs on the page
+   * but is not shown (just registered, or newly matching) makes it read again. */
   applyEvent(agent) {
     const row = this.rows.get(agent.id);
-    if (!row) return;
+    if (!row) {
+      if (this.covers(agent) && !this.reloading) {
+        this.reloading = setTimeout(() => {
+          this.reloading = null;
+          this.load();
+        }, RELOAD_MS);
+      }
+      return;
+    }
     if (agent.deleted) {
       row.classList.add("deleted");
       row.querySelector('[data-field="state"]').textContent = "deleted";

@@ -109,7 +109,7 @@ function catchUp() {
       .then((fresh) => store.put(fresh))
       .catch(() => {}); // purged, or the server is away again: the next event tells
   }
-  command.applyEvent({ commandId: command.id });
+  if (command.id !== null) command.applyEvent({ commandId: command.id });
 }
 
 function onEvent(event) {
@@ -129,9 +129,12 @@ function onEvent(event) {
   }
 }
 
+let streamGroup = null;
+
 function openStream(keepaliveSeconds) {
   stream?.close();
-  stream = eventStream(withQuery("/api/v1/events", { group: agents.group }), {
+  streamGroup = agents.group;
+  stream = eventStream(withQuery("/api/v1/events", { group: streamGroup }), {
     onEvent,
     onStatus: streamStatus,
     idleMs: 3 * keepaliveSeconds * 1000 + 5000,
@@ -162,7 +165,8 @@ async function start() {
 }
 
 byId("agent-filters").addEventListener("filters-changed", () => {
-  if (stream) openStream(keepalive); // the stream's group= follows the table's group filter
+  // The stream's group= follows the table's group filter.
+  if (stream && agents.group !== streamGroup) openStream(keepalive);
 });
 byId("command-lookup").addEventListener("submit", (event) => {
   event.preventDefault();

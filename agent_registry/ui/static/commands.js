@@ -162,7 +162,7 @@ export class CommandView {
 
   /** A `command` event for the command shown: its bar moves now, its deliveries follow. */
   applyEvent(command) {
-    if (command.commandId === this.id) this.read();
+    if (this.id !== null && command.commandId === this.id) this.read();
   }
 
   draw() {
