@@ -126,3 +126,14 @@ def start_agents() -> Iterator[Callable[..., list[AgentClient]]]:
     yield start
     for agent in started:
         agent.stop()
+
+
+def send_to_group(page: Any, group: str, payload: str) -> None:
+    """Fill the send form for a group and press Send, as an operator would."""
+    page.get_by_role("link", name="Send a command").click()
+    form = page.locator("#send-form")
+    form.get_by_label("Type").select_option("deep-trace")
+    form.get_by_label("a group's LIVE agents").check()
+    form.get_by_label("Group", exact=True).fill(group)
+    form.get_by_label("Payload (a JSON object)").fill(payload)
+    form.get_by_role("button", name="Send", exact=True).click()
