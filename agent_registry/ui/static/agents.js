@@ -36,6 +36,7 @@ export class AgentsView {
     this.rows = new Map(); // id -> <tr> of the page shown
     this.loading = 0;
     this.reloading = null;
+    this.query = null; // the filters of the page shown
     let timer = null;
     this.form.addEventListener("input", () => {
       clearTimeout(timer);
@@ -87,7 +88,8 @@ export class AgentsView {
   }
 
   async load() {
-    const { status, group, prefix, size } = this.filters;
+    this.query = this.filters; // what covers() compares events with
+    const { status, group, prefix, size } = this.query;
     const after = this.after ?? (prefix ? afterForPrefix(prefix) : null);
     const ticket = ++this.loading;
     this.status.textContent = "Loading…";
@@ -135,7 +137,8 @@ export class AgentsView {
 
   /** Whether the page shown would hold this agent, were it read again. */
   covers(agent) {
-    const { status, group, prefix } = this.filters;
+    if (!this.query) return false;
+    const { status, group, prefix } = this.query;
     const from = this.after ?? (prefix ? afterForPrefix(prefix) : null);
     return (
       !agent.deleted &&
