@@ -1,7 +1,7 @@
 // The agent table (server-side keyset paging: never the whole fleet) and one agent's view.
 
 import { request, segment, withQuery } from "./api.js";
-import { byId, h, replace, when } from "./dom.js";
+import { byId, h, replace, terms, when } from "./dom.js";
 
 const DEBOUNCE_MS = 300;
 const RELOAD_MS = 1000; // new agents on the page shown: read it again at most this often
@@ -216,7 +216,7 @@ export class AgentView {
       ["Routes", agent.routeIds.length ? agent.routeIds.join(", ") : "—"],
       ["Capabilities", JSON.stringify(agent.capabilities)],
     ];
-    replace(byId("agent-fields"), ...pairs.flatMap(([name, value]) => [h("dt", {}, name), h("dd", {}, value)]));
+    replace(byId("agent-fields"), ...terms(pairs));
   }
 
   deliveries(deliveries) {

@@ -2,7 +2,7 @@
 // a progress bar kept live by `command` events, and one command's deliveries.
 
 import { request, segment } from "./api.js";
-import { byId, h, onceAFrame, replace, when } from "./dom.js";
+import { byId, h, onceAFrame, replace, terms, when } from "./dom.js";
 
 const KEPT = 200; // commands remembered by the page, newest first
 const FINAL = ["acknowledged", "failed", "expired", "cancelled"];
@@ -177,7 +177,7 @@ export class CommandView {
       ["Sent by", command.createdBy ?? "—"],
       ["Payload", command.payload === undefined ? "—" : JSON.stringify(command.payload)],
     ];
-    replace(byId("command-fields"), ...pairs.flatMap(([name, value]) => [h("dt", {}, name), h("dd", {}, value)]));
+    replace(byId("command-fields"), ...terms(pairs));
     replace(byId("command-progress"), progressBar(command.summary, `Progress of command ${command.commandId}`));
     byId("command-cancel").hidden = stateOf(command) !== "RUNNING";
     replace(

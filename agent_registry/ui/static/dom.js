@@ -36,6 +36,11 @@ export function replace(node, ...children) {
   fill(node, {}, children);
 }
 
+/** [[name, value], ...] as the <dt>/<dd> pairs of a <dl>. */
+export function terms(pairs) {
+  return pairs.flatMap(([name, value]) => [h("dt", {}, name), h("dd", {}, value)]);
+}
+
 /** An ISO timestamp as the browser's local date and time, or a dash. */
 export function when(iso) {
   if (!iso) return "—";
