@@ -79,7 +79,8 @@ return {created, registered, changed, string.format('%d', generation)}
 
 # Heartbeats, one or many (a group commit). KEYS: the agents' hashes. ARGV: for each,
 # id, now, deadline, expected generation or ''. Returns one outcome per agent: 0 for an
-# unknown agent, 2 when the generation is not the agent's, 1 when recorded.
+# unknown agent, 2 when the generation is not the agent's, 1 when recorded, 3 when recorded
+# and the agent was STALE or DEAD (revived).
 _HEARTBEATS = """
 local outcomes = {}
 for i, key in ipairs(KEYS) do
@@ -92,13 +93,14 @@ for i, key in ipairs(KEYS) do
     outcomes[i] = 2
   else
     redis.call('HSET', key, 'lastHeartbeatAt', now, 'deadline', deadline)
+    outcomes[i] = 1
     if state ~= 'LIVE' then
       redis.call('HSET', key, 'state', 'LIVE', 'stateChangedAt', now)
       redis.call('SMOVE', 'ar:state:' .. state, 'ar:state:LIVE', id)
       if state == 'DEAD' then redis.call('ZREM', 'ar:dead-since', id) end
+      outcomes[i] = 3
     end
     redis.call('ZADD', 'ar:agent-deadlines', deadline, id)
-    outcomes[i] = 1
   end
 end
 return outcomes
@@ -226,6 +228,7 @@ _HEARTBEAT_OUTCOMES = (
     HeartbeatOutcome.UNKNOWN,
     HeartbeatOutcome.RECORDED,
     HeartbeatOutcome.SUPERSEDED,
+    HeartbeatOutcome.REVIVED,
 )
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ..clock import iso
-from ..core.models import AckResult, Agent, Command, CommandSnapshot, Delivery
+from ..core.models import AckResult, Agent, AgentState, Command, CommandSnapshot, Delivery
 
 
 def agent_json(agent: Agent, connected: bool) -> dict[str, Any]:
@@ -64,3 +65,18 @@ def command_json(snapshot: CommandSnapshot) -> dict[str, Any]:
         "summary": snapshot.summary(),
         "deliveries": [delivery_json(delivery) for delivery in snapshot.deliveries],
     }
+
+
+def command_event_json(snapshot: CommandSnapshot) -> dict[str, Any]:
+    """The command as the operator event stream sends it: its representation without
+    ``deliveries`` (every other field the command has, whatever they are)."""
+    data = command_json(snapshot)
+    del data["deliveries"]
+    return data
+
+
+def fleet_json(counts: Mapping[AgentState, int], connected: int) -> dict[str, int]:
+    """Agents per state, and how many have a stream open (``GET /api/v1/server``'s fleet)."""
+    fleet = {state.value: counts.get(state, 0) for state in AgentState}
+    fleet["connected"] = connected
+    return fleet
