@@ -28,6 +28,8 @@ from .models import (
     TargetKind,
 )
 from .ports import AgentStore, Bus, CommandStore, FleetObserver, NoObserver
+from .rollout import RolloutRequest, refuse_single_target
+from .rollout_driver import RolloutDriver
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,7 @@ class Commands:
         self._clock = clock
         self._timing = timing
         self._ids = CommandIds()
+        self.rollouts = RolloutDriver(store, bus, clock, timing.retention, self._observer)
 
     def send(
         self,
@@ -67,40 +70,51 @@ class Commands:
         payload: dict[str, Any],
         created_by: str | None = None,
         deliver_on_connect: bool = False,
+        rollout: RolloutRequest | None = None,
     ) -> CommandSnapshot:
         """Create one command for all targets and push it to the open streams.
 
         ``created_by`` is who sent it (the operator token's subject, with auth on). With
         ``deliver_on_connect``, a target whose stream opens later, while its delivery is
-        still PENDING and unexpired, gets it then (``pending_on_connect``).
+        still PENDING and unexpired, gets it then (``pending_on_connect``). With a
+        ``rollout`` (group and all only), the targets are chosen now and sent a window
+        at a time (``RolloutDriver``); the first window is sent before this returns.
         """
+        if rollout is not None and target.kind is TargetKind.AGENT:
+            raise refuse_single_target()
         agent_ids = self._resolve(target)
         now = self._clock()
+        plan = rollout.plan(len(agent_ids), self._timing.expiry) if rollout else None
         command = Command(
             id=self._ids.new(now),
             type=command_type,
             payload=payload,
             target=target,
             created_at=now,
-            expires_at=now + self._timing.expiry,
+            expires_at=None if plan else now + self._timing.expiry,
             created_by=created_by,
             deliver_on_connect=deliver_on_connect,
+            rollout=plan,
         )
         deliveries = [Delivery(agent_id) for agent_id in agent_ids]
         self.store.add(command, deliveries)
         log.info(
-            "command %s (%s) sent to %s %s by %s: %d target(s)",
+            "command %s (%s) sent to %s %s by %s: %d target(s)%s",
             command.id,
             command.type,
             target.kind,
             target.value or "*",
             created_by or "anonymous (auth off)",
             len(agent_ids),
+            f", a rollout of {plan.window} at a time" if plan else "",
             extra=_ids(command.id, target.value if target.kind is TargetKind.AGENT else None),
         )
         self._observer.command_sent(command, agent_ids)
-        self._bus.publish(command, agent_ids)
-        return CommandSnapshot(command, deliveries)
+        if plan is None:
+            self._bus.publish(command, agent_ids)
+            return CommandSnapshot(command, deliveries)
+        self.rollouts.advance(command.id)
+        return self.get(command.id)
 
     def _resolve(self, target: Target) -> list[str]:
         if target.kind is TargetKind.AGENT:
@@ -134,11 +148,13 @@ class Commands:
         found = self.store.for_agent(
             agent_id, (DeliveryStatus.PENDING,), since=now - self._timing.expiry
         )
-        return [
-            command
-            for command, _ in reversed(found)
-            if command.deliver_on_connect and now < command.expires_at
-        ]
+        owed = []
+        for command, delivery in reversed(found):
+            deadline, sent_at = command.deadline(delivery), command.sent_at(delivery)
+            # A rollout's target not sent yet is not owed anything: its turn has not come.
+            if command.deliver_on_connect and sent_at is not None and now < (deadline or 0):
+                owed.append(command.as_sent(sent_at))
+        return owed
 
     def mark_delivered(self, agent_id: str, command_ids: Iterable[str]) -> None:
         """The commands' bytes were written to the agent's stream: PENDING -> DELIVERED."""
@@ -158,6 +174,12 @@ class Commands:
 
     def acknowledge(self, agent_id: str, command_id: str, result: AckResult) -> Delivery:
         """Record the agent's result; a repeat with the same status changes nothing."""
+        return self.acknowledge_command(agent_id, command_id, result)[1]
+
+    def acknowledge_command(
+        self, agent_id: str, command_id: str, result: AckResult
+    ) -> tuple[Command, Delivery]:
+        """``acknowledge``, answering the command too (what the delivery's JSON needs)."""
         wanted = result.status.delivery_status
         for _ in range(_CAS_ROUNDS):
             now = self._clock()
@@ -172,7 +194,7 @@ class Commands:
                 )
             command, current = found
             if current.status is wanted:
-                return current
+                return command, current
             if current.status in (DeliveryStatus.ACKNOWLEDGED, DeliveryStatus.FAILED):
                 raise AlreadyAcknowledged(
                     f"Command '{command_id}' was already acknowledged as {current.status} "
@@ -183,7 +205,10 @@ class Commands:
                     f"Command '{command_id}' was cancelled for '{agent_id}'; the ack was not "
                     "recorded."
                 )
-            if current.status is DeliveryStatus.EXPIRED or now >= command.expires_at:
+            deadline = command.deadline(current)
+            if current.status is DeliveryStatus.EXPIRED or (
+                deadline is not None and now >= deadline
+            ):
                 raise CommandExpired(
                     f"Command '{command_id}' expired for '{agent_id}' before it was acknowledged."
                 )
@@ -202,7 +227,9 @@ class Commands:
                     extra=_ids(command_id, agent_id),
                 )
                 self._observer.finished(command, acknowledged)
-                return acknowledged
+                if command.rollout is not None:
+                    self.rollouts.advance(command_id)
+                return command, acknowledged
         raise RuntimeError(f"delivery {command_id}/{agent_id} kept changing under an ack")
 
     def cancel(self, command_id: str, cancelled_by: str | None = None) -> CommandSnapshot:
@@ -219,7 +246,9 @@ class Commands:
             return snapshot
         command = snapshot.command
         now = self._clock()
-        cancelled = self.store.cancel_deliveries(command_id, open_ids, now + self._timing.retention)
+        cancelled = self.store.cancel_deliveries(
+            command_id, open_ids, now + self._timing.retention, halt=True
+        )
         if not cancelled:
             return self.store.get(command_id) or snapshot
         for delivery in cancelled:
@@ -232,7 +261,10 @@ class Commands:
             sum(1 for delivery in cancelled if delivery.delivered_at is None),
             extra=_ids(command_id, cancelled[0].agent_id if len(cancelled) == 1 else None),
         )
-        self._bus.cancel(command_id, [delivery.agent_id for delivery in cancelled])
+        # A rollout's targets not sent yet never saw the command: no cancel event for them.
+        sent = [d.agent_id for d in cancelled if command.sent_at(d) is not None]
+        if sent:
+            self._bus.cancel(command_id, sent)
         return self.store.get(command_id) or _with(snapshot, cancelled)
 
     def cancel_for_agent(self, agent_id: str) -> int:
@@ -250,27 +282,34 @@ class Commands:
                     agent_id,
                     extra=_ids(command.id, agent_id),
                 )
+                if command.rollout is not None:
+                    self.rollouts.advance(command.id)
         return cancelled
 
     def expire(self, now: float | None = None, batch: int = 1000) -> int:
-        """Mark EXPIRED every delivery not final at its command's deadline."""
+        """Mark EXPIRED every delivery not final at its deadline (``commandExpirySeconds``
+        after it was sent; a rollout's unsent deliveries have none yet)."""
         now = self._clock() if now is None else now
         expired = 0
         while True:
             due = self.store.due_expiries(now, batch)
             for command in due:
-                expired += self._expire_command(command)
+                expired += self._expire_command(command, now)
                 self.store.expiry_done(command.id)
             if len(due) < batch:
                 return expired
 
-    def _expire_command(self, command: Command) -> int:
+    def _expire_command(self, command: Command, now: float) -> int:
         snapshot = self.store.get(command.id)
         if snapshot is None:
             return 0
-        retain_until = command.expires_at + self._timing.retention
+        command = snapshot.command
         expired = never_delivered = 0
         for delivery in snapshot.deliveries:
+            deadline = command.deadline(delivery)
+            if deadline is None or deadline > now:
+                continue
+            retain_until = deadline + self._timing.retention
             current: Delivery | None = delivery
             for _ in range(_CAS_ROUNDS):
                 if current is None or current.status.is_final:
@@ -291,6 +330,8 @@ class Commands:
                 never_delivered,
                 extra=_ids(command.id),
             )
+            if command.rollout is not None:
+                self.rollouts.advance(command.id)
         return expired
 
     def purge(self, now: float | None = None, batch: int = 1000) -> int:

@@ -6,9 +6,11 @@ so that a shared store can make each change atomic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
+
+from .rollout import RolloutPlan
 
 
 class AgentState(StrEnum):
@@ -39,6 +41,15 @@ FINAL_STATUSES = frozenset(
         DeliveryStatus.CANCELLED,
     }
 )
+
+
+class CommandState(StrEnum):
+    """Where a command stands as a whole (API.md § Fleet operations)."""
+
+    RUNNING = "RUNNING"  # some delivery is not final yet
+    COMPLETED = "COMPLETED"  # every delivery is final, whatever their statuses
+    STOPPED = "STOPPED"  # a rollout's failure limit stopped it: its unsent targets CANCELLED
+    CANCELLED = "CANCELLED"  # an operator cancelled it
 
 
 class CommandType(StrEnum):
@@ -106,10 +117,34 @@ class Command:
     payload: dict[str, Any]
     target: Target
     created_at: float
-    expires_at: float
+    # Without a rollout: ``created_at`` + the expiry. With one: None until the last target
+    # has been sent (or the rollout stopped sending), then when its last delivery expires.
+    expires_at: float | None
     created_by: str | None = None  # the operator token's subject; None with auth off
     # Written to a target's stream when it opens, while its delivery is still PENDING.
     deliver_on_connect: bool = False
+    # Sent a window at a time (core/rollout.py); None: to every target at creation.
+    rollout: RolloutPlan | None = None
+    # Why it stopped early, once it did (STOPPED or CANCELLED); None otherwise.
+    halted: CommandState | None = None
+
+    def sent_at(self, delivery: Delivery) -> float | None:
+        """When the delivery was sent: at creation without a rollout (the store keeps no
+        per-delivery time then), else its own ``sent_at`` (None: not yet sent)."""
+        return delivery.sent_at if self.rollout is not None else self.created_at
+
+    def deadline(self, delivery: Delivery) -> float | None:
+        """When the delivery expires: ``commandExpirySeconds`` after it was sent."""
+        if self.rollout is None:
+            return self.expires_at
+        return None if delivery.sent_at is None else delivery.sent_at + self.rollout.expiry
+
+    def as_sent(self, sent_at: float) -> Command:
+        """The command as its targets sent at ``sent_at`` see it: their own ``expiresAt``
+        (every target of a command without a rollout; one batch of a rollout)."""
+        if self.rollout is None:
+            return self
+        return replace(self, expires_at=sent_at + self.rollout.expiry)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +161,8 @@ class Delivery:
     delivered_at: float | None = None
     acknowledged_at: float | None = None
     result: AckResult | None = None
+    # A rollout's deliveries only (see ``Command.sent_at``): None until the target is sent.
+    sent_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +185,25 @@ class CommandSnapshot:
             "expired": counts[DeliveryStatus.EXPIRED],
             "cancelled": counts[DeliveryStatus.CANCELLED],
         }
+
+    def state(self) -> CommandState:
+        if self.command.halted is not None:
+            return self.command.halted
+        if any(not delivery.status.is_final for delivery in self.deliveries):
+            return CommandState.RUNNING
+        return CommandState.COMPLETED
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutStep:
+    """What one claim of a rollout did, atomically: the targets it sent (their deliveries
+    now carry ``sent_at``), or the unsent ones it CANCELLED when the failure limit stopped
+    the rollout; ``command`` as it stands after it (None: no such command)."""
+
+    command: Command | None
+    sent: list[str] = field(default_factory=list)
+    sent_at: float | None = None
+    cancelled: list[Delivery] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

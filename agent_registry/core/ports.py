@@ -22,6 +22,7 @@ from .models import (
     DeliveryStatus,
     HeartbeatOutcome,
     Outage,
+    RolloutStep,
     SweepNote,
     Transition,
 )
@@ -163,7 +164,11 @@ class CommandStore(Protocol):
         """
 
     def cancel_deliveries(
-        self, command_id: str, agent_ids: Sequence[str], retain_until: float
+        self,
+        command_id: str,
+        agent_ids: Sequence[str],
+        retain_until: float,
+        halt: bool = False,
     ) -> list[Delivery]:
         """Every listed delivery that is not final becomes CANCELLED (``deliveredAt`` kept).
 
@@ -171,6 +176,9 @@ class CommandStore(Protocol):
         overwritten and each delivery is cancelled by one caller only: the answer is the
         deliveries this call changed. When the last open delivery becomes final, the
         command is scheduled for purging at ``retain_until``, as ``replace_delivery`` does.
+        With ``halt`` (the command is cancelled) and anything changed, the command is
+        ``halted`` CANCELLED in the same step, unless it was halted already, so that no
+        claim of its rollout sends anything more.
         """
 
     def for_agent(
@@ -182,9 +190,37 @@ class CommandStore(Protocol):
         """The agent's deliveries, newest command first (created at or after ``since``)."""
 
     def due_expiries(self, now: float, limit: int) -> list[Command]:
-        """Commands whose ``expires_at`` has passed and that were not yet swept."""
+        """Commands with a delivery whose deadline has passed, not yet swept: without a
+        rollout, once its ``expires_at`` passed; with one, each time the earliest deadline
+        of its deliveries in flight passes."""
 
-    def expiry_done(self, command_id: str) -> None: ...
+    def expiry_done(self, command_id: str) -> None:
+        """The sweep expired what was due: unindex the command, or (a rollout) index it
+        again at the earliest deadline of its deliveries still in flight, in one step with
+        the claims that add to them."""
+
+    # Rollouts. A delivery of a rollout becoming final (``replace_delivery``,
+    # ``cancel_deliveries``) leaves its window, counts as a failure when FAILED or
+    # EXPIRED, and makes the command due (``due_rollouts``) in the same atomic step: the
+    # claim that follows may be made by any process, even when the one that saw the
+    # delivery become final died before it claimed.
+
+    def claim(self, command_id: str, now: float, retain_until: float) -> RolloutStep:
+        """One step of the command's rollout, atomic (never two callers sending one
+        target, never more than the window in flight).
+
+        When its failures exceed ``max_failures`` and targets are still unsent: those are
+        CANCELLED and the command ``halted`` STOPPED (scheduled for purging at
+        ``retain_until`` if that made it final). Otherwise the next targets, in id order,
+        as many as ``RolloutPlan.room`` allows, are sent at ``now`` (skipping any whose
+        delivery became final unsent); when none remain unsent, ``expires_at`` is set to
+        the deadline of the last one sent. The command is due again when a freed slot's
+        batch interval ends, or not at all (the next final delivery makes it due).
+        A halted, finished or unknown command changes nothing.
+        """
+
+    def due_rollouts(self, now: float, limit: int) -> list[str]:
+        """Ids of the rollouts due for a claim at ``now``, earliest first."""
 
     def due_purges(self, now: float, limit: int) -> list[str]: ...
 
@@ -205,7 +241,12 @@ class Presence(Protocol):
 class Bus(Protocol):
     """Carries a new command to whichever process holds each target's stream."""
 
-    def publish(self, command: Command, agent_ids: Sequence[str]) -> None: ...
+    def publish(
+        self, command: Command, agent_ids: Sequence[str], sent_at: float | None = None
+    ) -> None:
+        """Write the command to these agents' open streams, in whichever process holds
+        each. ``sent_at``: a batch of a rollout, sent then (``command`` carries that
+        batch's ``expires_at``); streams opened after it are not written to."""
 
     def cancel(self, command_id: str, agent_ids: Sequence[str]) -> None:
         """Write the ``cancel`` event of the command to each of these agents' open streams."""
@@ -221,6 +262,9 @@ class RecentCommands(Protocol):
     """What a bus across processes reads to catch up after it reconnects."""
 
     def get(self, command_id: str) -> CommandSnapshot | None: ...
+
+    def get_command(self, command_id: str) -> Command | None:
+        """The command alone, without reading its deliveries."""
 
     def unexpired_ids(self, now: float, limit: int) -> list[str]:
         """Ids of the commands still inside their expiry window, oldest first."""

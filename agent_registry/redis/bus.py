@@ -119,9 +119,19 @@ class RedisBus(ReportsOutages):
 
     # -- publishing (any greenlet) --
 
-    def publish(self, command: Command, agent_ids: Sequence[str]) -> None:
+    def publish(
+        self, command: Command, agent_ids: Sequence[str], sent_at: float | None = None
+    ) -> None:
+        """Write the command to the targets streaming here and tell the other processes.
+
+        A batch of a rollout names its targets and when it was sent: the others write it to
+        those of them they hold, without reading the command's deliveries.
+        """
         self._hub.deliver_first(agent_ids, command.id, command_frame(command, self._signer))
-        self._announce({"command": command.id})
+        if sent_at is None:
+            self._announce({"command": command.id})
+        else:
+            self._announce({"command": command.id, "agents": list(agent_ids), "sentAt": sent_at})
 
     def end_stream(self, agent_id: str, token: str) -> None:
         """Ask whichever process holds the stream with ``token`` to end it (replaced)."""
@@ -281,6 +291,8 @@ class RedisBus(ReportsOutages):
                 self._deliver_cancel(message["cancel"], message["agents"])
             elif "supersede" in message:
                 self._hub.supersede(message["supersede"], int(message["generation"]))
+            elif "command" in message and "agents" in message and len(self._hub):
+                self._deliver_batch(message["command"], message["agents"], message["sentAt"])
             elif "command" in message and len(self._hub):
                 self._deliver_command(message["command"])
             elif "fleet" in message and self._fleet_notices is not None:
@@ -311,6 +323,16 @@ class RedisBus(ReportsOutages):
         if snapshot is not None:
             self._deliver_pending(snapshot)
 
+    def _deliver_batch(self, command_id: str, agent_ids: Sequence[str], sent_at: float) -> None:
+        """Another process sent these targets of a rollout: write to those streaming here."""
+        local = self._hub.connected(agent_ids)
+        if not local:
+            return
+        command = self._commands.get_command(command_id)
+        if command is not None:
+            frame = command_frame(command.as_sent(sent_at), self._signer)
+            self._hub.deliver(sorted(local), command_id, frame, opened_by=sent_at)
+
     def _deliver_cancel(self, command_id: str, agent_ids: Sequence[str]) -> None:
         """Another process cancelled these deliveries: tell the targets streaming here."""
         self._hub.deliver(agent_ids, cancel_key(command_id), cancel_frame(command_id))
@@ -337,20 +359,23 @@ class RedisBus(ReportsOutages):
         )
 
     def _deliver_pending(self, snapshot: CommandSnapshot) -> None:
+        """Queue the command for its PENDING targets streaming here: one frame per time they
+        were sent (one for a command without a rollout; a rollout's unsent are skipped)."""
         command = snapshot.command
-        pending = [
-            delivery.agent_id
-            for delivery in snapshot.deliveries
-            if delivery.status is DeliveryStatus.PENDING
-        ]
-        local = self._hub.connected(pending)
-        if local:
-            self._hub.deliver(
-                sorted(local),
-                command.id,
-                command_frame(command, self._signer),
-                opened_by=command.created_at,
-            )
+        by_sent_at: dict[float, list[str]] = {}
+        for delivery in snapshot.deliveries:
+            sent_at = command.sent_at(delivery)
+            if delivery.status is DeliveryStatus.PENDING and sent_at is not None:
+                by_sent_at.setdefault(sent_at, []).append(delivery.agent_id)
+        for sent_at, pending in by_sent_at.items():
+            local = self._hub.connected(pending)
+            if local:
+                self._hub.deliver(
+                    sorted(local),
+                    command.id,
+                    command_frame(command.as_sent(sent_at), self._signer),
+                    opened_by=sent_at,
+                )
 
 
 def _await_confirmation(pubsub: PubSub, within: float = _CONFIRM_SECONDS) -> None:

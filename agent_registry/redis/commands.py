@@ -3,7 +3,8 @@
 Keys (``ar:`` prefix): ``cmd:{id}`` hash (the command and ``open``, its count of deliveries
 not yet final); ``cmd:{id}:d`` hash agent id -> delivery JSON; ``agent-cmds:{agent}``
 sorted set of command ids by creation time; ``cmd-expiries`` and ``cmd-purges`` sorted
-sets scored by deadline, so the sweeps read only what is due.
+sets scored by deadline, so the sweeps read only what is due. A rollout's progress has
+keys of its own (``rollout_scripts.py``).
 """
 
 from __future__ import annotations
@@ -19,33 +20,22 @@ from ..core.models import (
     AckStatus,
     Command,
     CommandSnapshot,
+    CommandState,
     CommandType,
     Delivery,
     DeliveryStatus,
+    RolloutStep,
     Target,
     TargetKind,
 )
+from ..core.rollout import RolloutPlan
 from .client import ReportsOutages, guard_public_methods, num, text_hash, texts
+from .rollout_scripts import CANCEL, CLAIM, EXPIRY_DONE, REPLACE_DELIVERY
 
 P = "ar:"
 EXPIRIES = P + "cmd-expiries"
 PURGES = P + "cmd-purges"
-
-# KEYS: command hash, deliveries hash. ARGV: command id, agent id, expected status,
-# new delivery JSON, 1 if this change makes the delivery final, retain-until.
-_REPLACE_DELIVERY = """
-local current = redis.call('HGET', KEYS[2], ARGV[2])
-if not current then return 0 end
-if cjson.decode(current)['status'] ~= ARGV[3] then return 0 end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
-if ARGV[5] == '1' then
-  if redis.call('HINCRBY', KEYS[1], 'open', -1) == 0 then
-    redis.call('ZREM', 'ar:cmd-expiries', ARGV[1])
-    redis.call('ZADD', 'ar:cmd-purges', ARGV[6], ARGV[1])
-  end
-end
-return 1
-"""
+ROLLOUTS_DUE = P + "rollouts-due"
 
 # KEYS: deliveries hash. ARGV: delivered-at, then agent ids. PENDING -> DELIVERED in bulk.
 _MARK_DELIVERED = """
@@ -66,31 +56,6 @@ return marked
 """
 _MARK_BATCH = 1000
 
-# KEYS: command hash, deliveries hash. ARGV: command id, retain-until, then agent ids.
-# Each listed delivery that is not final becomes CANCELLED; answers agent id, new delivery
-# JSON, ... for those this call changed (the others were final already: left alone).
-_CANCEL = """
-local changed = {}
-for i = 3, #ARGV do
-  local current = redis.call('HGET', KEYS[2], ARGV[i])
-  if current then
-    local delivery = cjson.decode(current)
-    if delivery['status'] == 'PENDING' or delivery['status'] == 'DELIVERED' then
-      delivery['status'] = 'CANCELLED'
-      local encoded = cjson.encode(delivery)
-      redis.call('HSET', KEYS[2], ARGV[i], encoded)
-      changed[#changed + 1] = ARGV[i]
-      changed[#changed + 1] = encoded
-    end
-  end
-end
-if #changed > 0 and redis.call('HINCRBY', KEYS[1], 'open', -#changed / 2) == 0 then
-  redis.call('ZREM', 'ar:cmd-expiries', ARGV[1])
-  redis.call('ZADD', 'ar:cmd-purges', ARGV[2], ARGV[1])
-end
-return changed
-"""
-
 
 def command_key(command_id: str) -> str:
     return f"{P}cmd:{command_id}"
@@ -104,28 +69,41 @@ def agent_commands_key(agent_id: str) -> str:
     return f"{P}agent-cmds:{agent_id}"
 
 
+def in_flight_key(command_id: str) -> str:
+    return f"{P}cmd:{command_id}:f"
+
+
+def unsent_key(command_id: str) -> str:
+    return f"{P}cmd:{command_id}:u"
+
+
+def cooling_key(command_id: str) -> str:
+    return f"{P}cmd:{command_id}:w"
+
+
 def _encode_delivery(delivery: Delivery) -> str:
     result = delivery.result
-    return json.dumps(
-        {
-            "status": delivery.status.value,
-            "deliveredAt": delivery.delivered_at,
-            "acknowledgedAt": delivery.acknowledged_at,
-            "result": None
-            if result is None
-            else {
-                "status": result.status.value,
-                "message": result.message,
-                "details": result.details,
-            },
+    data = {
+        "status": delivery.status.value,
+        "deliveredAt": delivery.delivered_at,
+        "acknowledgedAt": delivery.acknowledged_at,
+        "result": None
+        if result is None
+        else {
+            "status": result.status.value,
+            "message": result.message,
+            "details": result.details,
         },
-        separators=(",", ":"),
-    )
+    }
+    if delivery.sent_at is not None:  # a rollout's, once sent: text, read back exactly
+        data["sentAt"] = num(delivery.sent_at)
+    return json.dumps(data, separators=(",", ":"))
 
 
 def _decode_delivery(agent_id: str, text: str) -> Delivery:
     data = json.loads(text)
     result = data["result"]
+    sent_at = data.get("sentAt")
     return Delivery(
         agent_id=agent_id,
         status=DeliveryStatus(data["status"]),
@@ -134,36 +112,58 @@ def _decode_delivery(agent_id: str, text: str) -> Delivery:
         result=None
         if result is None
         else AckResult(AckStatus(result["status"]), result["message"], result["details"]),
+        sent_at=None if sent_at is None else float(sent_at),
     )
 
 
 def _encode_command(command: Command, open_count: int) -> dict[EncodableT, EncodableT]:
-    return {
+    fields: dict[EncodableT, EncodableT] = {
         "id": command.id,
         "type": command.type.value,
         "payload": json.dumps(command.payload, separators=(",", ":")),
         "targetKind": command.target.kind.value,
         "targetValue": command.target.value or "",
         "createdAt": num(command.created_at),
-        "expiresAt": num(command.expires_at),
+        "expiresAt": "" if command.expires_at is None else num(command.expires_at),
         "createdBy": command.created_by or "",
         "deliverOnConnect": int(command.deliver_on_connect),
         "open": open_count,
     }
+    if command.halted is not None:
+        fields["halted"] = command.halted.value
+    plan = command.rollout
+    if plan is not None:
+        fields["window"] = plan.window
+        fields["maxFailures"] = -1 if plan.max_failures is None else plan.max_failures
+        fields["interval"] = num(plan.interval)
+        fields["expiry"] = num(plan.expiry)
+    return fields
 
 
 def _decode_command(fields: dict[str, str]) -> Command | None:
     if not fields:
         return None
+    rollout = None
+    if "window" in fields:
+        limit = int(fields["maxFailures"])
+        rollout = RolloutPlan(
+            window=int(fields["window"]),
+            max_failures=None if limit < 0 else limit,
+            interval=float(fields["interval"]),
+            expiry=float(fields["expiry"]),
+        )
+    halted = fields.get("halted")
     return Command(
         id=fields["id"],
         type=CommandType(fields["type"]),
         payload=json.loads(fields["payload"]),
         target=Target(TargetKind(fields["targetKind"]), fields["targetValue"] or None),
         created_at=float(fields["createdAt"]),
-        expires_at=float(fields["expiresAt"]),
+        expires_at=float(fields["expiresAt"]) if fields["expiresAt"] else None,
         created_by=fields.get("createdBy") or None,
         deliver_on_connect=fields.get("deliverOnConnect") == "1",
+        rollout=rollout,
+        halted=CommandState(halted) if halted else None,
     )
 
 
@@ -171,9 +171,11 @@ def _decode_command(fields: dict[str, str]) -> Command | None:
 class RedisCommandStore(ReportsOutages):
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
-        self._replace = client.register_script(_REPLACE_DELIVERY)
+        self._replace = client.register_script(REPLACE_DELIVERY)
         self._mark_delivered = client.register_script(_MARK_DELIVERED)
-        self._cancel = client.register_script(_CANCEL)
+        self._cancel = client.register_script(CANCEL)
+        self._claim = client.register_script(CLAIM)
+        self._expiry_done = client.register_script(EXPIRY_DONE)
 
     def add(self, command: Command, deliveries: Sequence[Delivery]) -> None:
         pipe = self._redis.pipeline(transaction=True)
@@ -185,7 +187,13 @@ class RedisCommandStore(ReportsOutages):
         )
         for delivery in deliveries:
             pipe.zadd(agent_commands_key(delivery.agent_id), {command.id: command.created_at})
-        pipe.zadd(EXPIRIES, {command.id: command.expires_at})
+        if command.expires_at is not None:
+            pipe.zadd(EXPIRIES, {command.id: command.expires_at})
+        if command.rollout is not None:
+            unsent = [d.agent_id for d in deliveries if d.sent_at is None]
+            for start in range(0, len(unsent), _MARK_BATCH):
+                pipe.rpush(unsent_key(command.id), *unsent[start : start + _MARK_BATCH])
+            pipe.zadd(ROLLOUTS_DUE, {command.id: 0})  # started by whichever process claims
         pipe.execute()
 
     def get(self, command_id: str) -> CommandSnapshot | None:
@@ -233,7 +241,11 @@ class RedisCommandStore(ReportsOutages):
         becomes_final = delivery.status.is_final and not expected.is_final
         return bool(
             self._replace(
-                keys=[command_key(command_id), deliveries_key(command_id)],
+                keys=[
+                    command_key(command_id),
+                    deliveries_key(command_id),
+                    in_flight_key(command_id),
+                ],
                 args=[
                     command_id,
                     delivery.agent_id,
@@ -241,24 +253,59 @@ class RedisCommandStore(ReportsOutages):
                     _encode_delivery(delivery),
                     "1" if becomes_final else "0",
                     num(retain_until),
+                    delivery.status.value,
                 ],
             )
         )
 
     def cancel_deliveries(
-        self, command_id: str, agent_ids: Sequence[str], retain_until: float
+        self,
+        command_id: str,
+        agent_ids: Sequence[str],
+        retain_until: float,
+        halt: bool = False,
     ) -> list[Delivery]:
         cancelled: list[Delivery] = []
+        keys = [
+            command_key(command_id),
+            deliveries_key(command_id),
+            in_flight_key(command_id),
+            unsent_key(command_id),
+        ]
         for start in range(0, len(agent_ids), _MARK_BATCH):
             changed = self._cancel(
-                keys=[command_key(command_id), deliveries_key(command_id)],
-                args=[command_id, num(retain_until), *agent_ids[start : start + _MARK_BATCH]],
+                keys=keys,
+                args=[
+                    command_id,
+                    num(retain_until),
+                    "1" if halt else "0",
+                    *agent_ids[start : start + _MARK_BATCH],
+                ],
             )
-            cancelled.extend(
-                _decode_delivery(agent_id, text)
-                for agent_id, text in zip(changed[::2], changed[1::2], strict=True)
-            )
+            cancelled.extend(_changed(changed))
         return cancelled
+
+    def claim(self, command_id: str, now: float, retain_until: float) -> RolloutStep:
+        answer = self._claim(
+            keys=[
+                command_key(command_id),
+                deliveries_key(command_id),
+                in_flight_key(command_id),
+                unsent_key(command_id),
+                cooling_key(command_id),
+            ],
+            args=[command_id, num(now), num(retain_until)],
+        )
+        kind, rest = answer[0], answer[1:]
+        if kind == "gone":
+            return RolloutStep(None)
+        command = self.get_command(command_id)
+        if kind == "stopped":
+            return RolloutStep(command, cancelled=_changed(rest))
+        return RolloutStep(command, list(rest), now if rest else None)
+
+    def due_rollouts(self, now: float, limit: int) -> list[str]:
+        return texts(self._redis.zrangebyscore(ROLLOUTS_DUE, "-inf", num(now), 0, limit))
 
     def for_agent(
         self,
@@ -304,7 +351,7 @@ class RedisCommandStore(ReportsOutages):
         return [command for command in decoded if command is not None]
 
     def expiry_done(self, command_id: str) -> None:
-        self._redis.zrem(EXPIRIES, command_id)
+        self._expiry_done(keys=[in_flight_key(command_id)], args=[command_id])
 
     def due_purges(self, now: float, limit: int) -> list[str]:
         return texts(self._redis.zrangebyscore(PURGES, "-inf", num(now), start=0, num=limit))
@@ -314,7 +361,22 @@ class RedisCommandStore(ReportsOutages):
         pipe = self._redis.pipeline(transaction=True)
         for agent_id in agent_ids:
             pipe.zrem(agent_commands_key(agent_id), command_id)
-        pipe.delete(command_key(command_id), deliveries_key(command_id))
+        pipe.delete(
+            command_key(command_id),
+            deliveries_key(command_id),
+            in_flight_key(command_id),
+            unsent_key(command_id),
+            cooling_key(command_id),
+        )
         pipe.zrem(EXPIRIES, command_id)
         pipe.zrem(PURGES, command_id)
+        pipe.zrem(ROLLOUTS_DUE, command_id)
         pipe.execute()
+
+
+def _changed(reply: Sequence[str]) -> list[Delivery]:
+    """A script's ``agent id, delivery JSON, ...`` as deliveries."""
+    return [
+        _decode_delivery(agent_id, text)
+        for agent_id, text in zip(reply[::2], reply[1::2], strict=True)
+    ]

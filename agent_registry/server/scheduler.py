@@ -95,6 +95,9 @@ class Sweeper:
         started = perf_counter()
         try:
             self._commands.expire()
+            # After the expiries (each of which advances its rollout at once): the rollouts
+            # still due, such as one whose process died before advancing it.
+            self._commands.rollouts.sweep()
             self._commands.purge()
         finally:
             if self._timer is not None:

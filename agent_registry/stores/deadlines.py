@@ -34,6 +34,9 @@ class DeadlineIndex(Generic[K]):
             self._heap = [(when, k) for k, when in self._current.items()]
             heapq.heapify(self._heap)
 
+    def get(self, key: K) -> float | None:
+        return self._current.get(key)
+
     def discard(self, key: K) -> None:
         self._current.pop(key, None)
 

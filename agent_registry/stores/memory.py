@@ -9,7 +9,7 @@ from __future__ import annotations
 import builtins
 from bisect import bisect_left, insort
 from collections import deque
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import replace
 from functools import partial
 
@@ -19,10 +19,12 @@ from ..core.models import (
     AgentState,
     Command,
     CommandSnapshot,
+    CommandState,
     Delivery,
     DeliveryStatus,
     HeartbeatOutcome,
     Outage,
+    RolloutStep,
     SweepNote,
 )
 from .deadlines import DeadlineIndex
@@ -219,13 +221,31 @@ class MemoryAgentStore:
             self._deadlines.set(agent.id, agent.deadline)
 
 
+class _RolloutProgress:
+    """Where a rollout stands; changed only inside one store call, so each is atomic."""
+
+    __slots__ = ("cooling", "failures", "in_flight", "occupied", "unsent")
+
+    def __init__(self, agent_ids: Sequence[str]) -> None:
+        self.unsent = deque(agent_ids)  # in id order
+        self.in_flight: dict[str, float] = {}  # agent id -> its delivery's deadline
+        self.occupied = 0  # how many were in flight right after the last claim
+        self.cooling: list[float] = []  # when each freed slot may be used again
+        self.failures = 0  # FAILED + EXPIRED
+
+
 class _CommandEntry:
-    __slots__ = ("command", "deliveries", "open")
+    __slots__ = ("command", "deliveries", "open", "rollout")
 
     def __init__(self, command: Command, deliveries: Sequence[Delivery]) -> None:
         self.command = command
         self.deliveries = {delivery.agent_id: delivery for delivery in deliveries}
         self.open = sum(1 for delivery in deliveries if not delivery.status.is_final)
+        self.rollout = (
+            _RolloutProgress([d.agent_id for d in deliveries if d.sent_at is None])
+            if command.rollout is not None
+            else None
+        )
 
 
 class MemoryCommandStore:
@@ -235,6 +255,7 @@ class MemoryCommandStore:
         self._by_agent: dict[str, dict[str, None]] = {}
         self._expiries: DeadlineIndex[str] = DeadlineIndex()
         self._purges: DeadlineIndex[str] = DeadlineIndex()
+        self._rollouts_due: DeadlineIndex[str] = DeadlineIndex()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -243,7 +264,10 @@ class MemoryCommandStore:
         self._entries[command.id] = _CommandEntry(command, deliveries)
         for delivery in deliveries:
             self._by_agent.setdefault(delivery.agent_id, {})[command.id] = None
-        self._expiries.set(command.id, command.expires_at)
+        if command.expires_at is not None:
+            self._expiries.set(command.id, command.expires_at)
+        if command.rollout is not None:
+            self._rollouts_due.set(command.id, 0.0)  # started by whichever process claims
 
     def get(self, command_id: str) -> CommandSnapshot | None:
         entry = self._entries.get(command_id)
@@ -269,8 +293,8 @@ class MemoryCommandStore:
         for agent_id in agent_ids:
             current = entry.deliveries.get(agent_id)
             if current is not None and current.status is DeliveryStatus.PENDING:
-                entry.deliveries[agent_id] = Delivery(
-                    agent_id, DeliveryStatus.DELIVERED, delivered_at=at
+                entry.deliveries[agent_id] = replace(
+                    current, status=DeliveryStatus.DELIVERED, delivered_at=at
                 )
                 marked += 1
         return marked
@@ -290,15 +314,28 @@ class MemoryCommandStore:
             return False
         entry.deliveries[delivery.agent_id] = delivery
         if delivery.status.is_final and not expected.is_final:
-            self._closed(command_id, entry, 1, retain_until)
+            self._closed(command_id, entry, [delivery], retain_until)
         return True
 
     def cancel_deliveries(
-        self, command_id: str, agent_ids: Sequence[str], retain_until: float
+        self,
+        command_id: str,
+        agent_ids: Sequence[str],
+        retain_until: float,
+        halt: bool = False,
     ) -> list[Delivery]:
         entry = self._entries.get(command_id)
         if entry is None:
             return []
+        cancelled = self._cancel(entry, agent_ids)
+        if cancelled:
+            if halt:
+                self._halt(entry, CommandState.CANCELLED)
+            self._closed(command_id, entry, cancelled, retain_until)
+        return cancelled
+
+    @staticmethod
+    def _cancel(entry: _CommandEntry, agent_ids: Iterable[str]) -> list[Delivery]:
         cancelled = []
         for agent_id in agent_ids:
             current = entry.deliveries.get(agent_id)
@@ -307,18 +344,94 @@ class MemoryCommandStore:
             delivery = replace(current, status=DeliveryStatus.CANCELLED)
             entry.deliveries[agent_id] = delivery
             cancelled.append(delivery)
-        if cancelled:
-            self._closed(command_id, entry, len(cancelled), retain_until)
         return cancelled
 
+    @staticmethod
+    def _halt(entry: _CommandEntry, state: CommandState) -> None:
+        """The first reason a command stopped early stays its state; nothing more is sent."""
+        if entry.command.halted is None:
+            entry.command = replace(entry.command, halted=state)
+        if entry.rollout is not None:
+            entry.rollout.unsent.clear()
+            MemoryCommandStore._sent_all(entry)
+
     def _closed(
-        self, command_id: str, entry: _CommandEntry, count: int, retain_until: float
+        self,
+        command_id: str,
+        entry: _CommandEntry,
+        finals: Sequence[Delivery],
+        retain_until: float,
     ) -> None:
-        """``count`` open deliveries became final: the last one schedules the purge."""
-        entry.open -= count
+        """These open deliveries became final: a rollout's leave its window (the command
+        is due for a claim), and the last one schedules the purge."""
+        entry.open -= len(finals)
+        progress = entry.rollout
+        if progress is not None:
+            for delivery in finals:
+                progress.in_flight.pop(delivery.agent_id, None)
+                if delivery.status in (DeliveryStatus.FAILED, DeliveryStatus.EXPIRED):
+                    progress.failures += 1
+            if entry.open > 0:
+                self._rollouts_due.set(command_id, 0.0)
         if entry.open == 0:
             self._expiries.discard(command_id)
+            self._rollouts_due.discard(command_id)
             self._purges.set(command_id, retain_until)
+
+    def claim(self, command_id: str, now: float, retain_until: float) -> RolloutStep:
+        entry = self._entries.get(command_id)
+        if entry is None:
+            return RolloutStep(None)
+        progress, plan = entry.rollout, entry.command.rollout
+        if progress is None or plan is None or entry.command.halted is not None:
+            self._rollouts_due.discard(command_id)
+            return RolloutStep(entry.command)
+        if plan.exceeded(progress.failures):
+            cancelled = self._cancel(entry, progress.unsent)
+            progress.unsent.clear()
+            if cancelled:
+                self._halt(entry, CommandState.STOPPED)
+                self._closed(command_id, entry, cancelled, retain_until)
+                self._rollouts_due.discard(command_id)
+                return RolloutStep(entry.command, cancelled=cancelled)
+        room, progress.cooling = plan.room(
+            now, len(progress.in_flight), progress.occupied, progress.cooling
+        )
+        sent: list[str] = []
+        while len(sent) < room and progress.unsent:
+            agent_id = progress.unsent.popleft()
+            current = entry.deliveries[agent_id]
+            if current.status is not DeliveryStatus.PENDING:
+                continue  # final before its turn (acknowledged, or its agent deleted)
+            entry.deliveries[agent_id] = replace(current, sent_at=now)
+            progress.in_flight[agent_id] = now + plan.expiry
+            sent.append(agent_id)
+        progress.occupied = len(progress.in_flight)
+        if progress.in_flight:
+            earliest = min(progress.in_flight.values())
+            indexed = self._expiries.get(command_id)
+            if indexed is None or earliest < indexed:
+                self._expiries.set(command_id, earliest)
+        if not progress.unsent:
+            self._sent_all(entry)
+        if progress.unsent and progress.cooling:
+            self._rollouts_due.set(command_id, progress.cooling[0])
+        else:
+            self._rollouts_due.discard(command_id)
+        return RolloutStep(entry.command, sent, now if sent else None)
+
+    @staticmethod
+    def _sent_all(entry: _CommandEntry) -> None:
+        """Nothing more will be sent: the command expires with its last delivery sent."""
+        progress, plan = entry.rollout, entry.command.rollout
+        if progress is None or plan is None or entry.command.expires_at is not None:
+            return
+        sent = [d.sent_at for d in entry.deliveries.values() if d.sent_at is not None]
+        if sent:
+            entry.command = replace(entry.command, expires_at=max(sent) + plan.expiry)
+
+    def due_rollouts(self, now: float, limit: int) -> list[str]:
+        return [command_id for command_id, _ in self._rollouts_due.due(now, limit)]
 
     def for_agent(
         self,
@@ -340,7 +453,12 @@ class MemoryCommandStore:
         return [self._entries[cid].command for cid, _ in self._expiries.due(now, limit)]
 
     def expiry_done(self, command_id: str) -> None:
-        self._expiries.discard(command_id)
+        entry = self._entries.get(command_id)
+        progress = entry.rollout if entry is not None else None
+        if progress is not None and progress.in_flight:
+            self._expiries.set(command_id, min(progress.in_flight.values()))
+        else:
+            self._expiries.discard(command_id)
 
     def due_purges(self, now: float, limit: int) -> list[str]:
         return [command_id for command_id, _ in self._purges.due(now, limit)]
@@ -349,6 +467,7 @@ class MemoryCommandStore:
         entry = self._entries.pop(command_id, None)
         self._expiries.discard(command_id)
         self._purges.discard(command_id)
+        self._rollouts_due.discard(command_id)
         if entry is None:
             return
         for agent_id in entry.deliveries:

@@ -14,7 +14,9 @@ class LocalBus:
         self._hub = hub
         self._signer = signer
 
-    def publish(self, command: Command, agent_ids: Sequence[str]) -> None:
+    def publish(
+        self, command: Command, agent_ids: Sequence[str], sent_at: float | None = None
+    ) -> None:
         self._hub.deliver_first(agent_ids, command.id, command_frame(command, self._signer))
 
     def cancel(self, command_id: str, agent_ids: Sequence[str]) -> None:

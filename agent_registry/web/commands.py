@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint
 
+from ..clock import iso
 from ..core.models import AckResult, CommandType, Target, TargetKind
 from ..security.access import Access
 from ..security.tokens import Caller
@@ -37,6 +38,7 @@ def send(
         body["payload"],
         sender,
         body["deliver_on_connect"],
+        body["rollout"],
     )
     return command_json(snapshot)
 
@@ -87,7 +89,8 @@ def acknowledge(
 ) -> dict[str, Any]:
     # The guard checked the caller (its token's generation included) before the view ran.
     result = AckResult(body["status"], body["message"], body["details"])
-    return delivery_json(rt.commands.acknowledge(agent_id, command_id, result))
+    command, delivery = rt.commands.acknowledge_command(agent_id, command_id, result)
+    return delivery_json(delivery, iso(command.sent_at(delivery)))
 
 
 @bp.get("/agents/<agent_id>/commands")

@@ -6,7 +6,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..clock import iso
-from ..core.models import AckResult, Agent, AgentState, Command, CommandSnapshot, Delivery
+from ..core.models import (
+    AckResult,
+    Agent,
+    AgentState,
+    Command,
+    CommandSnapshot,
+    Delivery,
+    DeliveryStatus,
+)
 
 
 def agent_json(agent: Agent, connected: bool) -> dict[str, Any]:
@@ -31,10 +39,12 @@ def result_json(result: AckResult | None) -> dict[str, Any] | None:
     return {"status": result.status.value, "message": result.message, "details": result.details}
 
 
-def delivery_json(delivery: Delivery) -> dict[str, Any]:
+def delivery_json(delivery: Delivery, sent_at: str | None) -> dict[str, Any]:
+    """``sent_at`` as ISO already: every delivery of a command without a rollout shares one."""
     return {
         "agentId": delivery.agent_id,
         "status": delivery.status.value,
+        "sentAt": sent_at,
         "deliveredAt": iso(delivery.delivered_at),
         "acknowledgedAt": iso(delivery.acknowledged_at),
         "result": result_json(delivery.result),
@@ -46,24 +56,51 @@ def agent_delivery_json(command: Command, delivery: Delivery) -> dict[str, Any]:
         "commandId": command.id,
         "type": command.type.value,
         "createdAt": iso(command.created_at),
-        "expiresAt": iso(command.expires_at),
-        **delivery_json(delivery),
+        "expiresAt": iso(command.deadline(delivery)),
+        **delivery_json(delivery, iso(command.sent_at(delivery))),
     }
 
 
 def command_json(snapshot: CommandSnapshot) -> dict[str, Any]:
     command = snapshot.command
+    # Without a rollout every delivery was sent at creation: one ISO string for them all.
+    created = iso(command.created_at)
+    if command.rollout is None:
+        deliveries = [delivery_json(d, created) for d in snapshot.deliveries]
+    else:
+        deliveries = [delivery_json(d, iso(d.sent_at)) for d in snapshot.deliveries]
     return {
         "commandId": command.id,
         "type": command.type.value,
         "payload": command.payload,
         "target": {"kind": command.target.kind.value, "value": command.target.value},
-        "createdAt": iso(command.created_at),
+        "createdAt": created,
         "expiresAt": iso(command.expires_at),
         "createdBy": command.created_by,
         "deliverOnConnect": command.deliver_on_connect,
+        "state": snapshot.state().value,
+        "rollout": rollout_json(snapshot),
         "summary": snapshot.summary(),
-        "deliveries": [delivery_json(delivery) for delivery in snapshot.deliveries],
+        "deliveries": deliveries,
+    }
+
+
+_FAILURES = (DeliveryStatus.FAILED, DeliveryStatus.EXPIRED)
+
+
+def rollout_json(snapshot: CommandSnapshot) -> dict[str, Any] | None:
+    """The rollout as resolved for its targets, and how far it got."""
+    plan = snapshot.command.rollout
+    if plan is None:
+        return None
+    sent = [d for d in snapshot.deliveries if d.sent_at is not None]
+    return {
+        "batchSize": plan.window,
+        "maxFailures": plan.max_failures,
+        "batchIntervalSeconds": plan.interval,
+        "sent": len(sent),
+        "inFlight": sum(1 for d in sent if not d.status.is_final),
+        "failures": sum(1 for d in snapshot.deliveries if d.status in _FAILURES),
     }
 
 

@@ -9,12 +9,22 @@ validate every answer against that document.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+from fractions import Fraction
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, post_load, validate
 
-from ..core.models import AckStatus, AgentState, CommandType, DeliveryStatus, TargetKind
+from ..core.models import (
+    AckStatus,
+    AgentState,
+    CommandState,
+    CommandType,
+    DeliveryStatus,
+    TargetKind,
+)
+from ..core.rollout import Amount, Percent, RolloutRequest
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z"
 IDENTIFIER_RULE = (
@@ -152,6 +162,70 @@ class CancelSchema(Schema):
     """A cancel takes no fields; the body may be left out (``{}`` is the same)."""
 
 
+PERCENT_PATTERN = r"^\d{1,3}(\.\d{1,6})?%$"  # fullmatch: no trailing newline either
+_PERCENT = {"type": "string", "pattern": PERCENT_PATTERN, "examples": ["10%"]}
+
+
+class RolloutAmount(fields.Field[Amount]):
+    """A count of targets (a whole number, at least ``minimum``) or a percentage of them
+    (``"10%"``, ``"12.5%"``: from ``minimum`` to 100)."""
+
+    def __init__(self, minimum: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.minimum = minimum
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        rule = (
+            f"Must be a whole number of at least {self.minimum}, or a percentage of the "
+            f'targets from {self.minimum}% to 100% ("10%").'
+        )
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < self.minimum:
+                raise ValidationError(rule)
+            return value
+        if isinstance(value, str) and re.fullmatch(PERCENT_PATTERN, value):
+            share = Fraction(value[:-1])
+            if self.minimum <= share <= 100:
+                return Percent(share)
+        raise ValidationError(rule)
+
+
+class RolloutSchema(Schema):
+    batch_size = RolloutAmount(
+        1,
+        data_key="batchSize",
+        required=True,
+        metadata={
+            "description": "At most this many targets in flight (a count, or a percentage of "
+            "the targets rounded up, at least 1)",
+            "oneOf": [{"type": "integer", "minimum": 1}, _PERCENT],
+        },
+    )
+    max_failures = RolloutAmount(
+        0,
+        data_key="maxFailures",
+        load_default=None,
+        metadata={
+            "description": "Stop when more deliveries than this have FAILED or EXPIRED (a "
+            "count, or a percentage of the targets rounded down); default: no limit",
+            "oneOf": [{"type": "integer", "minimum": 0}, _PERCENT, {"type": "null"}],
+        },
+    )
+    batch_interval_seconds = fields.Float(
+        data_key="batchIntervalSeconds",
+        validate=validate.Range(min=0),
+        allow_nan=False,
+        load_default=0.0,
+        metadata={"description": "Seconds a freed slot waits before the next target is sent"},
+    )
+
+    @post_load
+    def request(self, data: dict[str, Any], **kwargs: Any) -> RolloutRequest:
+        return RolloutRequest(
+            data["batch_size"], data["max_failures"], data["batch_interval_seconds"]
+        )
+
+
 class SendCommandSchema(Schema):
     type = fields.String(
         required=True,
@@ -167,6 +241,14 @@ class SendCommandSchema(Schema):
         metadata={
             "description": "Also write it to a target whose stream opens later, "
             "while its delivery is PENDING and unexpired"
+        },
+    )
+    rollout = fields.Nested(
+        RolloutSchema,
+        load_default=None,
+        metadata={
+            "description": "Group and all commands only: send to the targets (in id order) "
+            "a sliding window at a time"
         },
     )
 
@@ -250,6 +332,11 @@ class ResultSchema(Schema):
 class DeliverySchema(Schema):
     agent_id = identifier(required=True, data_key="agentId")
     status = _enum(DeliveryStatus)
+    sent_at = _stamp(
+        allow_none=True,
+        data_key="sentAt",
+        metadata={"description": "null: a rollout's target not sent yet"},
+    )
     delivered_at = _stamp(allow_none=True, data_key="deliveredAt")
     acknowledged_at = _stamp(allow_none=True, data_key="acknowledgedAt")
     result = fields.Nested(ResultSchema, required=True, allow_none=True)
@@ -259,7 +346,11 @@ class AgentDeliverySchema(DeliverySchema):
     command_id = fields.String(required=True, data_key="commandId")
     type = _enum(CommandType)
     created_at = _stamp(data_key="createdAt")
-    expires_at = _stamp(data_key="expiresAt")
+    expires_at = _stamp(
+        allow_none=True,
+        data_key="expiresAt",
+        metadata={"description": "This delivery's own deadline; null until it is sent"},
+    )
 
 
 class TargetSchema(Schema):
@@ -277,15 +368,37 @@ class SummarySchema(Schema):
     cancelled = fields.Integer(required=True)
 
 
+class RolloutProgressSchema(Schema):
+    batch_size = fields.Integer(required=True, data_key="batchSize")
+    max_failures = fields.Integer(required=True, allow_none=True, data_key="maxFailures")
+    batch_interval_seconds = fields.Float(required=True, data_key="batchIntervalSeconds")
+    sent = fields.Integer(required=True, metadata={"description": "Targets sent so far"})
+    in_flight = fields.Integer(
+        required=True, data_key="inFlight", metadata={"description": "Sent and not final"}
+    )
+    failures = fields.Integer(required=True, metadata={"description": "FAILED + EXPIRED"})
+
+
 class CommandSchema(Schema):
     command_id = fields.String(required=True, data_key="commandId")
     type = _enum(CommandType)
     payload = fields.Dict(keys=fields.String(), required=True)
     target = fields.Nested(TargetSchema, required=True)
     created_at = _stamp(data_key="createdAt")
-    expires_at = _stamp(data_key="expiresAt")
+    expires_at = _stamp(
+        allow_none=True,
+        data_key="expiresAt",
+        metadata={"description": "null while a rollout still has targets to send"},
+    )
     created_by = fields.String(required=True, allow_none=True, data_key="createdBy")
     deliver_on_connect = fields.Boolean(required=True, data_key="deliverOnConnect")
+    state = _enum(CommandState)
+    rollout = fields.Nested(
+        RolloutProgressSchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "The rollout as resolved for the targets, and its progress"},
+    )
     summary = fields.Nested(SummarySchema, required=True)
     deliveries = fields.List(fields.Nested(DeliverySchema), required=True)
 

@@ -43,7 +43,7 @@ AGENT_KEYS = {
     "stateChangedAt",
     "connected",
 }
-DELIVERY_KEYS = {"agentId", "status", "deliveredAt", "acknowledgedAt", "result"}
+DELIVERY_KEYS = {"agentId", "status", "sentAt", "deliveredAt", "acknowledgedAt", "result"}
 COMMAND_KEYS = {
     "commandId",
     "type",
@@ -53,6 +53,8 @@ COMMAND_KEYS = {
     "expiresAt",
     "createdBy",
     "deliverOnConnect",
+    "state",
+    "rollout",
     "summary",
     "deliveries",
 }

@@ -106,6 +106,7 @@ def test_send_answers_202_with_the_command(
         assert delivery == {
             "agentId": delivery["agentId"],
             "status": "PENDING",
+            "sentAt": "2026-03-11T10:15:30.250Z",
             "deliveredAt": None,
             "acknowledgedAt": None,
             "result": None,
@@ -273,6 +274,7 @@ def test_ack_without_body_is_success_with_null_message_and_empty_details(
     assert response.json == {
         "agentId": "agent-1",
         "status": "ACKNOWLEDGED",
+        "sentAt": "2026-03-11T10:15:30.000Z",
         "deliveredAt": None,
         "acknowledgedAt": "2026-03-11T10:15:33.500Z",
         "result": {"status": "SUCCESS", "message": None, "details": {}},
@@ -396,6 +398,7 @@ def test_expiry_sweep_marks_undelivered_commands_expired(
         {
             "agentId": "agent-1",
             "status": "EXPIRED",
+            "sentAt": "2026-03-11T10:15:30.000Z",
             "deliveredAt": None,
             "acknowledgedAt": None,
             "result": None,

@@ -211,8 +211,8 @@ def test_method_not_allowed_is_a_json_405_with_allow(
         ("list", "registry", "pages"),
         ("heartbeat", "registry", "heartbeat"),
         ("send-agent", "commands", "send"),
-        ("ack", "commands", "acknowledge"),
-        ("ack-with-body", "commands", "acknowledge"),
+        ("ack", "commands", "acknowledge_command"),
+        ("ack-with-body", "commands", "acknowledge_command"),
         ("command", "commands", "get"),
     ],
 )

@@ -47,11 +47,16 @@ class RecordingBus:
 
     def __init__(self) -> None:
         self.published: list[tuple[str, list[str]]] = []
+        # Each publish as the bus saw it: the command (its expiresAt), the targets, sentAt.
+        self.batches: list[tuple[Command, list[str], float | None]] = []
         self.cancelled: list[tuple[str, list[str]]] = []
         self.disconnected: list[str] = []
 
-    def publish(self, command: Command, agent_ids: Sequence[str]) -> None:
+    def publish(
+        self, command: Command, agent_ids: Sequence[str], sent_at: float | None = None
+    ) -> None:
         self.published.append((command.id, list(agent_ids)))
+        self.batches.append((command, list(agent_ids), sent_at))
 
     def cancel(self, command_id: str, agent_ids: Sequence[str]) -> None:
         self.cancelled.append((command_id, list(agent_ids)))
@@ -234,9 +239,11 @@ def test_a_cancel_that_loses_every_race_answers_the_current_command(world):
     store = world.command_store
     real = store.cancel_deliveries
 
-    def ack_first(cid: str, agent_ids: Sequence[str], retain_until: float) -> list[Delivery]:
+    def ack_first(
+        cid: str, agent_ids: Sequence[str], retain_until: float, halt: bool = False
+    ) -> list[Delivery]:
         world.commands.acknowledge("a1", command_id, SUCCESS)
-        return real(cid, agent_ids, retain_until)
+        return real(cid, agent_ids, retain_until, halt)
 
     store.cancel_deliveries = ack_first  # type: ignore[method-assign]
     snapshot = world.commands.cancel(command_id)
@@ -255,13 +262,15 @@ def test_two_processes_cancelling_at_once_cancel_each_delivery_once(clock):
     real = first.command_store.cancel_deliveries
     calls = 0
 
-    def interleaved(cid: str, agent_ids: Sequence[str], retain_until: float) -> list[Delivery]:
+    def interleaved(
+        cid: str, agent_ids: Sequence[str], retain_until: float, halt: bool = False
+    ) -> list[Delivery]:
         nonlocal calls
         calls += 1
         if calls == 1:  # the first process read the command; the second cancels a2 meanwhile
             real(cid, ["a2"], retain_until)
             second.commands.cancel_for_agent("a2")
-        return real(cid, agent_ids, retain_until)
+        return real(cid, agent_ids, retain_until, halt)
 
     first.command_store.cancel_deliveries = interleaved  # type: ignore[method-assign]
     first.commands.cancel(command_id)

@@ -33,7 +33,6 @@ from agent_registry.core.ports import AgentStore
 from agent_registry.redis.agents import LAST_SWEEP, RedisAgentStore
 from agent_registry.redis.client import connect
 from agent_registry.redis.commands import RedisCommandStore
-from agent_registry.stores.memory import MemoryAgentStore, MemoryCommandStore
 from harness.clock import T0
 
 LIVE, STALE, DEAD = AgentState.LIVE, AgentState.STALE, AgentState.DEAD
@@ -44,29 +43,6 @@ ACKNOWLEDGED, EXPIRED = DeliveryStatus.ACKNOWLEDGED, DeliveryStatus.EXPIRED
 def listed(agents: AgentStore, **where: Any) -> list[str]:
     """The ids ``list`` answers for the query these filters make."""
     return [agent.id for agent in agents.list(AgentQuery(**where))]
-
-
-@pytest.fixture(params=["memory", "redis"])
-def stores(request):
-    """(agent store, command store) of one kind, empty."""
-    if request.param == "memory":
-        yield MemoryAgentStore(), MemoryCommandStore()
-        return
-    server = request.getfixturevalue("redis_server")
-    server.flush()
-    client = connect(server.url)
-    yield RedisAgentStore(client), RedisCommandStore(client)
-    client.connection_pool.disconnect()
-
-
-@pytest.fixture
-def agents(stores):
-    return stores[0]
-
-
-@pytest.fixture
-def commands(stores):
-    return stores[1]
 
 
 def agent(agent_id: str, group: str = "g", at: float = T0, **fields: Any) -> Agent:

@@ -1,0 +1,216 @@
+"""The Lua side of commands and rollouts in Redis: each script is one atomic step.
+
+A rollout's progress lives beside its command (``ar:`` prefix): ``cmd:{id}:u`` the unsent
+targets in id order (a list), ``cmd:{id}:f`` its deliveries in flight scored by deadline
+(their count is the window's use, their earliest deadline the command's next expiry),
+``cmd:{id}:w`` the freed slots waiting out the batch interval, scored by when each may be
+used again; the command hash holds the plan (``window``, ``maxFailures`` (-1: none),
+``interval``, ``expiry``) and the counters (``failures``, ``occupied``: in flight right
+after the last claim, ``lastSentAt``); ``rollouts-due`` scores each rollout by when a claim
+is due (0: at once). The rules are core/rollout.py's; the memory store calls them, these
+scripts restate them, and tests/stores pins that both agree.
+
+Times that are stored are passed in as Python's ``repr`` or formatted with 17 significant
+digits, so that they read back as the very float Python computed (Lua's own ``tostring``
+and cjson keep 14).
+"""
+
+from __future__ import annotations
+
+# Functions every script below starts with. KEYS are passed to them by name.
+_PRELUDE = """
+local DUE, EXPIRIES, PURGES = 'ar:rollouts-due', 'ar:cmd-expiries', 'ar:cmd-purges'
+
+local function exact(number) return string.format('%.17g', number) end
+
+-- These deliveries of the command became final (``failures`` of them FAILED or EXPIRED):
+-- a rollout's leave its window and make it due for a claim; the last one schedules the
+-- purge.
+local function closed(cid, command_key, in_flight_key, agents, failures, retain_until)
+  local rollout = redis.call('HEXISTS', command_key, 'window') == 1
+  if rollout then
+    for _, agent in ipairs(agents) do redis.call('ZREM', in_flight_key, agent) end
+    if failures > 0 then redis.call('HINCRBY', command_key, 'failures', failures) end
+  end
+  if redis.call('HINCRBY', command_key, 'open', -#agents) == 0 then
+    redis.call('ZREM', EXPIRIES, cid)
+    redis.call('ZREM', DUE, cid)
+    redis.call('ZADD', PURGES, retain_until, cid)
+  elseif rollout then
+    redis.call('ZADD', DUE, 0, cid)
+  end
+end
+
+-- Nothing more of the rollout will be sent: it expires with the last delivery it sent.
+local function sent_all(command_key, unsent_key)
+  redis.call('DEL', unsent_key)
+  if redis.call('HGET', command_key, 'expiresAt') == '' then
+    local last = redis.call('HGET', command_key, 'lastSentAt')
+    if last then
+      local expiry = tonumber(redis.call('HGET', command_key, 'expiry'))
+      redis.call('HSET', command_key, 'expiresAt', exact(tonumber(last) + expiry))
+    end
+  end
+end
+
+-- Each listed delivery that is not final becomes CANCELLED (``unsent_only``: those not
+-- sent yet); answers agent id, new JSON, ... for those changed.
+local function cancel(deliveries_key, agents, unsent_only)
+  local changed = {}
+  for _, agent in ipairs(agents) do
+    local current = redis.call('HGET', deliveries_key, agent)
+    if current then
+      local delivery = cjson.decode(current)
+      local status = delivery['status']
+      local unsent = delivery['sentAt'] == nil or delivery['sentAt'] == cjson.null
+      if (status == 'PENDING' or status == 'DELIVERED') and (unsent or not unsent_only) then
+        delivery['status'] = 'CANCELLED'
+        local encoded = cjson.encode(delivery)
+        redis.call('HSET', deliveries_key, agent, encoded)
+        changed[#changed + 1] = agent
+        changed[#changed + 1] = encoded
+      end
+    end
+  end
+  return changed
+end
+
+local function agents_of(changed)
+  local agents = {}
+  for i = 1, #changed, 2 do agents[#agents + 1] = changed[i] end
+  return agents
+end
+"""
+
+# KEYS: command hash, deliveries hash, in-flight set. ARGV: command id, agent id, expected
+# status, new delivery JSON, 1 if this change makes the delivery final, retain-until, new
+# status.
+REPLACE_DELIVERY = (
+    _PRELUDE
+    + """
+local current = redis.call('HGET', KEYS[2], ARGV[2])
+if not current then return 0 end
+if cjson.decode(current)['status'] ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
+if ARGV[5] == '1' then
+  local failed = (ARGV[7] == 'FAILED' or ARGV[7] == 'EXPIRED') and 1 or 0
+  closed(ARGV[1], KEYS[1], KEYS[3], {ARGV[2]}, failed, ARGV[6])
+end
+return 1
+"""
+)
+
+# KEYS: command hash, deliveries hash, in-flight set, unsent list. ARGV: command id,
+# retain-until, 1 to halt the command (it is cancelled), then agent ids.
+CANCEL = (
+    _PRELUDE
+    + """
+local agents = {}
+for i = 4, #ARGV do agents[#agents + 1] = ARGV[i] end
+local changed = cancel(KEYS[2], agents, false)
+if #changed > 0 then
+  if ARGV[3] == '1' then
+    redis.call('HSETNX', KEYS[1], 'halted', 'CANCELLED')
+    if redis.call('HEXISTS', KEYS[1], 'window') == 1 then sent_all(KEYS[1], KEYS[4]) end
+  end
+  closed(ARGV[1], KEYS[1], KEYS[3], agents_of(changed), 0, ARGV[2])
+end
+return changed
+"""
+)
+
+# KEYS: in-flight set. ARGV: command id. The expiry sweep is done with the command: index
+# it again at its earliest deadline in flight, or not at all.
+EXPIRY_DONE = """
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if first[1] then
+  redis.call('ZADD', 'ar:cmd-expiries', first[2], ARGV[1])
+else
+  redis.call('ZREM', 'ar:cmd-expiries', ARGV[1])
+end
+"""
+
+# KEYS: command hash, deliveries hash, in-flight set, unsent list, cooling set.
+# ARGV: command id, now, retain-until.
+# Answers {'sent', agent ids...}, {'stopped', agent id, delivery JSON, ...}, {'idle'} or
+# {'gone'} (no such command).
+CLAIM = (
+    _PRELUDE
+    + """
+local cid, now_text = ARGV[1], ARGV[2]
+local now = tonumber(now_text)
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'gone'} end
+local plan = redis.call('HMGET', KEYS[1], 'window', 'maxFailures', 'interval', 'expiry',
+                        'halted', 'failures', 'occupied')
+if not plan[1] or plan[5] then
+  redis.call('ZREM', DUE, cid)
+  return {'idle'}
+end
+local window, max_failures = tonumber(plan[1]), tonumber(plan[2])
+local interval, expiry = tonumber(plan[3]), tonumber(plan[4])
+local failures, occupied = tonumber(plan[6] or '0'), tonumber(plan[7] or '0')
+
+-- The failure limit: the unsent targets are CANCELLED, the command STOPPED.
+if max_failures >= 0 and failures > max_failures then
+  local changed = cancel(KEYS[2], redis.call('LRANGE', KEYS[4], 0, -1), true)
+  sent_all(KEYS[1], KEYS[4])
+  if #changed > 0 then
+    redis.call('HSETNX', KEYS[1], 'halted', 'STOPPED')
+    closed(cid, KEYS[1], KEYS[3], agents_of(changed), 0, ARGV[3])
+    redis.call('ZREM', DUE, cid)
+    local answer = {'stopped'}
+    for _, item in ipairs(changed) do answer[#answer + 1] = item end
+    return answer
+  end
+end
+
+-- The room in the window: slots freed since the last claim wait out the interval.
+local in_flight = redis.call('ZCARD', KEYS[3])
+local freed = math.max(0, occupied - in_flight)
+if interval > 0 and freed > 0 then
+  local seq = redis.call('HINCRBY', KEYS[1], 'slotSeq', freed)
+  for i = 1, freed do redis.call('ZADD', KEYS[5], exact(now + interval), 's' .. (seq - i)) end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now_text)
+local room = window - in_flight - redis.call('ZCARD', KEYS[5])
+
+local answer = {'sent'}
+local deadline = exact(now + expiry)
+while room > 0 do
+  local agent = redis.call('LPOP', KEYS[4])
+  if not agent then break end
+  local current = redis.call('HGET', KEYS[2], agent)
+  if current then
+    local delivery = cjson.decode(current)
+    if delivery['status'] == 'PENDING' then  -- else final before its turn: skipped
+      delivery['sentAt'] = now_text
+      redis.call('HSET', KEYS[2], agent, cjson.encode(delivery))
+      redis.call('ZADD', KEYS[3], deadline, agent)
+      answer[#answer + 1] = agent
+      room = room - 1
+    end
+  end
+end
+
+in_flight = redis.call('ZCARD', KEYS[3])
+redis.call('HSET', KEYS[1], 'occupied', in_flight)
+if #answer > 1 then
+  local last = redis.call('HGET', KEYS[1], 'lastSentAt')
+  if not last or tonumber(last) < now then redis.call('HSET', KEYS[1], 'lastSentAt', now_text) end
+end
+if in_flight > 0 then
+  local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+  redis.call('ZADD', EXPIRIES, 'LT', first[2], cid)
+end
+local next_slot = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
+if redis.call('LLEN', KEYS[4]) == 0 then
+  sent_all(KEYS[1], KEYS[4])
+  redis.call('ZREM', DUE, cid)
+elseif next_slot[1] then
+  redis.call('ZADD', DUE, next_slot[2], cid)
+else
+  redis.call('ZREM', DUE, cid)
+end
+return answer
+"""
+)
