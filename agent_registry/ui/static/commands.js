@@ -52,6 +52,12 @@ export function progressBar(summary, label) {
   );
 }
 
+function rolloutText(rollout) {
+  const limit = rollout.maxFailures ?? "no limit";
+  const done = rollout.sent === undefined ? "" : `; ${rollout.sent} sent, ${rollout.inFlight} in flight, ${rollout.failures} failed or expired`;
+  return `batches of ${rollout.batchSize}, max failures ${limit}, ${rollout.batchIntervalSeconds ?? 0} s apart${done}`;
+}
+
 export function targetText(target) {
   return target.kind === "all" ? "all LIVE agents" : `${target.kind} ${target.value}`;
 }
@@ -177,6 +183,7 @@ export class CommandView {
       ["Sent by", command.createdBy ?? "—"],
       ["Payload", command.payload === undefined ? "—" : JSON.stringify(command.payload)],
     ];
+    if (command.rollout) pairs.push(["Rollout", rolloutText(command.rollout)]);
     replace(byId("command-fields"), ...terms(pairs));
     replace(byId("command-progress"), progressBar(command.summary, `Progress of command ${command.commandId}`));
     byId("command-cancel").hidden = stateOf(command) !== "RUNNING";
@@ -188,6 +195,7 @@ export class CommandView {
           {},
           h("td", {}, h("a", { href: `#/agents/${segment(delivery.agentId)}` }, delivery.agentId)),
           h("td", {}, h("span", { class: `badge delivery-${delivery.status}` }, delivery.status)),
+          h("td", { class: "wide" }, delivery.sentAt === null ? "not yet" : when(delivery.sentAt)),
           h("td", { class: "wide" }, when(delivery.deliveredAt)),
           h("td", { class: "wide" }, when(delivery.acknowledgedAt)),
           h("td", {}, delivery.result ? `${delivery.result.status}${delivery.result.message ? ": " + delivery.result.message : ""}` : "—"),
