@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import agents, commands, errors, events, fleet, metrics, openapi, operations, tokens
+from . import agents, commands, errors, events, fleet, metrics, openapi, operations, tokens, ui
 
 
 def init_app(app: Flask) -> None:
@@ -17,3 +17,4 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(operations.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(tokens.bp)
+    app.register_blueprint(ui.bp)
