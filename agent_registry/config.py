@@ -34,6 +34,9 @@ class Settings:
     store: str = "memory"
     trusted_proxies: int = 0
     stream_queue_size: int = 256
+    # Events one operator stream (GET /api/v1/events) may queue before the server ends it:
+    # it sees the whole fleet, so a mass transition is one event per agent.
+    operator_stream_queue_size: int = 4096
     # Logs (docs/deployment.md#logs): one JSON object per line, and one line per request.
     log_format: str = "text"
     access_log: bool = False
@@ -139,6 +142,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "store": _store,
     "trusted_proxies": _int_at_least(0),
     "stream_queue_size": _int_at_least(1),
+    "operator_stream_queue_size": _int_at_least(1),
     "log_format": log_format,
     "access_log": _on_off,
     "metrics": _on_off,

@@ -77,6 +77,7 @@ class AckStatus(StrEnum):
 
 class HeartbeatOutcome(StrEnum):
     RECORDED = "recorded"
+    REVIVED = "revived"  # recorded, and the agent was STALE or DEAD: it is LIVE again
     UNKNOWN = "unknown"  # no such agent
     SUPERSEDED = "superseded"  # the agent registered again since the caller's token was issued
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from .agent_query import EVERY_AGENT, AgentQuery
 from .models import (
@@ -285,6 +285,9 @@ class FleetObserver(Protocol):
     def transitioned(self, transition: Transition) -> None:
         """A lifecycle sweep moved an agent (LIVE -> STALE, STALE -> DEAD)."""
 
+    def revived(self, agent_id: str, at: float) -> None:
+        """A heartbeat made a STALE or DEAD agent LIVE again (at ``at``)."""
+
     def command_sent(self, command: Command, agent_ids: Sequence[str]) -> None:
         """A command was stored with one PENDING delivery per target."""
 
@@ -317,6 +320,9 @@ class NoObserver:
     def transitioned(self, transition: Transition) -> None:
         pass
 
+    def revived(self, agent_id: str, at: float) -> None:
+        pass
+
     def command_sent(self, command: Command, agent_ids: Sequence[str]) -> None:
         pass
 
@@ -328,6 +334,42 @@ class NoObserver:
 
     def deleted(self, agent: Agent) -> None:
         pass
+
+
+class Observers:
+    """One ``FleetObserver`` that tells several (the metrics, the operator event stream),
+    in order."""
+
+    def __init__(self, *observers: FleetObserver) -> None:
+        self._observers = observers
+
+    def registered(self, agent: Agent, created: bool) -> None:
+        for observer in self._observers:
+            observer.registered(agent, created)
+
+    def transitioned(self, transition: Transition) -> None:
+        for observer in self._observers:
+            observer.transitioned(transition)
+
+    def revived(self, agent_id: str, at: float) -> None:
+        for observer in self._observers:
+            observer.revived(agent_id, at)
+
+    def command_sent(self, command: Command, agent_ids: Sequence[str]) -> None:
+        for observer in self._observers:
+            observer.command_sent(command, agent_ids)
+
+    def delivered(self, command_id: str, created_at: float, count: int, at: float) -> None:
+        for observer in self._observers:
+            observer.delivered(command_id, created_at, count, at)
+
+    def finished(self, command: Command, delivery: Delivery) -> None:
+        for observer in self._observers:
+            observer.finished(command, delivery)
+
+    def deleted(self, agent: Agent) -> None:
+        for observer in self._observers:
+            observer.deleted(agent)
 
 
 class StreamGauge(Protocol):
@@ -360,6 +402,42 @@ class StreamListener(Protocol):
     def opened(self, stream: OpenStream) -> None: ...
 
     def closed(self, stream: OpenStream) -> None: ...
+
+
+class StreamListeners:
+    """One ``StreamListener`` that tells several (shared presence, then the operator event
+    stream, which reads presence), in order."""
+
+    def __init__(self, *listeners: StreamListener) -> None:
+        self._listeners = listeners
+
+    def opened(self, stream: OpenStream) -> None:
+        for listener in self._listeners:
+            listener.opened(stream)
+
+    def closed(self, stream: OpenStream) -> None:
+        for listener in self._listeners:
+            listener.closed(stream)
+
+
+class FleetNotices(Protocol):
+    """What the operator event stream takes from other processes: their notices (which
+    agents and commands changed, and the deleted agents as they were), and word that some
+    may have been lost (a bus that reconnected)."""
+
+    def receive(self, notice: dict[str, Any]) -> None: ...
+
+    def resync(self) -> None: ...
+
+
+class FleetRelay(Protocol):
+    """Carries the operator event stream's notices between processes (the Redis bus)."""
+
+    def announce_fleet(self, notice: dict[str, Any]) -> None:
+        """Tell every other process; they read the current state themselves."""
+
+    def relay_fleet_to(self, notices: FleetNotices) -> None:
+        """Hand the notices other processes announce to ``notices``."""
 
 
 class SharedPresence(Presence, StreamListener, Protocol):

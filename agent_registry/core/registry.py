@@ -100,6 +100,9 @@ class Registry:
         outcome = self.store.heartbeat(agent_id, now, now + self._lifecycle.stale_after, generation)
         if outcome is HeartbeatOutcome.RECORDED:
             return
+        if outcome is HeartbeatOutcome.REVIVED:
+            self._observer.revived(agent_id, now)
+            return
         if generation is not None:
             raise _superseded(agent_id)
         raise AgentNotRegistered(

@@ -29,7 +29,7 @@ from redis.client import PubSub
 
 from ..clock import Clock
 from ..core.models import Command, CommandSnapshot, DeliveryStatus
-from ..core.ports import RecentCommands, SharedPresence
+from ..core.ports import FleetNotices, RecentCommands, SharedPresence
 from ..errors import StoreUnavailable
 from ..streams.hub import StreamHub, cancel_key
 from ..streams.sse import Signer, cancel_frame, command_frame
@@ -83,6 +83,8 @@ class RedisBus(ReportsOutages):
         self._refresh_every = refresh_every
         self.origin = uuid.uuid4().hex
         self.presence: SharedPresence | None = None
+        # The operator event stream's side: told what other processes announced.
+        self._fleet_notices: FleetNotices | None = None
         self._greenlets: list[gevent.Greenlet[[], None]] = []
         self._running = False
         self._subscribed = False
@@ -154,6 +156,14 @@ class RedisBus(ReportsOutages):
         """End, on every process, the agent's stream opened with an older token."""
         self._hub.supersede(agent_id, generation)
         self._announce({"supersede": agent_id, "generation": str(generation)})
+
+    def announce_fleet(self, notice: dict[str, Any]) -> None:
+        """Which agents and commands changed here (the operator event stream): the other
+        processes read their state for their own operator streams."""
+        self._announce({"fleet": notice})
+
+    def relay_fleet_to(self, notices: FleetNotices) -> None:
+        self._fleet_notices = notices
 
     def _announce(self, message: dict[str, Any]) -> None:
         try:
@@ -285,6 +295,8 @@ class RedisBus(ReportsOutages):
                 self._deliver_batch(message["command"], message["agents"], message["sentAt"])
             elif "command" in message and len(self._hub):
                 self._deliver_command(message["command"])
+            elif "fleet" in message and self._fleet_notices is not None:
+                self._fleet_notices.receive(message["fleet"])
         except RECONNECT_ON:
             raise
         except Exception:
@@ -292,7 +304,10 @@ class RedisBus(ReportsOutages):
 
     def catch_up(self) -> None:
         """Queue what may have been announced while this subscriber was away. A command
-        whose handling fails is skipped; the others are still caught up."""
+        whose handling fails is skipped; the others are still caught up. The operator
+        event stream re-reads the fleet counts (the agent and command events are lost)."""
+        if self._fleet_notices is not None:
+            self._fleet_notices.resync()
         if not len(self._hub):
             return
         for command_id in self._commands.unexpired_ids(self._clock(), _CATCH_UP_LIMIT):

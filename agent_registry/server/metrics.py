@@ -81,6 +81,12 @@ class Metrics:
             multiprocess_mode="livesum",
             registry=registry,
         )
+        self.operator_streams_open = Gauge(
+            "agent_registry_operator_streams_open",
+            "Operator event streams (GET /api/v1/events) open on this host",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
         self.transitions = Counter(
             "agent_registry_transitions_total",
             "Lifecycle transitions applied by the sweep, by new state",
@@ -320,6 +326,9 @@ class MetricsObserver:
                 transition.to_state.value
             )
         self._tallies.count(counter)
+
+    def revived(self, agent_id: str, at: float) -> None:
+        pass  # agent_registry_transitions_total counts the sweep's transitions only
 
     def command_sent(self, command: Command, agent_ids: Sequence[str]) -> None:
         self._tallies.count(self._commands.labels(command.type.value, command.target.kind.value))

@@ -17,14 +17,26 @@ from ..clock import Clock, system_clock
 from ..config import Settings
 from ..core.commands import Commands, CommandTiming
 from ..core.fleet import FleetOperations
-from ..core.ports import AgentStore, Bus, CommandStore, Presence
+from ..core.ports import (
+    AgentStore,
+    Bus,
+    CommandStore,
+    FleetObserver,
+    FleetRelay,
+    Observers,
+    Presence,
+    StreamListener,
+    StreamListeners,
+)
 from ..core.registry import Lifecycle, Registry
 from ..outage import StoreOutage
 from ..security.setup import load_security
 from ..streams.delivery_recorder import DeliveryRecorder
 from ..streams.hub import StreamHub
 from ..streams.on_connect import DeliverOnConnect
+from ..streams.operator_hub import OperatorHub
 from ..streams.sse import Signer
+from .operator_events import OperatorEvents
 from .scheduler import Sweeper
 
 if TYPE_CHECKING:
@@ -78,6 +90,10 @@ class Backend:
     probe: StoreProbe
     relay: Relay
     background: list[Background] = field(default_factory=list)
+    # Told when agent streams open and close (shared presence), before the operator events.
+    listener: StreamListener | None = None
+    # Carries the operator event stream's notices to the other processes.
+    fleet_relay: FleetRelay | None = None
 
 
 def memory_backend(hub: StreamHub, signer: Signer | None = None) -> Backend:
@@ -104,20 +120,21 @@ def redis_backend(
     from ..redis.presence import RedisPresence
 
     client = connect(settings.store)
-    commands = RedisCommandStore(client)
+    # Heartbeats and acks are group-committed where requests are greenlets (a gevent
+    # worker); with threads (a test's Flask client) each is its own call.
+    group_commit = monkey.is_module_patched("threading")
+    commands = RedisCommandStore(client, group_commit=group_commit)
     bus = RedisBus(
         client, hub, commands, clock, refresh_every=settings.keepalive_seconds, signer=signer
     )
     # Three keepalive intervals: a crashed worker's agents read disconnected after that.
     presence = RedisPresence(client, 3 * settings.keepalive_seconds, bus.end_stream)
     bus.presence = presence
-    hub.listener = presence
-    # Heartbeats are group-committed where requests are greenlets (a gevent worker); with
-    # plain threads (a test's Flask client) each goes on its own.
-    agents = RedisAgentStore(client, group_commit=monkey.is_module_patched("threading"))
+    agents = RedisAgentStore(client, group_commit=group_commit)
     # Everything that talks to Redis reports to one tracker, which logs an outage once.
     agents.outage = commands.outage = bus.outage = presence.outage = outage
-    return Backend(agents, commands, bus, presence, RedisProbe(settings.store), bus, [bus])
+    probe = RedisProbe(settings.store)
+    return Backend(agents, commands, bus, presence, probe, bus, [bus], presence, bus)
 
 
 def _yield() -> None:
@@ -156,7 +173,19 @@ class Runtime:
 
             self.metrics = Metrics(multiprocess_dir())
             self.hub.gauge = self.metrics.streams_open
-        observer = self.metrics.observer if self.metrics is not None else None
+        # The operator event stream (GET /api/v1/events): its streams, and what feeds them.
+        self.operator_hub = OperatorHub(settings.operator_stream_queue_size)
+        self.operator_events = OperatorEvents(
+            self.operator_hub, backend.agents, backend.commands, self.presence, clock
+        )
+        self.operator_events.relay = backend.fleet_relay
+        if self.metrics is not None:
+            self.operator_hub.gauge = self.metrics.operator_streams_open
+        listeners = [backend.listener] if backend.listener is not None else []
+        self.hub.listener = StreamListeners(*listeners, self.operator_events)
+        observer: FleetObserver = self.operator_events
+        if self.metrics is not None:
+            observer = Observers(self.metrics.observer, self.operator_events)
         self.registry = Registry(
             backend.agents,
             clock,
@@ -200,6 +229,7 @@ class Runtime:
             self.sweeper,
             *backend.background,
             self.delivery_recorder,
+            self.operator_events,
         ]
         self._stopped = False
 
@@ -227,8 +257,13 @@ class Runtime:
             return
         self._stopped = True
         self.draining = True
-        log.info("shutting down: unready; ending %d open stream(s)", len(self.hub))
+        log.info(
+            "shutting down: unready; ending %d open stream(s) and %d operator stream(s)",
+            len(self.hub),
+            len(self.operator_hub),
+        )
         self.hub.end_all()
+        self.operator_hub.end_all()
         for part in reversed(self._background):
             part.stop()
 

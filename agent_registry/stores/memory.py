@@ -86,11 +86,14 @@ class MemoryAgentStore:
         if generation is not None and generation != agent.generation:
             return HeartbeatOutcome.SUPERSEDED
         agent.last_heartbeat_at = now
+        agent.grace_through = None  # a fresh deadline: see core/grace.py
+        outcome = HeartbeatOutcome.RECORDED
         if agent.state is not AgentState.LIVE:
             self._set_state(agent, AgentState.LIVE, now)
+            outcome = HeartbeatOutcome.REVIVED
         agent.deadline = deadline
         self._deadlines.set(agent_id, deadline)
-        return HeartbeatOutcome.RECORDED
+        return outcome
 
     def get(self, agent_id: str) -> Agent | None:
         return self._agents.get(agent_id)

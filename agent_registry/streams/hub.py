@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import select
 import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable
 
 import gevent
-from gevent.monkey import get_original
 
 from ..core.ports import StreamGauge, StreamListener
-from .stream_queue import Full, StreamQueue
+from .queued import END, QueuedStream
+from .stream_queue import Full
 
 log = logging.getLogger(__name__)
 
-# Put on a queue to end its stream.
-END = None
+__all__ = ["END", "StreamHub", "Subscription", "cancel_key", "is_command_key"]
 
 # What a queued item is keyed by, when it is not a command: the cancel event of a command
 # is ``cancel:{commandId}``. Its own key, so that it is not taken for a repeat of the
@@ -41,19 +38,10 @@ def is_command_key(key: str) -> bool:
 _RECENT_IDS = 16
 
 
-class Subscription:
-    """One open stream: the agent it belongs to, its queue and the client socket."""
+class Subscription(QueuedStream):
+    """One open agent stream: the agent it belongs to, its queue and the client socket."""
 
-    __slots__ = (
-        "agent_id",
-        "closed",
-        "generation",
-        "opened_at",
-        "queue",
-        "recent",
-        "socket",
-        "token",
-    )
+    __slots__ = ("agent_id", "generation", "opened_at", "recent", "token")
 
     def __init__(
         self,
@@ -63,15 +51,13 @@ class Subscription:
         opened_at: float,
         generation: int | None = None,
     ) -> None:
+        super().__init__(queue_size, sock)
         self.agent_id = agent_id
         # The generation of the agent token that opened it (auth on): a registration that
         # raises the agent's generation ends it (``StreamHub.supersede``).
         self.generation = generation
         self.token = uuid.uuid4().hex
-        self.queue = StreamQueue(queue_size)
-        self.socket = sock
         self.opened_at = opened_at
-        self.closed = False
         self.recent: dict[str, None] | None = None
 
     def offer(self, item: tuple[str, bytes]) -> bool:
@@ -99,47 +85,6 @@ class Subscription:
             )
             self.end()
             return False
-
-    def end(self) -> None:
-        """Make the stream finish: wake its writer, or cut the socket it is stuck on."""
-        if self.closed:
-            return
-        self.closed = True
-        try:
-            self.queue.put_nowait(END)
-        except Full:
-            self.abort()
-
-    def abort(self) -> None:
-        """Shut the socket down so a writer blocked on a client that stopped reading fails."""
-        if self.socket is not None:
-            with contextlib.suppress(OSError):
-                self.socket.shutdown(socket.SHUT_RDWR)
-
-    def peer_gone(self) -> bool:
-        """True when the client has closed its end (readable with nothing to read).
-
-        An SSE client sends nothing after its request, so a readable socket means
-        end-of-file. Checked at each keepalive because the first write after the peer
-        left usually still succeeds.
-        """
-        if self.socket is None:
-            return False
-        try:
-            poller = _blocking_poll()
-            poller.register(self.socket.fileno(), select.POLLIN)
-            if not poller.poll(0):
-                return False
-            return self.socket.recv(1, socket.MSG_PEEK) == b""
-        except (OSError, ValueError):
-            return True
-
-
-def _blocking_poll() -> select.poll:
-    """The OS's poll(), even under gevent's monkey-patching: with a zero timeout it never
-    blocks, and unlike select() it works for descriptors above 1023 (busy workers)."""
-    poll: Callable[[], select.poll] = get_original("select", "poll")
-    return poll()
 
 
 class StreamHub:

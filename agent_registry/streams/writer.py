@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
-from .hub import END, StreamHub, Subscription, is_command_key
+from .hub import StreamHub, Subscription, is_command_key
+from .queued import END, QueuedStream
 from .sse import OPENING, PING
 from .stream_queue import Empty
 
@@ -34,43 +36,54 @@ def event_stream(
     queue what the stream is owed on connect (``on_connect.py``). ``generation`` is that of
     the agent token that opened it (auth on)."""
     subscription = hub.open(agent_id, sock, generation)
-    queue = subscription.queue
     try:
         if on_opened is not None and not subscription.closed:
             on_opened(subscription)
         # Registered before the first byte: whoever reads this will not miss a command.
         yield OPENING
-        while True:
-            try:
-                item = queue.get(timeout=keepalive)
-            except Empty:
-                if subscription.peer_gone():
-                    log.info("agent %s: client went away", agent_id, extra={"agent_id": agent_id})
-                    return
+        for batch in batches(subscription, keepalive, f"agent {agent_id}", {"agent_id": agent_id}):
+            if not batch:
                 yield PING
                 continue
-            # Write everything already waiting in one go: one wake-up for a burst.
-            command_ids: list[str] = []
-            frames: list[bytes] = []
-            ended = False
-            while True:
-                if item is END:
-                    ended = True
-                    break
-                command_ids.append(item[0])
-                frames.append(item[1])
-                if queue.empty():
-                    break
-                item = queue.get_nowait()
-            if frames:
-                yield frames[0] if len(frames) == 1 else b"".join(frames)
-                written = [key for key in command_ids if is_command_key(key)]
-                if written:
-                    _record(on_written, agent_id, written)
-            if ended or subscription.closed:
-                return
+            yield batch[0][1] if len(batch) == 1 else b"".join(frame for _, frame in batch)
+            written = [key for key, _ in batch if is_command_key(key)]
+            if written:
+                _record(on_written, agent_id, written)
     finally:
         hub.close(subscription)
+
+
+def batches(
+    stream: QueuedStream, keepalive: float, who: str, log_extra: dict[str, str] | None = None
+) -> Iterator[list[Any]]:
+    """What the stream's writer writes: each batch of items waiting on its queue (one write
+    for a burst: one wake-up), or an empty batch after ``keepalive`` seconds with nothing
+    (write a ping then). Ends when the stream is ended, or the client went away (``who``
+    names it in the log)."""
+    queue = stream.queue
+    while True:
+        try:
+            item = queue.get(timeout=keepalive)
+        except Empty:
+            if stream.peer_gone():
+                log.info("%s: client went away", who, extra=log_extra)
+                return
+            yield []
+            continue
+        batch: list[Any] = []
+        ended = False
+        while True:
+            if item is END:
+                ended = True
+                break
+            batch.append(item)
+            if queue.empty():
+                break
+            item = queue.get_nowait()
+        if batch:
+            yield batch
+        if ended or stream.closed:
+            return
 
 
 def _record(on_written: OnWritten, agent_id: str, command_ids: Sequence[str]) -> None:

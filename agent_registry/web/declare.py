@@ -50,6 +50,8 @@ class ViewSpec:
     other_statuses: tuple[tuple[int, str], ...] = ()
     media_type: str = "application/json"
     fast: bool = False
+    # Part of the OpenAPI document; the dashboard's page and files are not API (web/ui.py).
+    documented: bool = True
     body_rule: BodyRule = field(init=False)
 
     def __post_init__(self) -> None:

@@ -1,9 +1,9 @@
 """The OpenAPI 3.1 document, generated from the views' declarations (``declare.py``).
 
-Every route of the URL map whose view is declared becomes an operation: its path
-parameters from the rule, its query parameters, body and answer from the declared
-schemas, and every error answer as the one JSON error shape. ``GET
-/api/v1/openapi.json`` serves it; it is built once per app, on first request.
+Every route of the URL map whose view is declared (and documented: the dashboard's files
+are not) becomes an operation: its path parameters from the rule, its query parameters,
+body and answer from the declared schemas, and every error answer as the one JSON error
+shape. ``GET /api/v1/openapi.json`` serves it; it is built once per app, on first request.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def build_document(app: Flask) -> dict[str, Any]:
     )
     for rule in sorted(app.url_map.iter_rules(), key=lambda rule: rule.rule):
         view = app.view_functions.get(rule.endpoint)
-        if not isinstance(view, DeclaredView):
+        if not isinstance(view, DeclaredView) or not view.spec.documented:
             continue
         methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
         spec.path(

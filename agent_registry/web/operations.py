@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint
 
 from .. import package_version
-from ..core.models import AgentState
 from ..security.access import Access
 from .declare import Reply, declare
+from .representation import fleet_json
 from .schemas import HealthSchema, ReadinessSchema, ServerSchema
 
 if TYPE_CHECKING:
@@ -53,14 +53,11 @@ def readyz(rt: Runtime) -> Reply:
     response=ServerSchema(),
 )
 def server(rt: Runtime) -> dict[str, Any]:
-    counts = rt.registry.counts()
-    fleet: dict[str, int] = {state.value: counts.get(state, 0) for state in AgentState}
-    fleet["connected"] = rt.presence.connected_count()
     return {
         "version": package_version(),
         "store": "memory" if rt.settings.uses_memory_store else "redis",
         "auth": "on" if rt.security.auth else "off",
         "signing": {"keyId": signer.key_id} if (signer := rt.security.signer) else None,
         "config": rt.settings.public_config(),
-        "fleet": fleet,
+        "fleet": fleet_json(rt.registry.counts(), rt.presence.connected_count()),
     }

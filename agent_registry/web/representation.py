@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ..clock import iso
-from ..core.models import AckResult, Agent, Command, CommandSnapshot, Delivery, DeliveryStatus
+from ..core.models import (
+    AckResult,
+    Agent,
+    AgentState,
+    Command,
+    CommandSnapshot,
+    Delivery,
+    DeliveryStatus,
+)
 
 
 def agent_json(agent: Agent, connected: bool) -> dict[str, Any]:
@@ -93,3 +102,18 @@ def rollout_json(snapshot: CommandSnapshot) -> dict[str, Any] | None:
         "inFlight": sum(1 for d in sent if not d.status.is_final),
         "failures": sum(1 for d in snapshot.deliveries if d.status in _FAILURES),
     }
+
+
+def command_event_json(snapshot: CommandSnapshot) -> dict[str, Any]:
+    """The command as the operator event stream sends it: its representation without
+    ``deliveries`` (every other field the command has, whatever they are)."""
+    data = command_json(snapshot)
+    del data["deliveries"]
+    return data
+
+
+def fleet_json(counts: Mapping[AgentState, int], connected: int) -> dict[str, int]:
+    """Agents per state, and how many have a stream open (``GET /api/v1/server``'s fleet)."""
+    fleet = {state.value: counts.get(state, 0) for state in AgentState}
+    fleet["connected"] = connected
+    return fleet

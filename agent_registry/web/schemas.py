@@ -121,6 +121,12 @@ class AgentListQuery(Schema):
     after = fields.String(validate=validate.Length(min=1, max=128), load_default=None)
 
 
+class OperatorEventsQuery(Schema):
+    group = identifier(
+        load_default=None, metadata={"description": "Only this group's agent events"}
+    )
+
+
 class DeliveryListQuery(Schema):
     status = EnumList(DeliveryStatus, load_default=None)
 

@@ -9,6 +9,7 @@ import pytest
 
 from agent_registry.core.agent_query import AgentQuery
 from agent_registry.core.models import Agent, AgentState, Transition
+from agent_registry.core.ports import NoObserver, Observers
 from agent_registry.core.registry import Lifecycle, Registration, Registry
 from agent_registry.errors import AgentNotFound, AgentNotRegistered
 from agent_registry.stores.memory import MemoryAgentStore
@@ -230,6 +231,34 @@ def test_heartbeat_revives_to_live_dated_at_that_moment(registry, clock, pause, 
         Transition("agent-1", LIVE, STALE, T0 + pause + STALE_AFTER),
         Transition("agent-1", STALE, DEAD, T0 + pause + STALE_AFTER + DEAD_AFTER),
     ]
+
+
+class RevivalObserver(NoObserver):
+    def __init__(self) -> None:
+        self.revived_agents: list[tuple[str, float]] = []
+        self.transitions: list[Transition] = []
+
+    def revived(self, agent_id: str, at: float) -> None:
+        self.revived_agents.append((agent_id, at))
+
+    def transitioned(self, transition: Transition) -> None:
+        self.transitions.append(transition)
+
+
+def test_the_observer_is_told_of_a_revival_by_heartbeat_and_not_of_a_routine_one(store, clock):
+    recorder = RevivalObserver()
+    both = Observers(NoObserver(), recorder)
+    registry = Registry(store, clock, Lifecycle(STALE_AFTER, DEAD_AFTER), both)
+    register(registry)
+    registry.heartbeat("agent-1")  # LIVE stays LIVE: nothing to tell
+    clock.advance(STALE_AFTER + 1)
+    registry.sweep()
+
+    registry.heartbeat("agent-1")
+    registry.heartbeat("agent-1")
+
+    assert recorder.transitions == [Transition("agent-1", LIVE, STALE, T0 + STALE_AFTER)]
+    assert recorder.revived_agents == [("agent-1", T0 + STALE_AFTER + 1)]
 
 
 def test_heartbeat_of_an_unknown_agent_is_agent_not_registered(registry):

@@ -7,6 +7,8 @@ import json
 import queue
 import socket
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -93,3 +95,30 @@ class StreamListener:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class OperatorListener(StreamListener):
+    """Opens the operator event stream (``GET /api/v1/events``) and collects its events."""
+
+    def __init__(self, base_url: str, query: str = "", headers: dict[str, str] | None = None):
+        super().__init__(base_url, "", headers)
+        self.url = f"{base_url}/api/v1/events{query}"
+        self.seen: list[dict[str, Any]] = []
+
+    def until(
+        self, check: Callable[[dict[str, Any]], bool], within: float = 10.0
+    ) -> dict[str, Any]:
+        """The first event (``{"event", "data"}``) that passes ``check``, read within
+        ``within`` seconds; every event read is kept in ``seen``."""
+        deadline = time.monotonic() + within
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"{self.url}: no such event within {within} s")
+            try:
+                found = self.next_command(timeout=remaining)
+            except queue.Empty:
+                continue
+            self.seen.append(found)
+            if check(found):
+                return found

@@ -1,5 +1,5 @@
 """A plain install starts: ``pip install .`` without the dev extras, then ``agent-registry
-serve``.
+serve``, and serves the dashboard's files (package data).
 
 Regression: gunicorn's gevent worker imports ``packaging``, which only gunicorn's
 ``gevent`` extra declares, so an install that depended on bare ``gunicorn`` could not
@@ -50,4 +50,7 @@ def test_a_plain_install_serves_and_stops_on_sigterm(tmp_path):
             f"{server.url}/api/v1/agents/register", json={"id": "plain-1", "group": "plain"}
         )
         assert answer.status_code == 201, server.log()
+        # The dashboard's files are package data: the installed package serves them.
+        for path in ("/ui/", "/ui/app.js", "/ui/style.css"):
+            assert httpx.get(f"{server.url}{path}").status_code == 200, path
         assert server.stop(signal.SIGTERM, timeout=15) == 0, server.log()

@@ -99,7 +99,7 @@ def test_heartbeat_moves_the_deadline_and_revives(agents):
     assert agents.heartbeat("nobody", T0, T0 + 90) is UNKNOWN
     agents.register(agent("a1"))
     assert agents.transition("a1", T0 + 90, STALE, T0 + 90, T0 + 390) is True
-    assert agents.heartbeat("a1", T0 + 100, T0 + 190) is RECORDED
+    assert agents.heartbeat("a1", T0 + 100, T0 + 190) is REVIVED
     record = agents.get("a1")
     assert (record.state, record.last_heartbeat_at, record.deadline) == (LIVE, T0 + 100, T0 + 190)
     assert record.state_changed_at == T0 + 100
@@ -108,7 +108,7 @@ def test_heartbeat_moves_the_deadline_and_revives(agents):
 
 
 RECORDED, UNKNOWN = HeartbeatOutcome.RECORDED, HeartbeatOutcome.UNKNOWN
-SUPERSEDED = HeartbeatOutcome.SUPERSEDED
+SUPERSEDED, REVIVED = HeartbeatOutcome.SUPERSEDED, HeartbeatOutcome.REVIVED
 GEN = 1_773_224_130_000  # a registration's generation: its time in milliseconds
 
 
@@ -141,7 +141,7 @@ def test_a_heartbeat_with_an_old_generation_changes_nothing(agents):
     assert agents.heartbeat("a1", T0 + 100, T0 + 190, GEN - 1) is SUPERSEDED
     assert agents.heartbeat("nobody", T0 + 100, T0 + 190, GEN) is UNKNOWN
     assert agents.get("a1") == before
-    assert agents.heartbeat("a1", T0 + 100, T0 + 190, GEN) is RECORDED
+    assert agents.heartbeat("a1", T0 + 100, T0 + 190, GEN) is REVIVED
     assert agents.get("a1").state == LIVE
 
 
@@ -309,9 +309,9 @@ def test_counts_follow_heartbeats_that_revive_stale_and_dead_agents(agents):
     assert counts_of(agents) == (1, 1, 1)
     assert agents.heartbeat("a3", T0 + 10, T0 + 100) is RECORDED  # LIVE stays LIVE
     assert counts_of(agents) == (1, 1, 1)
-    agents.heartbeat("a1", T0 + 100, T0 + 190)
+    assert agents.heartbeat("a1", T0 + 100, T0 + 190) is REVIVED  # from STALE
     assert counts_of(agents) == (2, 0, 1)
-    agents.heartbeat("a2", T0 + 400, T0 + 490)
+    assert agents.heartbeat("a2", T0 + 400, T0 + 490) is REVIVED  # from DEAD
     assert counts_of(agents) == (3, 0, 0)
     assert agents.heartbeat("nobody", T0, T0 + 90) is UNKNOWN
     assert counts_of(agents) == (3, 0, 0)
@@ -598,11 +598,12 @@ def test_postpone_is_a_compare_and_set_on_the_deadline(agents):
     assert agents.due(T0 + 10_000, 10) == [record]
 
 
-def test_a_heartbeat_keeps_the_grace_mark_and_a_registration_clears_it(agents):
+def test_a_heartbeat_and_a_registration_clear_the_grace_mark(agents):
     agents.register(agent("a1", deadline=T0 + 90))
     agents.postpone("a1", T0 + 90, T0 + 200, T0 + 110)
     agents.heartbeat("a1", T0 + 150, T0 + 240)
-    assert (agents.get("a1").deadline, agents.get("a1").grace_through) == (T0 + 240, T0 + 110)
+    assert (agents.get("a1").deadline, agents.get("a1").grace_through) == (T0 + 240, None)
+    agents.postpone("a1", T0 + 240, T0 + 300, T0 + 110)
     agents.register(agent("a1", at=T0 + 160))
     assert agents.get("a1").grace_through is None
 
