@@ -1,4 +1,5 @@
-"""The ``agent-registry`` command: run the server, inspect agents, send commands, simulate.
+"""The ``agent-registry`` command: run the server, inspect agents, send commands, watch the
+fleet, simulate.
 
 Tables for people by default, ``--json`` for scripts. Errors are one sentence on stderr,
 never a traceback; exit codes are listed in ``EXIT_CODES`` and docs/cli.md.
@@ -153,6 +154,38 @@ def serve(bind: str, workers: int) -> None:
     os.environ["WEB_CONCURRENCY"] = str(workers)
     argv = [sys.executable, "-m", "gunicorn", "-c", SETTINGS_MODULE]
     os.execv(sys.executable, argv)
+
+
+# Watching the fleet ---------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--group", metavar="G", help="Only this group's agent changes.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines, one per event (also in a pipe).")
+@token_option
+def watch(group: str | None, as_json: bool) -> None:
+    """Follow the fleet live: counts, agent changes, commands in progress (Ctrl-C stops).
+
+    On a terminal, a live view; in a pipe or with --json, one JSON line per event
+    ({"event": "fleet", "data": {...}}), and reconnections on stderr. A dropped stream is
+    reopened with backoff.
+    """
+    from rich.console import Console  # only this command draws with rich
+
+    from .fleet_view import FleetView
+    from .fleet_watch import watch_json, watch_live
+
+    client = api()
+    events = client.operator_events(group)
+    try:
+        if as_json or not sys.stdout.isatty():
+            watch_json(events, sys.stdout, sys.stderr)
+        else:
+            watch_live(events, FleetView(client.base_url, group), Console())
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:  # the reader went away (``| head``): nothing left to do
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stdout at exit
 
 
 # Agents -------------------------------------------------------------------------------------

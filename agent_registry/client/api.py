@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Iterator
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
+
+if TYPE_CHECKING:
+    from .operator_events import OperatorEvent
 
 log = logging.getLogger(__name__)
 
@@ -214,3 +218,12 @@ class RegistryApi:
             body["message"] = message
         path = f"/agents/{segment(agent_id)}/commands/{segment(command_id)}/ack"
         return json_object(self.request("POST", path, json=body, token=token))
+
+    # The operator event stream ----------------------------------------------------------
+
+    def operator_events(self, group: str | None = None, **options: Any) -> Iterator[OperatorEvent]:
+        """Follow ``GET /api/v1/events``: typed events, and the connection's state between
+        them, reconnecting with backoff (``operator_events.follow`` has the options)."""
+        from .operator_events import follow  # it builds on this module
+
+        return follow(self, group, **options)

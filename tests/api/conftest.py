@@ -1,10 +1,15 @@
-"""Every answer an API test receives is checked against the published OpenAPI document."""
+"""API test fixtures: every answer is checked against the published OpenAPI document, and
+agent streams are opened through the test client (``streams``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 
+from tests.api.agent_stream import Stream
 from tests.openapi_contract import ContractClient
 
 
@@ -16,3 +21,18 @@ def make_app(make_app):
         return app
 
     return build
+
+
+@pytest.fixture
+def streams(client: FlaskClient) -> Iterator[Callable[[str], Stream]]:
+    """``streams("agent-1")`` opens the agent's event stream; every one is closed after."""
+    opened: list[Stream] = []
+
+    def open_stream(agent_id: str) -> Stream:
+        stream = Stream(client, agent_id)
+        opened.append(stream)
+        return stream
+
+    yield open_stream
+    for stream in opened:
+        stream.close()

@@ -8,62 +8,17 @@ something is known to be queued on them, so no read waits for a keepalive.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import gevent
 import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from agent_registry.streams.sse import OPENING
 from harness.api_actions import Api
 from harness.clock import FakeClock
 from tests.api import assert_error
 
 STALE, DEAD = 90.0, 300.0  # the default thresholds
-
-
-class Stream:
-    """An agent's event stream, opened through the test client."""
-
-    def __init__(self, client: FlaskClient, agent_id: str) -> None:
-        self.response: TestResponse = client.get(
-            f"/api/v1/agents/{agent_id}/events", buffered=False
-        )
-        assert self.response.status_code == 200
-        self._chunks: Iterator[bytes] = iter(self.response.response)
-        assert next(self._chunks) == OPENING
-
-    def next_chunk(self) -> bytes:
-        """The next bytes written; only call it when something is queued (or the stream
-        was told to end): otherwise it waits for the keepalive."""
-        return next(self._chunks)
-
-    def ended(self) -> bool:
-        try:
-            self.next_chunk()
-        except StopIteration:
-            return True
-        return False
-
-    def close(self) -> None:
-        self.response.close()
-        gevent.sleep(0)  # let the delivery recorder's flush run
-
-
-@pytest.fixture
-def streams(client: FlaskClient) -> Iterator[Any]:
-    opened: list[Stream] = []
-
-    def open_stream(agent_id: str) -> Stream:
-        stream = Stream(client, agent_id)
-        opened.append(stream)
-        return stream
-
-    yield open_stream
-    for stream in opened:
-        stream.close()
 
 
 def command_of(client: FlaskClient, command_id: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from harness.clock import FakeClock
 from tests.api import ISO_MS, assert_error
 from tests.api.operator_stream import Event, OperatorStream, of, settle
 from tests.api.test_auth_api import SECRET, Fleet
-from tests.api.test_fleet_api import Stream
+from tests.api.test_metrics_api import scrape
 
 STALE, DEAD = 90.0, 300.0
 KEEPALIVE = 0.3
@@ -48,20 +48,6 @@ def operator_streams(client: FlaskClient, runtime: Any) -> Iterator[Callable[...
     for stream in opened:
         stream.close()
     assert settle(runtime.operator_events.idle)
-
-
-@pytest.fixture
-def agent_streams(client: FlaskClient) -> Iterator[Callable[[str], Stream]]:
-    opened: list[Stream] = []
-
-    def open_stream(agent_id: str) -> Stream:
-        stream = Stream(client, agent_id)
-        opened.append(stream)
-        return stream
-
-    yield open_stream
-    for stream in opened:
-        stream.close()
 
 
 def fleet(live: int = 0, stale: int = 0, dead: int = 0, connected: int = 0) -> dict[str, int]:
@@ -101,14 +87,14 @@ def test_the_stream_opens_like_an_agent_stream_and_starts_with_the_fleet_counts(
 
 
 def test_the_fleet_counts_follow_registrations_transitions_and_streams(
-    api: Api, runtime: Any, clock: FakeClock, operator_streams, agent_streams
+    api: Api, runtime: Any, clock: FakeClock, operator_streams, streams
 ) -> None:
     stream = operator_streams()
     assert counts(stream.next_event()) == fleet()
 
     api.register("agent-1")
     assert last_fleet(stream.until(of("fleet", LIVE=1))) == fleet(live=1)
-    agent_streams("agent-1")
+    streams("agent-1")
     assert last_fleet(stream.until(of("fleet", connected=1))) == fleet(live=1, connected=1)
     clock.advance(STALE)
     runtime.registry.sweep()
@@ -163,7 +149,7 @@ def test_fleet_events_come_at_most_four_a_second_and_the_final_counts_always_arr
 
 
 def test_an_agent_event_when_it_registers_connects_and_disconnects(
-    api: Api, operator_streams, agent_streams
+    api: Api, operator_streams, streams
 ) -> None:
     stream = operator_streams()
     api.register("agent-1", "group-a", name="Agent One", version="1.2")
@@ -173,7 +159,7 @@ def test_an_agent_event_when_it_registers_connects_and_disconnects(
     assert registered["name"] == "Agent One" and registered["state"] == "LIVE"
     assert "deleted" not in registered
 
-    agent_stream = agent_streams("agent-1")
+    agent_stream = streams("agent-1")
     assert stream.until(of("agent", id="agent-1", connected=True))
     agent_stream.close()
     assert stream.until(of("agent", id="agent-1", connected=False))
@@ -209,10 +195,10 @@ def test_a_routine_heartbeat_sends_nothing(api: Api, operator_streams) -> None:
 
 
 def test_a_deleted_agent_is_an_agent_event_marked_deleted(
-    api: Api, client: FlaskClient, operator_streams, agent_streams
+    api: Api, client: FlaskClient, operator_streams, streams
 ) -> None:
     api.register("agent-1", "group-a")
-    agent_stream = agent_streams("agent-1")
+    agent_stream = streams("agent-1")
     stream = operator_streams()
 
     assert client.delete("/api/v1/agents/agent-1").status_code == 204
@@ -248,11 +234,11 @@ def test_group_limits_agent_events_to_that_group_and_not_the_rest(
 
 
 def test_a_command_event_when_it_is_sent_and_when_its_summary_changes(
-    api: Api, operator_streams, agent_streams
+    api: Api, operator_streams, streams
 ) -> None:
     api.register("agent-1")
     api.register("agent-2")
-    first, _ = agent_streams("agent-1"), agent_streams("agent-2")
+    first, _ = streams("agent-1"), streams("agent-2")
     stream = operator_streams()
 
     answer = send(api, "commands")
@@ -421,3 +407,12 @@ def test_with_auth_on_a_command_event_names_who_sent_it(secured: Fleet) -> None:
     found = stream.until(of("command", commandId=sent.json["commandId"]))[-1]
     assert found.data["createdBy"] == "carol"
     stream.close()
+
+
+@pytest.mark.parametrize("store_url", ["memory"])
+def test_the_operator_streams_gauge_follows_them(client: FlaskClient, operator_streams) -> None:
+    first, _ = operator_streams(), operator_streams("?group=g")
+    assert scrape(client)[("agent_registry_operator_streams_open", ())] == 2
+
+    first.close()
+    assert scrape(client)[("agent_registry_operator_streams_open", ())] == 1

@@ -67,6 +67,13 @@ def test_without_a_token_a_read_is_one_sentence_and_exit_7(server):
     assert result.stderr.count("\n") == 1
 
 
+def test_watch_needs_an_operator_token_and_says_so_in_one_sentence(server, enrolled_agent):
+    for token in (None, enrolled_agent.registrar.current.token):  # no token, an agent token
+        result = run(server, "watch", token=token)
+        assert result.exit_code == 7, result.output
+        assert "Traceback" not in result.output
+
+
 def test_an_expired_token_is_exit_7(server):
     expired = ISSUER.operator("tester", Role.VIEWER, None, -120)[0]
     result = run(server, "agents", "list", token=expired)
