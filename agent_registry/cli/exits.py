@@ -8,7 +8,7 @@ from ..client.api import ApiError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REJECTED = 0, 1, 2, 3
 EXIT_FAILED, EXIT_EXPIRED, EXIT_TIMEOUT, EXIT_NOT_ALLOWED = 4, 5, 6, 7
-EXIT_CANCELLED, EXIT_INTERRUPTED = 8, 130
+EXIT_CANCELLED, EXIT_STOPPED, EXIT_INTERRUPTED = 8, 9, 130
 EXIT_CODES = """\b
 Exit codes:
   0    every target acknowledged SUCCESS (without --wait: the command was accepted)
@@ -20,6 +20,7 @@ Exit codes:
   6    --timeout passed before every target was final (and none failed or expired)
   7    the server refused the token (401: missing, invalid or expired; 403: not allowed)
   8    at least one target was CANCELLED (and none failed or expired)
+  9    the rollout was STOPPED by its failure limit (--max-failures)
   130  interrupted (Ctrl-C); the command goes on on the server"""
 
 OPERATOR_TOKEN = "operator token with --token or AGENT_REGISTRY_TOKEN"

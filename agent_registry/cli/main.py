@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 import click
 
-from ..client.api import ApiError, RegistryApi, ServerUnreachable, segment
+from ..client.api import ApiError, RegistryApi, Rollout, ServerUnreachable, segment
 from .credentials import key, token
 from .exits import (
     EXIT_CANCELLED,
@@ -29,6 +29,7 @@ from .exits import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_REJECTED,
+    EXIT_STOPPED,
     EXIT_TIMEOUT,
     Failure,
     refused,
@@ -339,6 +340,36 @@ def _payload(ctx: click.Context, param: click.Parameter, value: str | None) -> d
     return payload
 
 
+def _amount(ctx: click.Context, param: click.Parameter, value: str | None) -> int | str | None:
+    """A count or a percentage, as the rollout's JSON takes it: ``10`` or ``"10%"``."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.endswith("%"):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise click.BadParameter(
+            "must be a whole number or a percentage, e.g. 10 or 25%."
+        ) from None
+
+
+def _rollout(
+    agent_id: str | None,
+    batch_size: int | str | None,
+    max_failures: int | str | None,
+    batch_interval: float | None,
+) -> Rollout | None:
+    if batch_size is None:
+        if max_failures is not None or batch_interval is not None:
+            raise click.UsageError("--max-failures and --batch-interval need --batch-size.")
+        return None
+    if agent_id is not None:
+        raise click.UsageError("A rollout (--batch-size) is for --group or --all.")
+    return Rollout(batch_size, max_failures, batch_interval or 0.0)
+
+
 @main.command(epilog=EXIT_CODES)
 @click.option("--agent", "agent_id", metavar="ID", help="Send to this agent (in any state).")
 @click.option("--group", metavar="G", help="Send to this group's LIVE agents.")
@@ -363,6 +394,26 @@ def _payload(ctx: click.Context, param: click.Parameter, value: str | None) -> d
     "PENDING (agents reconnecting during a deploy).",
 )
 @click.option(
+    "--batch-size",
+    callback=_amount,
+    metavar="N|P%",
+    help="A rollout (--group, --all): at most N targets (or P% of them) in flight; each "
+    "one that becomes final lets the next be sent.",
+)
+@click.option(
+    "--max-failures",
+    callback=_amount,
+    metavar="N|P%",
+    help="With --batch-size: stop the rollout when more than N (or P%) of the targets have "
+    "FAILED or EXPIRED; the unsent are CANCELLED (exit 9).",
+)
+@click.option(
+    "--batch-interval",
+    type=click.FloatRange(min=0),
+    metavar="S",
+    help="With --batch-size: a freed slot waits S seconds before the next target is sent.",
+)
+@click.option(
     "--wait", is_flag=True, help="Follow deliveries and acks until every target is final."
 )
 @click.option(
@@ -381,15 +432,20 @@ def send(
     command_type: str,
     payload: dict[str, Any],
     deliver_on_connect: bool,
+    batch_size: int | str | None,
+    max_failures: int | str | None,
+    batch_interval: float | None,
     wait: bool,
     timeout: float | None,
     as_json: bool,
 ) -> None:
-    """Send a command to one agent, a group, or every LIVE agent."""
+    """Send a command to one agent, a group, or every LIVE agent; with --batch-size, a
+    group or everyone a window of targets at a time (a rollout)."""
     if sum((agent_id is not None, group is not None, to_all)) != 1:
         raise click.UsageError("Give exactly one of --agent ID, --group G or --all.")
     if timeout is not None and not wait:
         raise click.UsageError("--timeout only applies with --wait.")
+    rollout = _rollout(agent_id, batch_size, max_failures, batch_interval)
     client = api()
     command = client.send(
         command_type,
@@ -397,15 +453,22 @@ def send(
         agent=agent_id,
         group=group,
         deliver_on_connect=deliver_on_connect,
+        rollout=rollout,
     )
     if not wait:
         if as_json:
             emit_json(command)
         else:
-            summary = command["summary"]
+            summary, staged = command["summary"], command.get("rollout")
             click.echo(
                 f"Command {command['commandId']} ({command['type']}) sent to "
-                f"{summary['targets']} agent(s)."
+                f"{summary['targets']} agent(s)"
+                + (
+                    f" as a rollout: {staged['sent']} sent so far, at most "
+                    f"{staged['batchSize']} at a time."
+                    if staged
+                    else "."
+                )
             )
         return
     _follow(client, command, timeout, as_json)
@@ -445,7 +508,15 @@ def outcome(command: dict[str, Any], settled: bool, timeout: float | None) -> tu
     targets, failed, expired = summary["targets"], summary["failed"], summary["expired"]
     cancelled = summary.get("cancelled", 0)
     open_ = summary["pending"] + summary["delivered"]
+    stopped = command.get("state") == "STOPPED"
     parts = []
+    if stopped:
+        rollout = command["rollout"]
+        parts.append(
+            f"the rollout was STOPPED: more than {rollout['maxFailures']} target(s) failed or "
+            f"expired, {targets - rollout['sent']} of {targets} were never sent"
+        )
+        cancelled -= targets - rollout["sent"]
     if failed:
         parts.append(f"{failed} of {targets} target(s) acknowledged FAILURE")
     if expired:
@@ -459,7 +530,9 @@ def outcome(command: dict[str, Any], settled: bool, timeout: float | None) -> tu
     if not parts:
         return EXIT_OK, f"All {targets} target(s) acknowledged SUCCESS."
     code = (
-        EXIT_FAILED
+        EXIT_STOPPED
+        if stopped
+        else EXIT_FAILED
         if failed
         else EXIT_EXPIRED
         if expired

@@ -75,20 +75,38 @@ def summary_line(summary: Mapping[str, int]) -> str:
     )
 
 
+def rollout_line(command: Mapping[str, Any]) -> str | None:
+    """How far a rollout got: ``6/12 sent, 3 in flight, 3 final (window 3, ...)``."""
+    rollout = command.get("rollout")
+    if not rollout:
+        return None
+    summary = command["summary"]
+    final = summary["targets"] - summary["pending"] - summary["delivered"]
+    limit = rollout["maxFailures"]
+    return (
+        f"{rollout['sent']}/{summary['targets']} sent, {rollout['inFlight']} in "
+        f"flight, {final} final (window {rollout['batchSize']}, {rollout['failures']} "
+        f"failure(s){'' if limit is None else f' of at most {limit}'})"
+    )
+
+
 def command_lines(command: Mapping[str, Any], only_problems: bool = False) -> str:
     """The command, its summary, and a table of deliveries (only unhappy ones if asked)."""
     target = command["target"]
-    head = key_values(
-        {
-            "commandId": command["commandId"],
-            "type": command["type"],
-            "target": target["kind"] + (f" {target['value']}" if target["value"] else ""),
-            "payload": command["payload"],
-            "createdAt": command["createdAt"],
-            "expiresAt": command["expiresAt"],
-            "summary": summary_line(command["summary"]),
-        }
-    )
+    fields = {
+        "commandId": command["commandId"],
+        "type": command["type"],
+        "target": target["kind"] + (f" {target['value']}" if target["value"] else ""),
+        "payload": command["payload"],
+        "createdAt": command["createdAt"],
+        "expiresAt": command["expiresAt"],
+        "state": command.get("state"),
+        "summary": summary_line(command["summary"]),
+    }
+    progress = rollout_line(command)
+    if progress is not None:
+        fields["rollout"] = progress
+    head = key_values(fields)
     deliveries = [
         d for d in command["deliveries"] if not only_problems or d["status"] in PROBLEM_STATUSES
     ]
@@ -120,7 +138,9 @@ class ProgressLine:
         self._width = 0
 
     def __call__(self, command: Mapping[str, Any], elapsed: float) -> None:
-        text = summary_line(command["summary"])
+        progress = rollout_line(command)
+        summary = summary_line(command["summary"])
+        text = summary if progress is None else f"rollout {progress}; {summary}"
         if self.tty:
             line = f"[{elapsed:5.1f}s] {text}"
             self.stream.write("\r" + line.ljust(self._width))

@@ -6,7 +6,7 @@ See docs/writing-an-agent.md.
 from __future__ import annotations
 
 from .agent import AgentClient
-from .api import ApiError, RegistryApi, RegistryClientError, ServerUnreachable
+from .api import ApiError, RegistryApi, RegistryClientError, Rollout, ServerUnreachable
 from .backoff import Backoff
 from .commands import FAILURE, SUCCESS, Command, CommandFailed, Handler, Result
 
@@ -22,5 +22,6 @@ __all__ = [
     "RegistryApi",
     "RegistryClientError",
     "Result",
+    "Rollout",
     "ServerUnreachable",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -24,6 +25,25 @@ log = logging.getLogger(__name__)
 API = "/api/v1"
 PROTOCOL_HEADERS = {"X-Protocol-Version": "1"}
 USER_AGENT = "agent-registry-python/0.1.0"
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """A staged send (API.md § Fleet operations): at most ``batch_size`` targets in flight
+    (a count, or ``"10%"`` of the targets); stop when more than ``max_failures`` have
+    FAILED or EXPIRED (None: no limit); a freed slot waits ``batch_interval`` seconds."""
+
+    batch_size: int | str
+    max_failures: int | str | None = None
+    batch_interval: float = 0.0
+
+    def json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"batchSize": self.batch_size}
+        if self.max_failures is not None:
+            body["maxFailures"] = self.max_failures
+        if self.batch_interval:
+            body["batchIntervalSeconds"] = self.batch_interval
+        return body
 
 
 class RegistryClientError(Exception):
@@ -185,11 +205,13 @@ class RegistryApi:
         agent: str | None = None,
         group: str | None = None,
         deliver_on_connect: bool = False,
+        rollout: Rollout | None = None,
     ) -> dict[str, Any]:
         """Send to one agent, a group's LIVE agents, or (neither given) every LIVE agent.
 
         ``deliver_on_connect``: a target whose stream opens later, while its delivery is
-        still PENDING, gets the command then (agents reconnecting during a deploy)."""
+        still PENDING, gets the command then (agents reconnecting during a deploy).
+        ``rollout`` (a group or everyone): send it a sliding window of targets at a time."""
         if agent is not None:
             path = f"/agents/{segment(agent)}/commands"
         elif group is not None:
@@ -199,6 +221,8 @@ class RegistryApi:
         body: dict[str, Any] = {"type": command_type, "payload": payload or {}}
         if deliver_on_connect:
             body["deliverOnConnect"] = True
+        if rollout is not None:
+            body["rollout"] = rollout.json()
         return json_object(self.request("POST", path, json=body))
 
     def command(self, command_id: str) -> dict[str, Any]:

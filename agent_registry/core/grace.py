@@ -10,6 +10,11 @@ An outage is a gap between two lifecycle sweeps (the store noted each one, see
 stops its own. Nothing is rewritten when an outage ends: the sweep applies this rule to each
 agent as it comes due (O(due)) and postpones those whose deadline moved, marking which
 outages are counted in the new deadline (``Agent.grace_through``) so none counts twice.
+
+A heartbeat clears that mark. Its deadline is fresh, yet it may still need an outage that
+was already counted: a heartbeat dated during a Redis pause (held up in Redis's socket
+buffer or the group commit) can land after the sweep that postponed the agent, with a
+deadline earlier than the grace. Counting a LIVE outage again is harmless (it is a max).
 """
 
 from __future__ import annotations

@@ -80,12 +80,13 @@ return {created, registered, changed, string.format('%d', generation)}
 # Heartbeats, one or many (a group commit). KEYS: the agents' hashes. ARGV: for each,
 # id, now, deadline, expected generation or ''. Returns one outcome per agent: 0 for an
 # unknown agent, 2 when the generation is not the agent's, 1 when recorded, 3 when recorded
-# and the agent was STALE or DEAD (revived).
+# and the agent was STALE or DEAD (revived). A heartbeat clears the grace mark (why:
+# core/grace.py).
 _HEARTBEATS = """
 local outcomes = {}
 for i, key in ipairs(KEYS) do
   local id, now, deadline, expected = ARGV[4*i-3], ARGV[4*i-2], ARGV[4*i-1], ARGV[4*i]
-  local current = redis.call('HMGET', key, 'state', 'generation')
+  local current = redis.call('HMGET', key, 'state', 'generation', 'graceThrough')
   local state = current[1]
   if not state then
     outcomes[i] = 0
@@ -93,6 +94,7 @@ for i, key in ipairs(KEYS) do
     outcomes[i] = 2
   else
     redis.call('HSET', key, 'lastHeartbeatAt', now, 'deadline', deadline)
+    if current[3] then redis.call('HDEL', key, 'graceThrough') end
     outcomes[i] = 1
     if state ~= 'LIVE' then
       redis.call('HSET', key, 'state', 'LIVE', 'stateChangedAt', now)
@@ -284,13 +286,18 @@ class RedisAgentStore(ReportsOutages):
     _PAGE = 500
 
     def __init__(self, client: redis.Redis, group_commit: bool = False) -> None:
-        """``group_commit``: heartbeats from concurrent greenlets share one Redis call
-        (``group_commit.py``); for a gevent worker, where every request is a greenlet."""
+        """``group_commit``: heartbeats (and generation checks) from concurrent greenlets
+        share one Redis call (``group_commit.py``); for a gevent worker, where every
+        request is a greenlet."""
         self._redis = client
         self._register = client.register_script(REGISTER_SCRIPT)
         self._heartbeats = client.register_script(_HEARTBEATS)
         self.heartbeat_batches: GroupCommit[_Heartbeat, int] | None = (
             GroupCommit(self._record_heartbeats) if group_commit else None
+        )
+        # An agent token's check on every ack (``Registry.check_generation``).
+        self.generation_batches: GroupCommit[str, int | None] | None = (
+            GroupCommit(self._generations) if group_commit else None
         )
         self._transition = client.register_script(_TRANSITION)
         self._delete = client.register_script(_DELETE)
@@ -335,8 +342,16 @@ class RedisAgentStore(ReportsOutages):
         return _decode(text_hash(self._redis.hgetall(agent_key(agent_id))))
 
     def generation(self, agent_id: str) -> int | None:
-        value = self._redis.hget(agent_key(agent_id), "generation")
-        return int(value) if value is not None else None
+        if self.generation_batches is None:
+            (generation,) = self._generations([agent_id])
+            return generation
+        return self.generation_batches.call(agent_id)
+
+    def _generations(self, agent_ids: builtins.list[str]) -> builtins.list[int | None]:
+        pipe = self._redis.pipeline(transaction=False)
+        for agent_id in agent_ids:
+            pipe.hget(agent_key(agent_id), "generation")
+        return [None if value is None else int(value) for value in pipe.execute()]
 
     def get_many(self, agent_ids: Sequence[str]) -> list[Agent | None]:
         pipe = self._redis.pipeline(transaction=False)

@@ -9,6 +9,7 @@ keys of its own (``rollout_scripts.py``).
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Collection, Sequence
 
@@ -30,6 +31,7 @@ from ..core.models import (
 )
 from ..core.rollout import RolloutPlan
 from .client import ReportsOutages, guard_public_methods, num, text_hash, texts
+from .group_commit import GroupCommit
 from .rollout_scripts import CANCEL, CLAIM, EXPIRY_DONE, REPLACE_DELIVERY
 
 P = "ar:"
@@ -167,11 +169,24 @@ def _decode_command(fields: dict[str, str]) -> Command | None:
     )
 
 
+_DeliveryKey = tuple[str, str]  # command id, agent id
+_Replacement = tuple[list[str], list[EncodableT]]  # the replace script's keys and args
+
+
 @guard_public_methods
 class RedisCommandStore(ReportsOutages):
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, group_commit: bool = False) -> None:
+        """``group_commit``: the reads and writes of concurrent acks share one round trip
+        each (``group_commit.py``); for a gevent worker, where every request is a greenlet.
+        A fan-out's acks arrive together, and were two round trips each."""
         self._redis = client
         self._replace = client.register_script(REPLACE_DELIVERY)
+        self.read_batches: GroupCommit[_DeliveryKey, tuple[Command, Delivery] | None] | None = (
+            GroupCommit(self._read_deliveries) if group_commit else None
+        )
+        self.replace_batches: GroupCommit[_Replacement, int] | None = (
+            GroupCommit(self._replace_deliveries) if group_commit else None
+        )
         self._mark_delivered = client.register_script(_MARK_DELIVERED)
         self._cancel = client.register_script(CANCEL)
         self._claim = client.register_script(CLAIM)
@@ -213,14 +228,35 @@ class RedisCommandStore(ReportsOutages):
         return _decode_command(text_hash(self._redis.hgetall(command_key(command_id))))
 
     def get_delivery(self, command_id: str, agent_id: str) -> tuple[Command, Delivery] | None:
+        if self.read_batches is None:
+            (found,) = self._read_deliveries([(command_id, agent_id)])
+            return found
+        return self.read_batches.call((command_id, agent_id))
+
+    def _read_deliveries(
+        self, wanted: builtins.list[_DeliveryKey]
+    ) -> builtins.list[tuple[Command, Delivery] | None]:
+        """One transaction: each command once (a fan-out's acks share a few), each delivery."""
+        command_ids = list(dict.fromkeys(command_id for command_id, _ in wanted))
         pipe = self._redis.pipeline(transaction=True)
-        pipe.hgetall(command_key(command_id))
-        pipe.hget(deliveries_key(command_id), agent_id)
-        fields, delivery = pipe.execute()
-        command = _decode_command(fields)
-        if command is None or delivery is None:
-            return None
-        return command, _decode_delivery(agent_id, delivery)
+        for command_id in command_ids:
+            pipe.hgetall(command_key(command_id))
+        for command_id, agent_id in wanted:
+            pipe.hget(deliveries_key(command_id), agent_id)
+        answers = pipe.execute()
+        commands = {
+            command_id: _decode_command(fields)
+            for command_id, fields in zip(command_ids, answers, strict=False)
+        }
+        found: builtins.list[tuple[Command, Delivery] | None] = []
+        for (command_id, agent_id), text in zip(wanted, answers[len(command_ids) :], strict=True):
+            command = commands[command_id]
+            found.append(
+                None
+                if command is None or text is None
+                else (command, _decode_delivery(agent_id, text))
+            )
+        return found
 
     def mark_delivered(self, command_id: str, agent_ids: Sequence[str], at: float) -> int:
         marked = 0
@@ -239,24 +275,31 @@ class RedisCommandStore(ReportsOutages):
         retain_until: float,
     ) -> bool:
         becomes_final = delivery.status.is_final and not expected.is_final
-        return bool(
-            self._replace(
-                keys=[
-                    command_key(command_id),
-                    deliveries_key(command_id),
-                    in_flight_key(command_id),
-                ],
-                args=[
-                    command_id,
-                    delivery.agent_id,
-                    expected.value,
-                    _encode_delivery(delivery),
-                    "1" if becomes_final else "0",
-                    num(retain_until),
-                    delivery.status.value,
-                ],
-            )
+        replacement: _Replacement = (
+            [command_key(command_id), deliveries_key(command_id), in_flight_key(command_id)],
+            [
+                command_id,
+                delivery.agent_id,
+                expected.value,
+                _encode_delivery(delivery),
+                "1" if becomes_final else "0",
+                num(retain_until),
+                delivery.status.value,
+            ],
         )
+        if self.replace_batches is None:
+            (replaced,) = self._replace_deliveries([replacement])
+        else:
+            replaced = self.replace_batches.call(replacement)
+        return bool(replaced)
+
+    def _replace_deliveries(self, replacements: builtins.list[_Replacement]) -> builtins.list[int]:
+        """The replace script once per delivery, pipelined: one round trip. Each call is
+        atomic on its own, as when sent alone; nothing needs the batch to be."""
+        pipe = self._redis.pipeline(transaction=False)
+        for keys, args in replacements:
+            self._replace(keys=keys, args=args, client=pipe)
+        return [int(replaced) for replaced in pipe.execute()]
 
     def cancel_deliveries(
         self,

@@ -120,16 +120,17 @@ def redis_backend(
     from ..redis.presence import RedisPresence
 
     client = connect(settings.store)
-    commands = RedisCommandStore(client)
+    # Heartbeats and acks are group-committed where requests are greenlets (a gevent
+    # worker); with threads (a test's Flask client) each is its own call.
+    group_commit = monkey.is_module_patched("threading")
+    commands = RedisCommandStore(client, group_commit=group_commit)
     bus = RedisBus(
         client, hub, commands, clock, refresh_every=settings.keepalive_seconds, signer=signer
     )
     # Three keepalive intervals: a crashed worker's agents read disconnected after that.
     presence = RedisPresence(client, 3 * settings.keepalive_seconds, bus.end_stream)
     bus.presence = presence
-    # Heartbeats are group-committed where requests are greenlets (a gevent worker); with
-    # plain threads (a test's Flask client) each goes on its own.
-    agents = RedisAgentStore(client, group_commit=monkey.is_module_patched("threading"))
+    agents = RedisAgentStore(client, group_commit=group_commit)
     # Everything that talks to Redis reports to one tracker, which logs an outage once.
     agents.outage = commands.outage = bus.outage = presence.outage = outage
     probe = RedisProbe(settings.store)

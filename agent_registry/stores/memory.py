@@ -86,6 +86,7 @@ class MemoryAgentStore:
         if generation is not None and generation != agent.generation:
             return HeartbeatOutcome.SUPERSEDED
         agent.last_heartbeat_at = now
+        agent.grace_through = None  # a fresh deadline: see core/grace.py
         outcome = HeartbeatOutcome.RECORDED
         if agent.state is not AgentState.LIVE:
             self._set_state(agent, AgentState.LIVE, now)

@@ -75,4 +75,4 @@ def test_docs_list_the_same_exit_codes_as_send_help():
 
     documented = re.findall(r"^\| (\d+) \|", (ROOT / "docs" / "cli.md").read_text(), re.M)
     in_help = re.findall(r"^  (\d+) ", EXIT_CODES, re.M)
-    assert documented == in_help == ["0", "1", "2", "3", "4", "5", "6", "7", "8", "130"]
+    assert documented == in_help == ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "130"]

@@ -225,5 +225,5 @@ def test_help_documents_the_exit_codes(cli):
 
     assert result.exit_code == 0
     codes = re.findall(r"^ +(\d+) +\S", result.stdout.split("Exit codes:")[1], re.MULTILINE)
-    assert codes == ["0", "1", "2", "3", "4", "5", "6", "7", "8", "130"]
+    assert codes == ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "130"]
     assert "acknowledged FAILURE" in result.stdout

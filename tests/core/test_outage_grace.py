@@ -121,6 +121,22 @@ def test_a_late_deadline_is_kept_when_later_than_the_end_of_the_outage_plus_stal
     assert (stale.agent_id, stale.at) == ("agent-2", T0 + 268)
 
 
+def test_a_heartbeat_dated_during_the_outage_that_lands_after_the_postpone_is_graced(
+    registry, store, clock
+):
+    """Regression (CI, Redis paused under 2 workers): a heartbeat held up while Redis was
+    paused ran after the sweep that postponed its agent; its deadline, earlier than the
+    grace, made the agent STALE before the grace ended."""
+    register(registry)
+    sweep_until(registry, clock, T0 + 50)
+    outage(registry, clock, 100)  # from T0 + 50 to T0 + 150: moved to T0 + 240
+    store.heartbeat("agent-1", T0 + 140, T0 + 140 + STALE_AFTER)  # sent at T0 + 140
+
+    assert sweep_until(registry, clock, T0 + 150 + STALE_AFTER - 1) == []
+    [stale] = sweep_until(registry, clock, T0 + 150 + STALE_AFTER)
+    assert stale.at == T0 + 150 + STALE_AFTER
+
+
 def test_an_outage_while_stale_delays_dead_by_its_length(registry, clock):
     register(registry)
     sweep_until(registry, clock, T0 + 100)

@@ -196,3 +196,18 @@ def test_a_killed_flusher_fails_every_waiting_caller_instead_of_leaving_it_block
 
     assert all(caller.ready() for caller in callers)
     assert all(isinstance(caller.exception, redis.ConnectionError) for caller in callers)
+
+
+def test_generation_reads_from_many_greenlets_share_one_round_trip(redis_client):
+    store = RedisAgentStore(redis_client, group_commit=True)
+    agents = [registered(store, f"g{index:03}") for index in range(50)]
+    assert store.generation_batches is not None
+    before = store.generation_batches.batches
+
+    reads = [gevent.spawn(store.generation, agent.id) for agent in agents]
+    missing = gevent.spawn(store.generation, "nobody")
+    gevent.joinall([*reads, missing], raise_error=True)
+
+    assert [read.value for read in reads] == [agent.generation for agent in agents]
+    assert missing.value is None
+    assert store.generation_batches.batches - before == 1

@@ -178,3 +178,29 @@ def test_a_stopped_client_cannot_be_started_again():
     agent.stop()
     with pytest.raises(RuntimeError, match="starts once"):
         agent.start()
+
+
+def test_send_with_a_rollout_posts_it_as_the_contract_spells_it():
+    from agent_registry.client import RegistryApi, Rollout
+
+    bodies = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        bodies.append((request.url.path, json.loads(request.content)))
+        return httpx.Response(202, json={"commandId": "c-1"})
+
+    api = RegistryApi("http://registry.test", transport=httpx.MockTransport(answer))
+    api.send("replay", group="g", rollout=Rollout("10%", max_failures=2, batch_interval=1.5))
+    api.send("replay", rollout=Rollout(5))
+
+    assert bodies == [
+        (
+            "/api/v1/agents/groups/g/commands",
+            {
+                "type": "replay",
+                "payload": {},
+                "rollout": {"batchSize": "10%", "maxFailures": 2, "batchIntervalSeconds": 1.5},
+            },
+        ),
+        ("/api/v1/agents/commands", {"type": "replay", "payload": {}, "rollout": {"batchSize": 5}}),
+    ]

@@ -598,11 +598,12 @@ def test_postpone_is_a_compare_and_set_on_the_deadline(agents):
     assert agents.due(T0 + 10_000, 10) == [record]
 
 
-def test_a_heartbeat_keeps_the_grace_mark_and_a_registration_clears_it(agents):
+def test_a_heartbeat_and_a_registration_clear_the_grace_mark(agents):
     agents.register(agent("a1", deadline=T0 + 90))
     agents.postpone("a1", T0 + 90, T0 + 200, T0 + 110)
     agents.heartbeat("a1", T0 + 150, T0 + 240)
-    assert (agents.get("a1").deadline, agents.get("a1").grace_through) == (T0 + 240, T0 + 110)
+    assert (agents.get("a1").deadline, agents.get("a1").grace_through) == (T0 + 240, None)
+    agents.postpone("a1", T0 + 240, T0 + 300, T0 + 110)
     agents.register(agent("a1", at=T0 + 160))
     assert agents.get("a1").grace_through is None
 
