@@ -4,7 +4,6 @@ one page each (``limit`` and ``after``); the page never asks for the whole fleet
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -34,13 +33,11 @@ def agent_lists(urls: list[str]) -> list[dict[str, list[str]]]:
 
 
 def test_paging_filtering_and_searching_100_000_agents_read_one_page_each(
-    server: Any, open_page: Any, record_property: Any
+    server: Any, open_page: Any
 ) -> None:
-    started = time.monotonic()
     page, console = open_page(server)
     rows = page.locator("#agent-rows tr")
     expect(rows).to_have_count(50)
-    record_property("first_page_seconds", round(time.monotonic() - started, 2))
     expect(page.locator("#count-total")).to_have_text(f"{FLEET:,}")
     expect(rows.first).to_contain_text(agent_id(0))
 
