@@ -8,6 +8,8 @@ import pytest
 import redis
 
 from agent_registry.redis.client import connect
+from agent_registry.streams.hub import StreamHub
+from harness.clock import FakeClock
 from harness.redis_server import RedisServer
 from harness.sockets import HOST, unused_port
 
@@ -27,3 +29,12 @@ def dead_client() -> Iterator[redis.Redis]:
     client = connect(f"redis://{HOST}:{unused_port()}/0")
     yield client
     client.connection_pool.disconnect()
+
+
+@pytest.fixture
+def hub(clock: FakeClock) -> Iterator[StreamHub]:
+    """This process's streams; every one still open is closed after the test."""
+    streams = StreamHub(queue_size=8, clock=clock)
+    yield streams
+    for subscription in streams.subscriptions():
+        streams.close(subscription)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -32,15 +32,6 @@ pytestmark = pytest.mark.redis
 REPO = Path(__file__).resolve().parents[2]
 PENDING, DELIVERED = DeliveryStatus.PENDING, DeliveryStatus.DELIVERED
 ACKNOWLEDGED = DeliveryStatus.ACKNOWLEDGED
-
-
-@pytest.fixture
-def hub(clock: FakeClock) -> Iterator[StreamHub]:
-    """This process's streams; every one still open is closed after the test."""
-    streams = StreamHub(queue_size=8, clock=clock)
-    yield streams
-    for subscription in streams.subscriptions():
-        streams.close(subscription)
 
 
 @pytest.fixture

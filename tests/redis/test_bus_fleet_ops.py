@@ -4,7 +4,6 @@ this process and as announced by another one (a real redis-server, a real Stream
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -18,14 +17,6 @@ from harness.clock import FakeClock
 from harness.wait import wait_until
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def hub(clock: FakeClock) -> Iterator[StreamHub]:
-    streams = StreamHub(queue_size=8, clock=clock)
-    yield streams
-    for subscription in streams.subscriptions():
-        streams.close(subscription)
 
 
 @pytest.fixture

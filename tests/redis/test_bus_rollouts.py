@@ -5,7 +5,6 @@ reading the deliveries; a catch-up after a reconnect skips the targets not sent 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -17,21 +16,13 @@ from agent_registry.redis.bus import RedisBus
 from agent_registry.redis.commands import RedisCommandStore
 from agent_registry.streams.hub import StreamHub
 from agent_registry.streams.sse import command_frame
-from harness.clock import T0, FakeClock
+from harness.clock import T0
 from tests.redis.helpers import command
 
 pytestmark = pytest.mark.redis
 
 EXPIRY = 60.0
 ROLLOUT = replace(command("r1"), expires_at=None, rollout=RolloutPlan(1, None, 0.0, EXPIRY))
-
-
-@pytest.fixture
-def hub(clock: FakeClock) -> Iterator[StreamHub]:
-    streams = StreamHub(queue_size=8, clock=clock)
-    yield streams
-    for subscription in streams.subscriptions():
-        streams.close(subscription)
 
 
 @pytest.fixture
