@@ -30,7 +30,7 @@ from .client import (
     text_set,
     texts,
 )
-from .group_commit import GroupCommit
+from .group_commit import GroupCommit, group_commit_if, send_one
 
 P = "ar:"
 ALL_AGENTS = P + "agents"
@@ -292,12 +292,12 @@ class RedisAgentStore(ReportsOutages):
         self._redis = client
         self._register = client.register_script(REGISTER_SCRIPT)
         self._heartbeats = client.register_script(_HEARTBEATS)
-        self.heartbeat_batches: GroupCommit[_Heartbeat, int] | None = (
-            GroupCommit(self._record_heartbeats) if group_commit else None
+        self.heartbeat_batches: GroupCommit[_Heartbeat, int] | None = group_commit_if(
+            group_commit, self._record_heartbeats
         )
         # An agent token's check on every ack (``Registry.check_generation``).
-        self.generation_batches: GroupCommit[str, int | None] | None = (
-            GroupCommit(self._generations) if group_commit else None
+        self.generation_batches: GroupCommit[str, int | None] | None = group_commit_if(
+            group_commit, self._generations
         )
         self._transition = client.register_script(_TRANSITION)
         self._delete = client.register_script(_DELETE)
@@ -325,10 +325,7 @@ class RedisAgentStore(ReportsOutages):
         self, agent_id: str, now: float, deadline: float, generation: int | None = None
     ) -> HeartbeatOutcome:
         heartbeat = (agent_id, num(now), num(deadline), "" if generation is None else generation)
-        if self.heartbeat_batches is None:
-            (outcome,) = self._record_heartbeats([heartbeat])
-        else:
-            outcome = self.heartbeat_batches.call(heartbeat)
+        outcome = send_one(self.heartbeat_batches, self._record_heartbeats, heartbeat)
         return _HEARTBEAT_OUTCOMES[outcome]
 
     def _record_heartbeats(self, heartbeats: builtins.list[_Heartbeat]) -> builtins.list[int]:
@@ -342,10 +339,7 @@ class RedisAgentStore(ReportsOutages):
         return _decode(text_hash(self._redis.hgetall(agent_key(agent_id))))
 
     def generation(self, agent_id: str) -> int | None:
-        if self.generation_batches is None:
-            (generation,) = self._generations([agent_id])
-            return generation
-        return self.generation_batches.call(agent_id)
+        return send_one(self.generation_batches, self._generations, agent_id)
 
     def _generations(self, agent_ids: builtins.list[str]) -> builtins.list[int | None]:
         pipe = self._redis.pipeline(transaction=False)

@@ -31,7 +31,7 @@ from ..core.models import (
 )
 from ..core.rollout import RolloutPlan
 from .client import ReportsOutages, guard_public_methods, num, text_hash, texts
-from .group_commit import GroupCommit
+from .group_commit import GroupCommit, group_commit_if, send_one
 from .rollout_scripts import CANCEL, CLAIM, EXPIRY_DONE, REPLACE_DELIVERY
 
 P = "ar:"
@@ -182,10 +182,10 @@ class RedisCommandStore(ReportsOutages):
         self._redis = client
         self._replace = client.register_script(REPLACE_DELIVERY)
         self.read_batches: GroupCommit[_DeliveryKey, tuple[Command, Delivery] | None] | None = (
-            GroupCommit(self._read_deliveries) if group_commit else None
+            group_commit_if(group_commit, self._read_deliveries)
         )
-        self.replace_batches: GroupCommit[_Replacement, int] | None = (
-            GroupCommit(self._replace_deliveries) if group_commit else None
+        self.replace_batches: GroupCommit[_Replacement, int] | None = group_commit_if(
+            group_commit, self._replace_deliveries
         )
         self._mark_delivered = client.register_script(_MARK_DELIVERED)
         self._cancel = client.register_script(CANCEL)
@@ -228,10 +228,7 @@ class RedisCommandStore(ReportsOutages):
         return _decode_command(text_hash(self._redis.hgetall(command_key(command_id))))
 
     def get_delivery(self, command_id: str, agent_id: str) -> tuple[Command, Delivery] | None:
-        if self.read_batches is None:
-            (found,) = self._read_deliveries([(command_id, agent_id)])
-            return found
-        return self.read_batches.call((command_id, agent_id))
+        return send_one(self.read_batches, self._read_deliveries, (command_id, agent_id))
 
     def _read_deliveries(
         self, wanted: builtins.list[_DeliveryKey]
@@ -287,11 +284,7 @@ class RedisCommandStore(ReportsOutages):
                 delivery.status.value,
             ],
         )
-        if self.replace_batches is None:
-            (replaced,) = self._replace_deliveries([replacement])
-        else:
-            replaced = self.replace_batches.call(replacement)
-        return bool(replaced)
+        return bool(send_one(self.replace_batches, self._replace_deliveries, replacement))
 
     def _replace_deliveries(self, replacements: builtins.list[_Replacement]) -> builtins.list[int]:
         """The replace script once per delivery, pipelined: one round trip. Each call is

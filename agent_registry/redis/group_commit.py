@@ -84,3 +84,20 @@ def _as_error(exc: BaseException) -> Exception:
     if isinstance(exc, Exception):
         return exc
     return redis.ConnectionError(f"the batch was not sent: the sender stopped ({exc!r})")
+
+
+def group_commit_if(
+    enabled: bool, send: Callable[[list[I]], Sequence[R]]
+) -> GroupCommit[I, R] | None:
+    """A group commit over ``send``, or None where requests are not greenlets."""
+    return GroupCommit(send) if enabled else None
+
+
+def send_one(
+    batches: GroupCommit[I, R] | None, send: Callable[[list[I]], Sequence[R]], item: I
+) -> R:
+    """``item``'s answer: through ``batches``, or sent on its own when there are none."""
+    if batches is None:
+        (answer,) = send([item])
+        return answer
+    return batches.call(item)
