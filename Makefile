@@ -21,8 +21,13 @@ install: $(STAMP) ## Create .venv (if missing) and install the project with dev 
 run: $(STAMP) ## Serve on AGENT_REGISTRY_BIND (default 0.0.0.0:8080), in-memory store by default
 	$(BIN)/gunicorn -c gunicorn.conf.py
 
-test: $(STAMP) ## Run the whole test suite
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# Most tests wait on real server processes rather than compute, so twice as many pytest
+# workers as a 2-core machine has cores keep it busy; each file stays on one worker, so a
+# module's server fixture starts once.
+TEST_WORKERS ?= 4
+
+test: $(STAMP) ## Run the whole test suite (TEST_WORKERS pytest processes, default 4)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP) ## Check style, formatting and types (ruff, ruff format, mypy)
 	$(BIN)/ruff check .

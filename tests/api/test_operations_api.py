@@ -84,7 +84,7 @@ def test_stop_turns_unready_before_it_ends_the_streams(runtime: Runtime, monkeyp
 
 
 @pytest.mark.redis
-@pytest.mark.parametrize("store_url", [REFUSED])
+@pytest.mark.parametrize("store_url", [REFUSED], ids=["refused"])
 def test_readyz_is_unready_naming_the_store_when_redis_refuses(client):
     response = client.get("/readyz")
     assert response.status_code == 503
@@ -213,6 +213,6 @@ def test_server_counts_agents_with_an_open_stream(api, client, runtime):
 
 
 @pytest.mark.redis
-@pytest.mark.parametrize("store_url", [REFUSED])
+@pytest.mark.parametrize("store_url", [REFUSED], ids=["refused"])
 def test_server_answers_503_when_redis_is_unavailable(client):
     assert_error(client.get("/api/v1/server"), 503, "STORE_UNAVAILABLE")
