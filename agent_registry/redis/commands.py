@@ -32,7 +32,7 @@ from ..core.models import (
 from ..core.rollout import RolloutPlan
 from .client import ReportsOutages, guard_public_methods, num, text_hash, texts
 from .group_commit import GroupCommit, group_commit_if, send_one
-from .rollout_scripts import CANCEL, CLAIM, EXPIRY_DONE, REPLACE_DELIVERY
+from .rollout_scripts import CANCEL, CLAIM, EXPIRY_DONE, REPLACE_DELIVERIES
 
 P = "ar:"
 EXPIRIES = P + "cmd-expiries"
@@ -57,6 +57,12 @@ end
 return marked
 """
 _MARK_BATCH = 1000
+
+# KEYS: each target's agent-cmds sorted set. ARGV: command id, created-at. One call indexes
+# a command under all its targets (redis-py's work per ZADD was a fan-out's largest cost).
+_INDEX_FOR_AGENTS = """
+for i = 1, #KEYS do redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1]) end
+"""
 
 
 def command_key(command_id: str) -> str:
@@ -100,6 +106,23 @@ def _encode_delivery(delivery: Delivery) -> str:
     if delivery.sent_at is not None:  # a rollout's, once sent: text, read back exactly
         data["sentAt"] = num(delivery.sent_at)
     return json.dumps(data, separators=(",", ":"))
+
+
+def _encode_deliveries(deliveries: Sequence[Delivery]) -> dict[EncodableT, EncodableT]:
+    """Agent id -> JSON. A new command's deliveries are alike but for the agent id (which is
+    not in the JSON), so each distinct one is encoded once."""
+    encoded: dict[tuple[object, ...], str] = {}
+    by_agent: dict[EncodableT, EncodableT] = {}
+    for d in deliveries:
+        if d.result is not None:  # its details are a dict: no key; never so in a new command
+            by_agent[d.agent_id] = _encode_delivery(d)
+            continue
+        alike = (d.status, d.delivered_at, d.acknowledged_at, d.sent_at)
+        text = encoded.get(alike)
+        if text is None:
+            text = encoded[alike] = _encode_delivery(d)
+        by_agent[d.agent_id] = text
+    return by_agent
 
 
 def _decode_delivery(agent_id: str, text: str) -> Delivery:
@@ -180,7 +203,8 @@ class RedisCommandStore(ReportsOutages):
         each (``group_commit.py``); for a gevent worker, where every request is a greenlet.
         A fan-out's acks arrive together, and were two round trips each."""
         self._redis = client
-        self._replace = client.register_script(REPLACE_DELIVERY)
+        self._replace = client.register_script(REPLACE_DELIVERIES)
+        self._index_for_agents = client.register_script(_INDEX_FOR_AGENTS)
         self.read_batches: GroupCommit[_DeliveryKey, tuple[Command, Delivery] | None] | None = (
             group_commit_if(group_commit, self._read_deliveries)
         )
@@ -196,12 +220,12 @@ class RedisCommandStore(ReportsOutages):
         pipe = self._redis.pipeline(transaction=True)
         open_count = sum(1 for delivery in deliveries if not delivery.status.is_final)
         pipe.hset(command_key(command.id), mapping=_encode_command(command, open_count))
-        pipe.hset(
-            deliveries_key(command.id),
-            mapping={d.agent_id: _encode_delivery(d) for d in deliveries},
+        pipe.hset(deliveries_key(command.id), mapping=_encode_deliveries(deliveries))
+        self._index_for_agents(
+            keys=[agent_commands_key(delivery.agent_id) for delivery in deliveries],
+            args=[command.id, num(command.created_at)],
+            client=pipe,
         )
-        for delivery in deliveries:
-            pipe.zadd(agent_commands_key(delivery.agent_id), {command.id: command.created_at})
         if command.expires_at is not None:
             pipe.zadd(EXPIRIES, {command.id: command.expires_at})
         if command.rollout is not None:
@@ -233,21 +257,25 @@ class RedisCommandStore(ReportsOutages):
     def _read_deliveries(
         self, wanted: builtins.list[_DeliveryKey]
     ) -> builtins.list[tuple[Command, Delivery] | None]:
-        """One transaction: each command once (a fan-out's acks share a few), each delivery."""
-        command_ids = list(dict.fromkeys(command_id for command_id, _ in wanted))
-        pipe = self._redis.pipeline(transaction=True)
-        for command_id in command_ids:
-            pipe.hgetall(command_key(command_id))
+        """One transaction: per command (a fan-out's acks share a few), the command and the
+        wanted deliveries (``HGETALL`` and one ``HMGET``)."""
+        agents_by_command: dict[str, builtins.list[str]] = {}
         for command_id, agent_id in wanted:
-            pipe.hget(deliveries_key(command_id), agent_id)
-        answers = pipe.execute()
-        commands = {
-            command_id: _decode_command(fields)
-            for command_id, fields in zip(command_ids, answers, strict=False)
-        }
+            agents_by_command.setdefault(command_id, []).append(agent_id)
+        pipe = self._redis.pipeline(transaction=True)
+        for command_id, agent_ids in agents_by_command.items():
+            pipe.hgetall(command_key(command_id))
+            pipe.hmget(deliveries_key(command_id), agent_ids)
+        answers = iter(pipe.execute())
+        commands: dict[str, Command | None] = {}
+        texts_by_key: dict[_DeliveryKey, str | None] = {}
+        for command_id, agent_ids in agents_by_command.items():
+            commands[command_id] = _decode_command(next(answers))
+            for agent_id, text in zip(agent_ids, next(answers), strict=True):
+                texts_by_key[command_id, agent_id] = text
         found: builtins.list[tuple[Command, Delivery] | None] = []
-        for (command_id, agent_id), text in zip(wanted, answers[len(command_ids) :], strict=True):
-            command = commands[command_id]
+        for command_id, agent_id in wanted:
+            command, text = commands[command_id], texts_by_key[command_id, agent_id]
             found.append(
                 None
                 if command is None or text is None
@@ -287,12 +315,11 @@ class RedisCommandStore(ReportsOutages):
         return bool(send_one(self.replace_batches, self._replace_deliveries, replacement))
 
     def _replace_deliveries(self, replacements: builtins.list[_Replacement]) -> builtins.list[int]:
-        """The replace script once per delivery, pipelined: one round trip. Each call is
-        atomic on its own, as when sent alone; nothing needs the batch to be."""
-        pipe = self._redis.pipeline(transaction=False)
-        for keys, args in replacements:
-            self._replace(keys=keys, args=args, client=pipe)
-        return [int(replaced) for replaced in pipe.execute()]
+        """All of them in one call of the script, which decides each one as if it had been
+        sent alone (two racing acks of one delivery still record it once)."""
+        keys = [key for replacement_keys, _ in replacements for key in replacement_keys]
+        args = [arg for _, replacement_args in replacements for arg in replacement_args]
+        return [int(replaced) for replaced in self._replace(keys=keys, args=args)]
 
     def cancel_deliveries(
         self,

@@ -82,21 +82,31 @@ local function agents_of(changed)
 end
 """
 
-# KEYS: command hash, deliveries hash, in-flight set. ARGV: command id, agent id, expected
+# Compare-and-set of deliveries, any number in one call (a batch of acks). Per delivery,
+# KEYS: command hash, deliveries hash, in-flight set; ARGV: command id, agent id, expected
 # status, new delivery JSON, 1 if this change makes the delivery final, retain-until, new
-# status.
-REPLACE_DELIVERY = (
+# status. Answers 1 (replaced) or 0 (not in the expected status, or gone) per delivery,
+# each decided as if it had been sent alone, in order.
+REPLACE_DELIVERIES = (
     _PRELUDE
     + """
-local current = redis.call('HGET', KEYS[2], ARGV[2])
-if not current then return 0 end
-if cjson.decode(current)['status'] ~= ARGV[3] then return 0 end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
-if ARGV[5] == '1' then
-  local failed = (ARGV[7] == 'FAILED' or ARGV[7] == 'EXPIRED') and 1 or 0
-  closed(ARGV[1], KEYS[1], KEYS[3], {ARGV[2]}, failed, ARGV[6])
+local replaced = {}
+for i = 0, #KEYS / 3 - 1 do
+  local k, a = i * 3, i * 7
+  local agent = ARGV[a + 2]
+  local current = redis.call('HGET', KEYS[k + 2], agent)
+  if current and cjson.decode(current)['status'] == ARGV[a + 3] then
+    redis.call('HSET', KEYS[k + 2], agent, ARGV[a + 4])
+    if ARGV[a + 5] == '1' then
+      local failed = (ARGV[a + 7] == 'FAILED' or ARGV[a + 7] == 'EXPIRED') and 1 or 0
+      closed(ARGV[a + 1], KEYS[k + 1], KEYS[k + 3], {agent}, failed, ARGV[a + 6])
+    end
+    replaced[i + 1] = 1
+  else
+    replaced[i + 1] = 0
+  end
 end
-return 1
+return replaced
 """
 )
 
