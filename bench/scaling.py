@@ -95,11 +95,11 @@ def point(measured: dict[str, Any]) -> dict[str, Any]:
     return {
         "workers": measured["workers"],
         "events_per_s": fanout.get("events_per_s"),
-        "server_cpu_us_per_event": fanout.get("server_cpu_us_per_event"),
+        "server_cpu_us_per_event": fanout.get("server_and_store_cpu_us_per_event"),
         "exactly_once": fanout.get("exactly_once"),
         "acks_ok": (fanout.get("acks") or {}).get("all_ok"),
         "heartbeats_per_s": heartbeat.get("rps"),
-        "server_cpu_us_per_heartbeat": heartbeat.get("server_cpu_us_per_request"),
+        "server_cpu_us_per_heartbeat": heartbeat.get("server_and_store_cpu_us_per_request"),
         "heartbeat_errors": heartbeat.get("errors"),
         "error": fanout.get("error") or heartbeat.get("error"),
     }

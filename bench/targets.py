@@ -178,6 +178,52 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
             ),
         ):
             out.append(_target(name, measured if available else None, ">=", 1.5, "x", "e", reason))
+        out.extend(_redis_cost_targets(sc, reason if not available else ""))
+    return out
+
+
+# What an operation may cost the machine on Redis (2 workers plus redis-server) against one
+# memory-store worker: CPU per operation holds on 2 cores where throughput cannot grow.
+REDIS_EVENT_COST_LIMIT = 1.15
+REDIS_HEARTBEAT_COST_LIMIT = 1.3
+EVENT_COST = "server_and_store_cpu_us_per_event"
+HEARTBEAT_COST = "server_and_store_cpu_us_per_request"
+
+
+def _redis_cost_targets(sc: dict[str, Any], reason: str) -> list[dict[str, Any]]:
+    """Redis ÷ memory, CPU per operation with redis-server's counted, for each fan-out size
+    both b and e measured, and for heartbeats."""
+    e = sc.get("e") or {}
+    workers = e.get("workers", 2)
+    out = []
+    for size, result in (e.get("fanout") or {}).items():
+        memory = get(sc, "b", size, "real")
+        if memory is None and not reason:
+            continue  # b did not run this size: nothing to compare with
+        out.append(
+            _target(
+                f"Redis {workers} workers, fan-out N={int(size):,}: CPU per event and its ack "
+                "(workers + redis-server) ÷ one-worker memory",
+                ratio(get(result, EVENT_COST), get(memory, EVENT_COST)),
+                "<=",
+                REDIS_EVENT_COST_LIMIT,
+                "x",
+                "b, e",
+                reason,
+            )
+        )
+    out.append(
+        _target(
+            f"Redis {workers} workers: CPU per heartbeat (workers + redis-server) ÷ one-worker "
+            "memory",
+            ratio(get(e, "heartbeat", HEARTBEAT_COST), get(sc, "c", "real", HEARTBEAT_COST)),
+            "<=",
+            REDIS_HEARTBEAT_COST_LIMIT,
+            "x",
+            "c, e",
+            reason,
+        )
+    )
     return out
 
 

@@ -26,11 +26,11 @@ def test_the_curve_has_a_row_per_worker_count_and_names_a_failed_run():
         "workers": 2,
         "fanout": {
             "events_per_s": 15000.0,
-            "server_cpu_us_per_event": 120.5,
+            "server_and_store_cpu_us_per_event": 120.5,
             "exactly_once": True,
             "acks": {"all_ok": True},
         },
-        "heartbeat": {"rps": 7000.0, "server_cpu_us_per_request": 140.2, "errors": 0},
+        "heartbeat": {"rps": 7000.0, "server_and_store_cpu_us_per_request": 140.2, "errors": 0},
     }
     failed = {"workers": 4, "fanout": {"error": "server unavailable"}, "heartbeat": {}}
     doc = {
