@@ -47,3 +47,16 @@ def connection_owner(server_port: int, client_port: int, pids: list[int]) -> int
     if inode is None:
         return None
     return next((pid for pid in pids if inode in _socket_inodes(pid)), None)
+
+
+def established_per_process(server_port: int, pids: list[int]) -> dict[int, int]:
+    """How many established TCP connections to ``server_port`` each of ``pids`` holds the
+    server end of (IPv4; one read of ``/proc/net/tcp``)."""
+    established = set()
+    with open("/proc/net/tcp") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[1].split(":")[1], 16) == server_port:
+                established.add(int(fields[9]))
+    return {pid: len(_socket_inodes(pid) & established) for pid in pids}
