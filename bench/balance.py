@@ -70,7 +70,12 @@ def measure(redis: RedisServer, log_dir: Path, workers: int, streams: int, mode:
                 counts = established_per_process(server.port, server.worker_pids())
             finally:
                 fleet.close()
-            return {"opened": opened["opened"], "per_worker": sorted(counts.values())}
+            return {
+                "opened": opened["opened"],
+                "seconds_to_open": opened["time_to_open_s"],
+                "open_latency_ms": opened["open_latency_ms"],
+                "per_worker": sorted(counts.values()),
+            }
 
         result = asyncio.run(run())
     finally:
@@ -82,14 +87,15 @@ def measure(redis: RedisServer, log_dir: Path, workers: int, streams: int, mode:
 
 def render(results: list[dict[str, Any]]) -> str:
     lines = [
-        "| opening | W | streams open | per worker | busiest ÷ fair share |",
-        "|---|---|---|---|---|",
+        "| opening | W | streams open | seconds to open all | per worker | busiest ÷ fair share |",
+        "|---|---|---|---|---|---|",
     ]
     for r in results:
         per_worker = ", ".join(f"{count:,}" for count in r["per_worker"])
         verdict = "" if r["busiest_over_fair_share"] < LIMIT else f" (over {LIMIT})"
         lines.append(
-            f"| {r['mode']} | {r['workers']} | {r['opened']:,} | {per_worker} "
+            f"| {r['mode']} | {r['workers']} | {r['opened']:,} | {r['seconds_to_open']} "
+            f"| {per_worker} "
             f"| {r['busiest_over_fair_share']}{verdict} |"
         )
     return "\n".join(lines)

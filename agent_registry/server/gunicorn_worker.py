@@ -19,6 +19,8 @@ worker (docs/performance.md has the figures). This handler adds what pywsgi leav
   beyond which the answer is ``431 HEADERS_TOO_LARGE``. gunicorn's own
   ``Worker.handle_error`` does this mapping for gunicorn's parser, which this worker
   does not use.
+- **Connections spread by load.** Of the workers woken for a new connection, the one
+  holding fewer connections accepts it (``BalancedServer``).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import Any
 
 import gevent
 from gevent import pywsgi
-from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
+from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer
 
 from agent_registry.errors import BadRequest, HeadersTooLarge, RegistryError, UriTooLong
 
@@ -51,6 +53,11 @@ _MOST_FIELD_SIZE = 65_536
 # After a refusal, what the client still sends is read and dropped, this much at most.
 LINGER_SECONDS = 1.0
 LINGER_BYTES = 1 << 20
+# With several workers, one with 1 000 connections waits 2 ms before it accepts one, one
+# with 10 000 or more 20 ms; after a wake-up that found two queued, none for 0.1 s.
+ACCEPT_DELAY_PER_CONNECTION = 2e-6
+MAX_ACCEPT_DELAY = 0.02
+BURST_SECONDS = 0.1
 _InvalidClientRequest: type[ValueError] = pywsgi._InvalidClientRequest  # type: ignore[attr-defined]
 
 
@@ -248,10 +255,64 @@ def _limit(value: Any, default: int, most: int) -> int:
     return most if number <= 0 else min(number, most)
 
 
+class BalancedServer(PyWSGIServer):
+    """pywsgi's server, but a worker holding more connections waits longer to accept.
+
+    Workers share one listening socket, and each new connection wakes them all: whichever
+    calls ``accept`` first gets it. Nothing in that race favours the worker with fewer
+    connections, so when agents connect one at a time one worker could end up with one and
+    a half times its share (``python -m bench.balance``). Here a worker first waits
+    ``delay_per_connection`` per connection it holds (at most ``MAX_ACCEPT_DELAY``), then
+    accepts what is still queued, so the least loaded worker comes first.
+
+    In a burst (a reconnect storm) the busy workers are slower to wake anyway and spread
+    the connections evenly, and a delay per wake-up would only slow the storm: a worker
+    that found two connections queued after its wait accepts without waiting for the next
+    ``BURST_SECONDS``. A lone worker (``delay_per_connection`` 0) never waits.
+    """
+
+    delay_per_connection = 0.0  # set by Worker.init_process
+    _burst_until = 0.0
+
+    def _do_read(self) -> None:
+        delay = min(MAX_ACCEPT_DELAY, self.delay_per_connection * self._held())
+        if delay <= 0 or self.loop.now() < self._burst_until:
+            super()._do_read()  # type: ignore[misc] # gevent's accept loop, not in its stubs
+            return
+        self.stop_accepting()
+        # gevent's own back-off slot: stop_accepting (the server closing) cancels it.
+        self._timer = self.loop.timer(delay)
+        self._timer.start(self._accept_after_delay)
+
+    def _accept_after_delay(self) -> None:
+        """Accept what another worker has not taken meanwhile (maybe nothing). With several
+        workers pywsgi accepts one connection per wake-up; here up to two, and two queued
+        means a burst."""
+        # The fired timer stays in its slot: the next stop_accepting closes it.
+        if not self.started:
+            return
+        self.start_accepting()
+        held, one_per_wake_up = self._held(), self.max_accept
+        self.max_accept = 2
+        try:
+            super()._do_read()  # type: ignore[misc]
+        finally:
+            self.max_accept = one_per_wake_up
+        if self._held() - held > 1:
+            self._burst_until = self.loop.now() + BURST_SECONDS
+
+    def _held(self) -> int:
+        return len(self.pool) if self.pool is not None else 0
+
+
 class Worker(GeventPyWSGIWorker):
     wsgi_handler = KeepAliveHandler
+    server_class = BalancedServer
 
     def init_process(self) -> None:
+        BalancedServer.delay_per_connection = (
+            0.0 if self.cfg.workers == 1 else ACCEPT_DELAY_PER_CONNECTION
+        )
         KeepAliveHandler.idle_timeout = float(self.cfg.keepalive or 2)
         KeepAliveHandler.max_fields = _limit(self.cfg.limit_request_fields, 100, _MOST_FIELDS)
         KeepAliveHandler.max_field_size = _limit(

@@ -30,6 +30,7 @@ def test_a_worker_over_one_and_a_half_times_its_share_is_named():
             "mode": "storm",
             "workers": 3,
             "opened": 3000,
+            "seconds_to_open": 1.5,
             "per_worker": [990, 1000, 1010],
             "busiest_over_fair_share": 1.01,
         },
@@ -37,6 +38,7 @@ def test_a_worker_over_one_and_a_half_times_its_share_is_named():
             "mode": "one by one",
             "workers": 3,
             "opened": 3000,
+            "seconds_to_open": 9.0,
             "per_worker": [600, 850, 1550],
             "busiest_over_fair_share": 1.55,
         },
@@ -44,5 +46,5 @@ def test_a_worker_over_one_and_a_half_times_its_share_is_named():
 
     text = render(results)
 
-    assert "| storm | 3 | 3,000 | 990, 1,000, 1,010 | 1.01 |" in text
-    assert "| one by one | 3 | 3,000 | 600, 850, 1,550 | 1.55 (over 1.5) |" in text
+    assert "| storm | 3 | 3,000 | 1.5 | 990, 1,000, 1,010 | 1.01 |" in text
+    assert "| one by one | 3 | 3,000 | 9.0 | 600, 850, 1,550 | 1.55 (over 1.5) |" in text

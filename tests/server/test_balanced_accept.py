@@ -1,0 +1,93 @@
+"""BalancedServer: of several workers woken for one connection, the least loaded accepts it.
+
+Two servers in this process share one listening socket, as gunicorn's workers do; each
+holds some connections (greenlets parked in its pool). Connections arrive one at a time.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import gevent
+import gevent.socket
+from gevent.pool import Pool
+
+from agent_registry.server.gunicorn_worker import BalancedServer
+
+
+class Recorder:
+    """A handler that only notes which server accepted the connection."""
+
+    def __init__(self, sock: gevent.socket.socket, address: object, server: Server) -> None:
+        self.sock, self.server = sock, server
+
+    def handle(self) -> None:
+        self.server.accepted += 1
+        self.sock.close()
+
+
+class Server(BalancedServer):
+    accepted = 0
+
+
+def serving(listener: socket.socket, holding: int, delay: float) -> Server:
+    listener.setblocking(False)
+    pool = Pool()
+    for _ in range(holding):
+        pool.spawn(gevent.sleep, 3600)
+    # A SERVER_NAME given: pywsgi would look the host's name up on gevent's thread pool.
+    environ = {"SERVER_NAME": "127.0.0.1"}
+    server = Server(listener, application=None, spawn=pool, handler_class=Recorder, environ=environ)
+    server.delay_per_connection = delay
+    server.max_accept = 1  # what pywsgi sets with several workers
+    server.start()
+    return server
+
+
+def stop(*servers: Server) -> None:
+    for server in servers:
+        server.pool.kill()  # the parked greenlets
+        server.stop()
+
+
+def wait_for(condition, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not accepted in time"
+        gevent.sleep(0.001)
+
+
+def connect_one_at_a_time(port: int, count: int, servers: list[Server]) -> None:
+    for expected in range(1, count + 1):
+        client = socket.create_connection(("127.0.0.1", port))
+        wait_for(lambda expected=expected: sum(s.accepted for s in servers) == expected)
+        client.close()
+
+
+def _pair(busier: tuple[int, float], idler: tuple[int, float]) -> tuple[Server, Server, int]:
+    listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+    port = listener.getsockname()[1]
+    # Each its own descriptor of the one listening socket, as forked workers have.
+    servers = serving(listener.dup(), *busier), serving(listener.dup(), *idler)
+    listener.close()
+    return *servers, port
+
+
+def test_the_worker_holding_fewer_connections_accepts_each_one():
+    busy, idle, port = _pair((3, 0.002), (1, 0.002))  # waits of 6 ms and 2 ms
+    try:
+        connect_one_at_a_time(port, 20, [busy, idle])
+        assert (busy.accepted, idle.accepted) == (0, 20)
+    finally:
+        stop(busy, idle)
+
+
+def test_a_lone_worker_does_not_wait():
+    lone, other, port = _pair((50, 0.0), (0, 0.0))
+    stop(other)  # left alone on the socket
+    try:
+        connect_one_at_a_time(port, 5, [lone])
+        assert lone.accepted == 5
+    finally:
+        stop(lone)
