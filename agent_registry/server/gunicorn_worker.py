@@ -269,6 +269,11 @@ class BalancedServer(PyWSGIServer):
     the connections evenly, and a delay per wake-up would only slow the storm: a worker
     that found two connections queued after its wait accepts without waiting for the next
     ``BURST_SECONDS``. A lone worker (``delay_per_connection`` 0) never waits.
+
+    A worker that lost the race still accepts when its wait ends, and so takes a connection
+    that arrived meanwhile without a new wait. That blurs the order a little (the figures
+    in docs/performance.md include it); waiting again instead could leave a connection
+    waited on for ever on an overloaded host, where no worker resumes in time.
     """
 
     delay_per_connection = 0.0  # set by Worker.init_process

@@ -1,7 +1,9 @@
 """BalancedServer: of several workers woken for one connection, the least loaded accepts it.
 
 Two servers in this process share one listening socket, as gunicorn's workers do; each
-holds some connections (greenlets parked in its pool). Connections arrive one at a time.
+holds some connections (greenlets parked in its pool). Connections arrive one at a time,
+each once both servers are done waiting for the previous one: a worker whose wait ends
+just as the next connection arrives takes it without a new wait (see BalancedServer).
 """
 
 from __future__ import annotations
@@ -58,10 +60,16 @@ def wait_for(condition, seconds: float = 5.0) -> None:
         gevent.sleep(0.001)
 
 
+def waiting(server: Server) -> bool:
+    timer = server._timer
+    return timer is not None and timer.active
+
+
 def connect_one_at_a_time(port: int, count: int, servers: list[Server]) -> None:
     for expected in range(1, count + 1):
         client = socket.create_connection(("127.0.0.1", port))
         wait_for(lambda expected=expected: sum(s.accepted for s in servers) == expected)
+        wait_for(lambda: not any(waiting(server) for server in servers))
         client.close()
 
 
