@@ -30,7 +30,18 @@ class Recorder:
 
 
 class Server(BalancedServer):
-    accepted = 0
+    """Counts what it accepted, and the waits it began and ended."""
+
+    accepted = waits_begun = waits_ended = 0
+
+    def _do_read(self) -> None:
+        timer = self._timer
+        super()._do_read()
+        self.waits_begun += self._timer is not timer
+
+    def _accept_after_delay(self) -> None:
+        super()._accept_after_delay()
+        self.waits_ended += 1
 
 
 def serving(listener: socket.socket, holding: int, delay: float) -> Server:
@@ -61,8 +72,7 @@ def wait_for(condition, seconds: float = 5.0) -> None:
 
 
 def waiting(server: Server) -> bool:
-    timer = server._timer
-    return timer is not None and timer.active
+    return server.waits_begun != server.waits_ended
 
 
 def connect_one_at_a_time(port: int, count: int, servers: list[Server]) -> None:
