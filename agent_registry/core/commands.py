@@ -152,7 +152,11 @@ class Commands:
         for command, delivery in reversed(found):
             deadline, sent_at = command.deadline(delivery), command.sent_at(delivery)
             # A rollout's target not sent yet is not owed anything: its turn has not come.
-            if command.deliver_on_connect and sent_at is not None and now < (deadline or 0):
+            if (
+                command.deliver_on_connect
+                and sent_at is not None
+                and (deadline is None or now < deadline)
+            ):
                 owed.append(command.as_sent(sent_at))
         return owed
 
