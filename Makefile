@@ -23,7 +23,7 @@ run: $(STAMP) ## Serve on AGENT_REGISTRY_BIND (default 0.0.0.0:8080), in-memory 
 
 # Most tests wait on real server processes rather than compute, so twice as many pytest
 # workers as a 2-core machine has cores keep it busy; each file stays on one worker, so a
-# module's server fixture starts once.
+# module's server fixture starts once. TEST_WORKERS=0: all in this one process.
 TEST_WORKERS ?= 4
 
 test: $(STAMP) ## Run the whole test suite (TEST_WORKERS pytest processes, default 4)

@@ -1,6 +1,6 @@
 """How evenly agents' streams spread over Redis workers: the busiest worker ÷ its fair share.
 
-``python -m bench.balance`` (``--workers 3 --streams 3000`` by default; about a minute)
+``python -m bench.balance`` (``--workers 3 --streams 3000`` by default; about 15 s)
 starts one redis-server and, for each way of opening, a fresh server of W gevent workers
 on it. It registers N agents, opens their event streams, then counts the established
 connections each worker holds on the server's port (``/proc``): the busiest worker's

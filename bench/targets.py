@@ -178,7 +178,7 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
             ),
         ):
             out.append(_target(name, measured if available else None, ">=", 1.5, "x", "e", reason))
-        out.extend(_redis_cost_targets(sc, reason if not available else ""))
+        out.extend(_redis_cost_targets(sc, reason))
     return out
 
 

@@ -319,6 +319,8 @@ class RedisCommandStore(ReportsOutages):
         sent alone (two racing acks of one delivery still record it once)."""
         keys = [key for replacement_keys, _ in replacements for key in replacement_keys]
         args = [arg for _, replacement_args in replacements for arg in replacement_args]
+        # The script reads 3 keys and 7 args per delivery: out of step, it would misread all.
+        assert len(keys) == 3 * len(replacements) and len(args) == 7 * len(replacements)
         return [int(replaced) for replaced in self._replace(keys=keys, args=args)]
 
     def cancel_deliveries(

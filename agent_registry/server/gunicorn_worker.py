@@ -265,8 +265,8 @@ class BalancedServer(PyWSGIServer):
     ``delay_per_connection`` per connection it holds (at most ``MAX_ACCEPT_DELAY``), then
     accepts what is still queued, so the least loaded worker comes first.
 
-    In a burst (a reconnect storm) the busy workers are slower to wake anyway and spread
-    the connections evenly, and a delay per wake-up would only slow the storm: a worker
+    In a burst (a reconnect storm) the connections spread evenly anyway (likely because
+    busy workers are slower to wake), and a delay per wake-up would only slow the storm: a worker
     that found two connections queued after its wait accepts without waiting for the next
     ``BURST_SECONDS``. A lone worker (``delay_per_connection`` 0) never waits.
 
@@ -310,14 +310,19 @@ class BalancedServer(PyWSGIServer):
         return len(self.pool) if self.pool is not None else 0
 
 
+def accept_delay_per_connection(workers: int) -> float:
+    """BalancedServer's wait per held connection for a server started with ``workers``.
+    Workers added later with ``SIGTTIN`` keep the started count's choice: a server started
+    with one worker does not balance the ones added to it (restart it with more)."""
+    return 0.0 if workers == 1 else ACCEPT_DELAY_PER_CONNECTION
+
+
 class Worker(GeventPyWSGIWorker):
     wsgi_handler = KeepAliveHandler
     server_class = BalancedServer
 
     def init_process(self) -> None:
-        BalancedServer.delay_per_connection = (
-            0.0 if self.cfg.workers == 1 else ACCEPT_DELAY_PER_CONNECTION
-        )
+        BalancedServer.delay_per_connection = accept_delay_per_connection(self.cfg.workers)
         KeepAliveHandler.idle_timeout = float(self.cfg.keepalive or 2)
         KeepAliveHandler.max_fields = _limit(self.cfg.limit_request_fields, 100, _MOST_FIELDS)
         KeepAliveHandler.max_field_size = _limit(

@@ -126,3 +126,10 @@ def test_one_batch_over_two_commands_answers_each_delivery_of_each(store, redis_
     assert [w.value for w in writes] == [True, False]
     assert store.get("c2").summary()["acknowledged"] == 1
     assert store.get("c1").summary()["acknowledged"] == 0
+
+
+def test_two_reads_of_one_delivery_in_one_batch_each_get_it(store):
+    reads = [gevent.spawn(store.get_delivery, "c1", "a001") for _ in range(2)]
+    gevent.joinall(reads, raise_error=True)
+
+    assert [(r.value[0].id, r.value[1].agent_id) for r in reads] == [("c1", "a001")] * 2

@@ -15,7 +15,7 @@ import gevent
 import gevent.socket
 from gevent.pool import Pool
 
-from agent_registry.server.gunicorn_worker import BalancedServer
+from agent_registry.server.gunicorn_worker import BalancedServer, accept_delay_per_connection
 
 
 class Recorder:
@@ -101,11 +101,12 @@ def test_the_worker_holding_fewer_connections_accepts_each_one():
         stop(busy, idle)
 
 
-def test_a_lone_worker_does_not_wait():
-    lone, other, port = _pair((50, 0.0), (0, 0.0))
+def test_a_lone_worker_never_waits_and_several_do():
+    assert accept_delay_per_connection(2) == accept_delay_per_connection(8) > 0
+    lone, other, port = _pair((50, accept_delay_per_connection(1)), (0, 0.0))
     stop(other)  # left alone on the socket
     try:
         connect_one_at_a_time(port, 5, [lone])
-        assert lone.accepted == 5
+        assert (lone.accepted, lone.waits_begun) == (5, 0)
     finally:
         stop(lone)
