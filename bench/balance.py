@@ -10,9 +10,10 @@ count ÷ N/W is the figure (1.0 = perfectly even). The two ways of opening:
 - ``one by one``: each stream opens once the previous one is ready, as agents arriving
   over time.
 
-Which worker accepts a connection is the kernel's and gevent's choice, not the server's:
-the figure says whether that choice leaves one worker with much more than its share
-(issue 14 asks for under 1.5 times). It exits 1 when one is over that.
+Each new connection wakes every worker; ``BalancedServer`` (server/gunicorn_worker.py)
+lets the one holding fewer connections accept it first. The figure says whether one
+worker still ends up with much more than its share (issue 14 asks for under 1.5 times).
+It exits 1 when one is over that.
 """
 
 from __future__ import annotations

@@ -117,9 +117,9 @@ class Meter:
             "server_cpu_s": round(server, 3),
             "server_cpu_pct": round(100 * server / wall, 1),
             **{f"{name}_cpu_pct": round(100 * value / wall, 1) for name, value in extra.items()},
-            # The store's own processes (redis-server; none for the memory store): with the
-            # server's, what an operation costs the machine.
-            "store_cpu_s": round(sum(extra.values()), 3),
+            # With the store's own processes (redis-server; none for the memory store): what
+            # an operation costs the machine.
+            "server_and_store_cpu_s": round(server + sum(extra.values()), 3),
             # CPU used on the machine by anything else (other jobs, the kernel's softirq
             # work not charged to a process): % of one core.
             "other_cpu_pct": round(100 * other / wall, 1),

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
+
+_ESTABLISHED = "01"  # a socket's state in /proc/net/tcp
 
 
 def children(pid: int) -> list[int]:
@@ -27,18 +30,31 @@ def _socket_inodes(pid: int) -> set[int]:
     return inodes
 
 
-def _tcp_inode(local_port: int, remote_port: int) -> int | None:
-    """The inode of the IPv4 TCP socket from ``local_port`` to ``remote_port``, if any."""
+def _tcp_sockets() -> Iterator[tuple[int, int, str, int]]:
+    """Each IPv4 TCP socket in ``/proc/net/tcp``: local port, remote port, state, inode."""
     with open("/proc/net/tcp") as table:
         next(table)
         for line in table:
             fields = line.split()
-            local, remote, inode = fields[1], fields[2], int(fields[9])
-            if int(local.split(":")[1], 16) == local_port and (
-                int(remote.split(":")[1], 16) == remote_port
-            ):
-                return inode
-    return None
+            local, remote = fields[1], fields[2]
+            yield (
+                int(local.split(":")[1], 16),
+                int(remote.split(":")[1], 16),
+                fields[3],
+                int(fields[9]),
+            )
+
+
+def _tcp_inode(local_port: int, remote_port: int) -> int | None:
+    """The inode of the IPv4 TCP socket from ``local_port`` to ``remote_port``, if any."""
+    return next(
+        (
+            inode
+            for local, remote, _, inode in _tcp_sockets()
+            if (local, remote) == (local_port, remote_port)
+        ),
+        None,
+    )
 
 
 def connection_owner(server_port: int, client_port: int, pids: list[int]) -> int | None:
@@ -52,11 +68,9 @@ def connection_owner(server_port: int, client_port: int, pids: list[int]) -> int
 def established_per_process(server_port: int, pids: list[int]) -> dict[int, int]:
     """How many established TCP connections to ``server_port`` each of ``pids`` holds the
     server end of (IPv4; one read of ``/proc/net/tcp``)."""
-    established = set()
-    with open("/proc/net/tcp") as table:
-        next(table)
-        for line in table:
-            fields = line.split()
-            if fields[3] == "01" and int(fields[1].split(":")[1], 16) == server_port:
-                established.add(int(fields[9]))
+    established = {
+        inode
+        for local, _, state, inode in _tcp_sockets()
+        if state == _ESTABLISHED and local == server_port
+    }
     return {pid: len(_socket_inodes(pid) & established) for pid in pids}
