@@ -16,9 +16,11 @@ from ..errors import (
     CommandNotFound,
     NoLiveTargets,
 )
+from .acknowledgement import AckVerdict
 from .ids import CommandIds, created_millis
 from .models import (
     AckResult,
+    AckStatus,
     Command,
     CommandSnapshot,
     CommandType,
@@ -183,58 +185,54 @@ class Commands:
     def acknowledge_command(
         self, agent_id: str, command_id: str, result: AckResult
     ) -> tuple[Command, Delivery]:
-        """``acknowledge``, answering the command too (what the delivery's JSON needs)."""
-        wanted = result.status.delivery_status
-        for _ in range(_CAS_ROUNDS):
-            now = self._clock()
+        """``acknowledge``, answering the command too (what the delivery's JSON needs).
+
+        Judged and recorded by the store in one step (``acknowledgement.py``): against
+        Redis, one round trip, shared with the acks that arrive meanwhile."""
+        now = self._clock()
+        outcome = self.store.acknowledge(
+            command_id, agent_id, result, now, now + self._timing.retention
+        )
+        if outcome is None:
             # A delivery exists only for a registered agent: ask about the agent only when
             # there is none, to name the right 404 (one store round trip saved per ack).
-            found = self.store.get_delivery(command_id, agent_id)
-            if found is None:
-                if self._agents.get(agent_id) is None:
-                    raise AgentNotFound(f"Agent '{agent_id}' is not registered.")
-                raise CommandNotFound(
-                    f"Command '{command_id}' does not exist or was not sent to '{agent_id}'."
-                )
-            command, current = found
-            if current.status is wanted:
-                return command, current
-            if current.status in (DeliveryStatus.ACKNOWLEDGED, DeliveryStatus.FAILED):
+            if self._agents.get(agent_id) is None:
+                raise AgentNotFound(f"Agent '{agent_id}' is not registered.")
+            raise CommandNotFound(
+                f"Command '{command_id}' does not exist or was not sent to '{agent_id}'."
+            )
+        command, delivery = outcome.command, outcome.delivery
+        match outcome.verdict:
+            case AckVerdict.REPEATED:
+                return command, delivery
+            case AckVerdict.ALREADY_FINAL:
                 raise AlreadyAcknowledged(
-                    f"Command '{command_id}' was already acknowledged as {current.status} "
+                    f"Command '{command_id}' was already acknowledged as {delivery.status} "
                     f"by '{agent_id}'."
                 )
-            if current.status is DeliveryStatus.CANCELLED:
+            case AckVerdict.CANCELLED:
                 raise CommandCancelled(
                     f"Command '{command_id}' was cancelled for '{agent_id}'; the ack was not "
                     "recorded."
                 )
-            deadline = command.deadline(current)
-            if current.status is DeliveryStatus.EXPIRED or (
-                deadline is not None and now >= deadline
-            ):
+            case AckVerdict.EXPIRED:
                 raise CommandExpired(
                     f"Command '{command_id}' expired for '{agent_id}' before it was acknowledged."
                 )
-            acknowledged = replace(current, status=wanted, acknowledged_at=now, result=result)
-            if self.store.replace_delivery(
-                command_id, current.status, acknowledged, now + self._timing.retention
-            ):
-                # Successes are routine (one per agent per command); failures need eyes.
-                log.log(
-                    logging.DEBUG if wanted is DeliveryStatus.ACKNOWLEDGED else logging.WARNING,
-                    "command %s acknowledged by agent %s: %s%s",
-                    command_id,
-                    agent_id,
-                    wanted,
-                    f" ({result.message})" if result.message else "",
-                    extra=_ids(command_id, agent_id),
-                )
-                self._observer.finished(command, acknowledged)
-                if command.rollout is not None:
-                    self.rollouts.advance(command_id)
-                return command, acknowledged
-        raise RuntimeError(f"delivery {command_id}/{agent_id} kept changing under an ack")
+        # Successes are routine (one per agent per command); failures need eyes.
+        log.log(
+            logging.DEBUG if result.status is AckStatus.SUCCESS else logging.WARNING,
+            "command %s acknowledged by agent %s: %s%s",
+            command_id,
+            agent_id,
+            delivery.status,
+            f" ({result.message})" if result.message else "",
+            extra=_ids(command_id, agent_id),
+        )
+        self._observer.finished(command, delivery)
+        if command.rollout is not None:
+            self.rollouts.advance(command_id)
+        return command, delivery
 
     def cancel(self, command_id: str, cancelled_by: str | None = None) -> CommandSnapshot:
         """Every delivery that is not final becomes CANCELLED, and each of those targets

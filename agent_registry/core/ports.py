@@ -12,8 +12,10 @@ import builtins
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
+from .acknowledgement import AckOutcome
 from .agent_query import EVERY_AGENT, AgentQuery
 from .models import (
+    AckResult,
     Agent,
     AgentState,
     Command,
@@ -149,6 +151,14 @@ class CommandStore(Protocol):
 
     def mark_delivered(self, command_id: str, agent_ids: Sequence[str], at: float) -> int:
         """PENDING -> DELIVERED (at ``at``) for each agent still PENDING; returns how many."""
+
+    def acknowledge(
+        self, command_id: str, agent_id: str, result: AckResult, now: float, retain_until: float
+    ) -> AckOutcome | None:
+        """An agent's ack, judged (``judge_ack``) and, when allowed, recorded, in one atomic
+        step; None when the command has no delivery to the agent. A recorded ack that makes
+        the command final schedules its purge at ``retain_until``, as ``replace_delivery``
+        does (and a rollout's delivery leaves its window, as below)."""
 
     def replace_delivery(
         self,

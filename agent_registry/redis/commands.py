@@ -12,10 +12,12 @@ from __future__ import annotations
 import builtins
 import json
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 
 import redis
 from redis.typing import EncodableT
 
+from ..core.acknowledgement import AckOutcome, AckVerdict, acknowledged
 from ..core.models import (
     AckResult,
     AckStatus,
@@ -32,7 +34,7 @@ from ..core.models import (
 from ..core.rollout import RolloutPlan
 from .client import ReportsOutages, guard_public_methods, num, text_hash, texts
 from .group_commit import GroupCommit, group_commit_if, send_one
-from .rollout_scripts import CANCEL, CLAIM, EXPIRY_DONE, REPLACE_DELIVERIES
+from .rollout_scripts import ACKNOWLEDGE, CANCEL, CLAIM, EXPIRY_DONE, REPLACE_DELIVERIES
 
 P = "ar:"
 EXPIRIES = P + "cmd-expiries"
@@ -89,19 +91,18 @@ def cooling_key(command_id: str) -> str:
     return f"{P}cmd:{command_id}:w"
 
 
+def _result_fields(result: AckResult | None) -> dict[str, object] | None:
+    if result is None:
+        return None
+    return {"status": result.status.value, "message": result.message, "details": result.details}
+
+
 def _encode_delivery(delivery: Delivery) -> str:
-    result = delivery.result
     data = {
         "status": delivery.status.value,
         "deliveredAt": delivery.delivered_at,
         "acknowledgedAt": delivery.acknowledged_at,
-        "result": None
-        if result is None
-        else {
-            "status": result.status.value,
-            "message": result.message,
-            "details": result.details,
-        },
+        "result": _result_fields(delivery.result),
     }
     if delivery.sent_at is not None:  # a rollout's, once sent: text, read back exactly
         data["sentAt"] = num(delivery.sent_at)
@@ -192,24 +193,28 @@ def _decode_command(fields: dict[str, str]) -> Command | None:
     )
 
 
-_DeliveryKey = tuple[str, str]  # command id, agent id
-_Replacement = tuple[list[str], list[EncodableT]]  # the replace script's keys and args
+@dataclass(frozen=True, slots=True)
+class _Ack:
+    """One ack as the script takes it (3 keys, 7 args), and what its outcome is built from."""
+
+    keys: list[str]
+    args: list[EncodableT]
+    result: AckResult
+    now: float
 
 
 @guard_public_methods
 class RedisCommandStore(ReportsOutages):
     def __init__(self, client: redis.Redis, group_commit: bool = False) -> None:
-        """``group_commit``: the reads and writes of concurrent acks share one round trip
-        each (``group_commit.py``); for a gevent worker, where every request is a greenlet.
-        A fan-out's acks arrive together, and were two round trips each."""
+        """``group_commit``: concurrent acks share one call of the ack script
+        (``group_commit.py``); for a gevent worker, where every request is a greenlet.
+        A fan-out's acks arrive together."""
         self._redis = client
+        self._acknowledge = client.register_script(ACKNOWLEDGE)
         self._replace = client.register_script(REPLACE_DELIVERIES)
         self._index_for_agents = client.register_script(_INDEX_FOR_AGENTS)
-        self.read_batches: GroupCommit[_DeliveryKey, tuple[Command, Delivery] | None] | None = (
-            group_commit_if(group_commit, self._read_deliveries)
-        )
-        self.replace_batches: GroupCommit[_Replacement, int] | None = group_commit_if(
-            group_commit, self._replace_deliveries
+        self.ack_batches: GroupCommit[_Ack, AckOutcome | None] | None = group_commit_if(
+            group_commit, self._acknowledge_all
         )
         self._mark_delivered = client.register_script(_MARK_DELIVERED)
         self._cancel = client.register_script(CANCEL)
@@ -252,36 +257,61 @@ class RedisCommandStore(ReportsOutages):
         return _decode_command(text_hash(self._redis.hgetall(command_key(command_id))))
 
     def get_delivery(self, command_id: str, agent_id: str) -> tuple[Command, Delivery] | None:
-        return send_one(self.read_batches, self._read_deliveries, (command_id, agent_id))
-
-    def _read_deliveries(
-        self, wanted: builtins.list[_DeliveryKey]
-    ) -> builtins.list[tuple[Command, Delivery] | None]:
-        """One transaction: per command (a fan-out's acks share a few), the command and the
-        wanted deliveries (``HGETALL`` and one ``HMGET``)."""
-        agents_by_command: dict[str, builtins.list[str]] = {}
-        for command_id, agent_id in wanted:
-            agents_by_command.setdefault(command_id, []).append(agent_id)
         pipe = self._redis.pipeline(transaction=True)
-        for command_id, agent_ids in agents_by_command.items():
-            pipe.hgetall(command_key(command_id))
-            pipe.hmget(deliveries_key(command_id), agent_ids)
-        answers = iter(pipe.execute())
-        commands: dict[str, Command | None] = {}
-        texts_by_key: dict[_DeliveryKey, str | None] = {}
-        for command_id, agent_ids in agents_by_command.items():
-            commands[command_id] = _decode_command(next(answers))
-            for agent_id, text in zip(agent_ids, next(answers), strict=True):
-                texts_by_key[command_id, agent_id] = text
-        found: builtins.list[tuple[Command, Delivery] | None] = []
-        for command_id, agent_id in wanted:
-            command, text = commands[command_id], texts_by_key[command_id, agent_id]
-            found.append(
-                None
-                if command is None or text is None
-                else (command, _decode_delivery(agent_id, text))
+        pipe.hgetall(command_key(command_id))
+        pipe.hget(deliveries_key(command_id), agent_id)
+        fields, text = pipe.execute()
+        command = _decode_command(fields)
+        if command is None or text is None:
+            return None
+        return command, _decode_delivery(agent_id, text)
+
+    def acknowledge(
+        self, command_id: str, agent_id: str, result: AckResult, now: float, retain_until: float
+    ) -> AckOutcome | None:
+        ack = _Ack(
+            [command_key(command_id), deliveries_key(command_id), in_flight_key(command_id)],
+            [
+                command_id,
+                agent_id,
+                result.status.delivery_status.value,
+                json.dumps(now),
+                json.dumps(_result_fields(result), separators=(",", ":")),
+                num(now),
+                num(retain_until),
+            ],
+            result,
+            now,
+        )
+        return send_one(self.ack_batches, self._acknowledge_all, ack)
+
+    def _acknowledge_all(self, acks: builtins.list[_Ack]) -> builtins.list[AckOutcome | None]:
+        """All of them in one call of the script, which reads each command once."""
+        keys = [key for ack in acks for key in ack.keys]
+        args = [arg for ack in acks for arg in ack.args]
+        # The script reads 3 keys and 7 args per ack: out of step, it would misread all.
+        assert len(keys) == 3 * len(acks) and len(args) == 7 * len(acks)
+        answers, flat_commands = self._acknowledge(keys=keys, args=args)
+        commands = [
+            _decode_command(dict(zip(flat[::2], flat[1::2], strict=True))) for flat in flat_commands
+        ]
+        outcomes: builtins.list[AckOutcome | None] = []
+        for i, ack in enumerate(acks):
+            verdict, text, place = answers[3 * i : 3 * i + 3]
+            command = commands[place - 1] if place else None
+            if command is None:
+                outcomes.append(None)
+                continue
+            current = _decode_delivery(str(ack.args[1]), text)
+            recorded = verdict == AckVerdict.RECORDED
+            outcomes.append(
+                AckOutcome(
+                    AckVerdict(verdict),
+                    command,
+                    acknowledged(current, ack.result, ack.now) if recorded else current,
+                )
             )
-        return found
+        return outcomes
 
     def mark_delivered(self, command_id: str, agent_ids: Sequence[str], at: float) -> int:
         marked = 0
@@ -300,28 +330,17 @@ class RedisCommandStore(ReportsOutages):
         retain_until: float,
     ) -> bool:
         becomes_final = delivery.status.is_final and not expected.is_final
-        replacement: _Replacement = (
-            [command_key(command_id), deliveries_key(command_id), in_flight_key(command_id)],
-            [
-                command_id,
-                delivery.agent_id,
-                expected.value,
-                _encode_delivery(delivery),
-                "1" if becomes_final else "0",
-                num(retain_until),
-                delivery.status.value,
-            ],
-        )
-        return bool(send_one(self.replace_batches, self._replace_deliveries, replacement))
-
-    def _replace_deliveries(self, replacements: builtins.list[_Replacement]) -> builtins.list[int]:
-        """All of them in one call of the script, which decides each one as if it had been
-        sent alone (two racing acks of one delivery still record it once)."""
-        keys = [key for replacement_keys, _ in replacements for key in replacement_keys]
-        args = [arg for _, replacement_args in replacements for arg in replacement_args]
-        # The script reads 3 keys and 7 args per delivery: out of step, it would misread all.
-        assert len(keys) == 3 * len(replacements) and len(args) == 7 * len(replacements)
-        return [int(replaced) for replaced in self._replace(keys=keys, args=args)]
+        keys = [command_key(command_id), deliveries_key(command_id), in_flight_key(command_id)]
+        args: list[EncodableT] = [
+            command_id,
+            delivery.agent_id,
+            expected.value,
+            _encode_delivery(delivery),
+            "1" if becomes_final else "0",
+            num(retain_until),
+            delivery.status.value,
+        ]
+        return bool(self._replace(keys=keys, args=args)[0])
 
     def cancel_deliveries(
         self,

@@ -7,8 +7,9 @@ targets in id order (a list), ``cmd:{id}:f`` its deliveries in flight scored by 
 used again; the command hash holds the plan (``window``, ``maxFailures`` (-1: none),
 ``interval``, ``expiry``) and the counters (``failures``, ``occupied``: in flight right
 after the last claim, ``lastSentAt``); ``rollouts-due`` scores each rollout by when a claim
-is due (0: at once). The rules are core/rollout.py's; the memory store calls them, these
-scripts restate them, and tests/stores pins that both agree.
+is due (0: at once). The rules are core/rollout.py's (an ack's, core/acknowledgement.py's);
+the memory store calls them, these scripts restate them, and tests/stores pins that both
+agree.
 
 Times that are stored are passed in as Python's ``repr`` or formatted with 17 significant
 digits, so that they read back as the very float Python computed (Lua's own ``tostring``
@@ -107,6 +108,77 @@ for i = 0, #KEYS / 3 - 1 do
   end
 end
 return replaced
+"""
+)
+
+# Agents' acks, any number in one call (core/acknowledgement.py's rules, restated). Per
+# ack, KEYS: command hash, deliveries hash, in-flight set; ARGV: command id, agent id,
+# wanted status, acknowledged-at and result (both JSON, as the delivery stores them), now,
+# retain-until. Answers {verdict, delivery JSON as found ('' when none), n, ...} with n the
+# command's place in the second answer, each command's HGETALL once (n is 0 for 'none':
+# no such command or delivery). Each ack is judged as if it had been sent alone, in order.
+ACKNOWLEDGE = (
+    _PRELUDE
+    + """
+local function deadline_of(fields, delivery)
+  if fields['window'] == nil then
+    if fields['expiresAt'] == '' then return nil end
+    return tonumber(fields['expiresAt'])
+  end
+  local sent = delivery['sentAt']
+  if sent == nil or sent == cjson.null then return nil end
+  return tonumber(sent) + tonumber(fields['expiry'])
+end
+
+local answers, commands, fields_of, place_of = {}, {}, {}, {}
+for i = 0, #KEYS / 3 - 1 do
+  local k, a = i * 3, i * 7
+  local command_key, agent, wanted = KEYS[k + 1], ARGV[a + 2], ARGV[a + 3]
+  local place = place_of[command_key]
+  if place == nil then
+    place = 0
+    local flat = redis.call('HGETALL', command_key)
+    if #flat > 0 then
+      local fields = {}
+      for j = 1, #flat, 2 do fields[flat[j]] = flat[j + 1] end
+      commands[#commands + 1] = flat
+      place = #commands
+      fields_of[place] = fields
+    end
+    place_of[command_key] = place
+  end
+  local current = place > 0 and redis.call('HGET', KEYS[k + 2], agent)
+  local verdict = 'none'
+  if current then
+    local delivery = cjson.decode(current)
+    local status = delivery['status']
+    local deadline = deadline_of(fields_of[place], delivery)
+    if status == wanted then
+      verdict = 'repeated'
+    elseif status == 'ACKNOWLEDGED' or status == 'FAILED' then
+      verdict = 'already'
+    elseif status == 'CANCELLED' then
+      verdict = 'cancelled'
+    elseif status == 'EXPIRED' or (deadline and tonumber(ARGV[a + 6]) >= deadline) then
+      verdict = 'expired'
+    else
+      verdict = 'recorded'
+      -- Written as Python writes it; deliveredAt's text is copied (cjson would round it).
+      local sent = delivery['sentAt']
+      redis.call('HSET', KEYS[k + 2], agent, '{"status":"' .. wanted
+        .. '","deliveredAt":' .. string.match(current, '"deliveredAt":([^,}]+)')
+        .. ',"acknowledgedAt":' .. ARGV[a + 4] .. ',"result":' .. ARGV[a + 5]
+        .. ((sent == nil or sent == cjson.null) and '' or ',"sentAt":' .. cjson.encode(sent))
+        .. '}')
+      closed(ARGV[a + 1], command_key, KEYS[k + 3], {agent}, wanted == 'FAILED' and 1 or 0,
+             ARGV[a + 7])
+    end
+  end
+  answers[#answers + 1] = verdict
+  answers[#answers + 1] = current or ''
+  answers[#answers + 1] = current and place or 0
+end
+return {answers, commands}
 """
 )
 

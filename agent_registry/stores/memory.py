@@ -13,8 +13,10 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import replace
 from functools import partial
 
+from ..core.acknowledgement import AckOutcome, AckVerdict, acknowledged, judge_ack
 from ..core.agent_query import EVERY_AGENT, AgentQuery, ids_after, keyset_pages
 from ..core.models import (
+    AckResult,
     Agent,
     AgentState,
     Command,
@@ -299,6 +301,20 @@ class MemoryCommandStore:
                 )
                 marked += 1
         return marked
+
+    def acknowledge(
+        self, command_id: str, agent_id: str, result: AckResult, now: float, retain_until: float
+    ) -> AckOutcome | None:
+        found = self.get_delivery(command_id, agent_id)
+        if found is None:
+            return None
+        command, current = found
+        verdict = judge_ack(command, current, result.status.delivery_status, now)
+        if verdict is not AckVerdict.RECORDED:
+            return AckOutcome(verdict, command, current)
+        done = acknowledged(current, result, now)
+        self.replace_delivery(command_id, current.status, done, retain_until)  # nothing between
+        return AckOutcome(verdict, command, done)
 
     def replace_delivery(
         self,

@@ -1,16 +1,14 @@
-"""Group commit of acks: concurrent greenlets' delivery reads share one transaction (each
-command read once, its deliveries in one HMGET) and their replacements one script call,
-each with its own answer, and a compare-and-set still lets only one of two racing acks
-win."""
+"""Group commit of acks: concurrent greenlets' acks share one call of the ack script (each
+command read once in it), each with its own outcome, and two racing acks of one delivery
+in one batch still record it once."""
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 import gevent
 import pytest
 import redis
 
+from agent_registry.core.acknowledgement import AckVerdict
 from agent_registry.core.models import (
     AckResult,
     AckStatus,
@@ -28,6 +26,7 @@ pytestmark = pytest.mark.redis
 
 DELIVERED, ACKNOWLEDGED = DeliveryStatus.DELIVERED, DeliveryStatus.ACKNOWLEDGED
 AGENTS = [f"a{index:03}" for index in range(200)]
+SUCCESS, FAILURE = AckResult(AckStatus.SUCCESS), AckResult(AckStatus.FAILURE, "no")
 
 
 def calls(client: redis.Redis, command: str) -> int:
@@ -42,38 +41,33 @@ def store(redis_client) -> RedisCommandStore:
     return store
 
 
-def ack(store: RedisCommandStore, agent_id: str) -> bool:
-    """What Commands.acknowledge asks of the store: read the delivery, then replace it."""
-    found = store.get_delivery("c1", agent_id)
-    assert found is not None
-    _, current = found
-    done = replace(
-        current, status=ACKNOWLEDGED, acknowledged_at=T0 + 1, result=AckResult(AckStatus.SUCCESS)
-    )
-    return store.replace_delivery("c1", current.status, done, T0 + 3600)
+def ack(store: RedisCommandStore, agent_id: str, command_id: str = "c1", result=SUCCESS):
+    """What Commands.acknowledge asks of the store."""
+    outcome = store.acknowledge(command_id, agent_id, result, T0 + 1, T0 + 3600)
+    return None if outcome is None else outcome.verdict
 
 
-def test_acks_from_many_greenlets_share_one_read_and_one_write_round_trip(store, redis_client):
+def test_acks_from_many_greenlets_share_one_script_call(store, redis_client):
     ack(store, AGENTS[0])  # loads the script (a NOSCRIPT retry is a call)
-    assert store.read_batches is not None and store.replace_batches is not None
-    reads, writes = store.read_batches.batches, store.replace_batches.batches
-    before = {name: calls(redis_client, name) for name in ("hgetall", "hmget", "exec", "evalsha")}
+    assert store.ack_batches is not None
+    batches = store.ack_batches.batches
+    names = ("hgetall", "hmget", "hget", "exec", "evalsha")
+    before = {name: calls(redis_client, name) for name in names}
 
     acks = [gevent.spawn(ack, store, agent_id) for agent_id in AGENTS[1:]]
-    missing = gevent.spawn(store.get_delivery, "c1", "nobody")
+    missing = gevent.spawn(ack, store, "nobody")
     gevent.joinall([*acks, missing], raise_error=True)
 
-    assert [a.value for a in acks] == [True] * 199
+    assert [a.value for a in acks] == [AckVerdict.RECORDED] * 199
     assert missing.value is None
-    # 200 reads waited for one flusher: one transaction, the command read once in it.
-    assert store.read_batches.batches - reads == 1
-    assert store.replace_batches.batches - writes == 1
-    # By Redis's own counters: one transaction reading the command once and its deliveries
-    # in one HMGET; one script call writing all 199.
+    # 200 acks waited for one flusher: one batch, one script call reading the command once
+    # (the script's own HGETs, one per ack, are counted by Redis too).
+    assert store.ack_batches.batches - batches == 1
     assert {name: calls(redis_client, name) - count for name, count in before.items()} == {
         "hgetall": 1,
-        "hmget": 1,
-        "exec": 1,
+        "hmget": 0,
+        "hget": 200,
+        "exec": 0,
         "evalsha": 1,
     }
     snapshot = store.get("c1")
@@ -83,53 +77,34 @@ def test_acks_from_many_greenlets_share_one_read_and_one_write_round_trip(store,
 
 
 def test_two_racing_acks_of_one_delivery_in_one_batch_record_it_once(store):
-    found = store.get_delivery("c1", "a007")
-    assert found is not None
-    _, current = found
-    acked = replace(current, status=ACKNOWLEDGED, acknowledged_at=T0 + 1)
-    failed = replace(current, status=DeliveryStatus.FAILED, acknowledged_at=T0 + 1)
-    racing = [
-        gevent.spawn(store.replace_delivery, "c1", DELIVERED, final, T0 + 3600)
-        for final in (acked, failed)
-    ]
+    racing = [gevent.spawn(ack, store, "a007", "c1", result) for result in (SUCCESS, FAILURE)]
     gevent.joinall(racing, raise_error=True)
 
-    assert [r.value for r in racing] == [True, False]
-    found = store.get_delivery("c1", "a007")
-    assert found is not None and found[1].status is ACKNOWLEDGED
+    assert [r.value for r in racing] == [AckVerdict.RECORDED, AckVerdict.ALREADY_FINAL]
     snapshot = store.get("c1")
-    assert snapshot is not None and snapshot.summary()["failed"] == 0
+    assert snapshot is not None
+    assert snapshot.summary()["acknowledged"] == 1 and snapshot.summary()["failed"] == 0
 
 
-def test_one_batch_over_two_commands_answers_each_delivery_of_each(store, redis_client):
+def test_one_batch_over_two_commands_answers_each_ack_with_its_own_command(store):
     other = Command("c2", CommandType.REPLAY, {}, Target(TargetKind.ALL), T0, T0 + 60)
     store.add(other, [Delivery("a001", DELIVERED, delivered_at=T0)])
-    reads = [
-        gevent.spawn(store.get_delivery, command_id, agent_id)
-        for command_id, agent_id in (("c1", "a001"), ("c2", "a001"), ("c2", "a002"), ("c1", "a002"))
+    wanted = [("c1", "a001"), ("c2", "a001"), ("c2", "a002"), ("c1", "a002"), ("c1", "a001")]
+    acks = [
+        gevent.spawn(store.acknowledge, command_id, agent_id, SUCCESS, T0 + 1, T0 + 3600)
+        for command_id, agent_id in wanted
     ]
-    gevent.joinall(reads, raise_error=True)
-    found = [r.value for r in reads]
-    assert [None if f is None else (f[0].id, f[1].agent_id) for f in found] == [
-        ("c1", "a001"),
-        ("c2", "a001"),
+    gevent.joinall(acks, raise_error=True)
+
+    found = [a.value for a in acks]
+    assert [
+        None if f is None else (f.command.id, f.delivery.agent_id, f.verdict) for f in found
+    ] == [
+        ("c1", "a001", AckVerdict.RECORDED),
+        ("c2", "a001", AckVerdict.RECORDED),
         None,  # c2 was not sent to a002
-        ("c1", "a002"),
+        ("c1", "a002", AckVerdict.RECORDED),
+        ("c1", "a001", AckVerdict.REPEATED),  # the first of the batch recorded it
     ]
-
-    done = replace(found[1][1], status=ACKNOWLEDGED, acknowledged_at=T0 + 1)
-    writes = [
-        gevent.spawn(store.replace_delivery, "c2", DELIVERED, done, T0 + 3600),
-        gevent.spawn(store.replace_delivery, "c1", ACKNOWLEDGED, done, T0 + 3600),  # not so
-    ]
-    gevent.joinall(writes, raise_error=True)
-    assert [w.value for w in writes] == [True, False]
     assert store.get("c2").summary()["acknowledged"] == 1
-    assert store.get("c1").summary()["acknowledged"] == 0
-
-
-def test_two_reads_of_one_delivery_in_one_batch_each_get_it(store):
-    reads = [gevent.spawn(store.get_delivery, "c1", "a001") for _ in range(2)]
-    gevent.joinall(reads, raise_error=True)
-
-    assert [(r.value[0].id, r.value[1].agent_id) for r in reads] == [("c1", "a001")] * 2
+    assert store.get("c1").summary()["acknowledged"] == 2

@@ -11,6 +11,7 @@ from dataclasses import replace
 import gevent
 import pytest
 
+from agent_registry.core.acknowledgement import AckVerdict
 from agent_registry.core.models import (
     AckResult,
     AckStatus,
@@ -56,12 +57,15 @@ def add(commands, command: Command, ids: list[str] = IDS) -> None:
 
 
 def final(commands, agent_id: str, status: DeliveryStatus, command_id: str = "r1") -> None:
-    _, current = commands.get_delivery(command_id, agent_id)
-    result = None
-    if status in (ACKNOWLEDGED, FAILED):
+    if status in (ACKNOWLEDGED, FAILED):  # as an agent's ack makes it final
         result = AckResult(AckStatus.SUCCESS if status is ACKNOWLEDGED else AckStatus.FAILURE)
-    changed = replace(current, status=status, result=result)
-    assert commands.replace_delivery(command_id, current.status, changed, RETAIN)
+        outcome = commands.acknowledge(command_id, agent_id, result, T0, RETAIN)
+        assert outcome.verdict is AckVerdict.RECORDED
+        return
+    _, current = commands.get_delivery(command_id, agent_id)
+    assert commands.replace_delivery(
+        command_id, current.status, replace(current, status=status), RETAIN
+    )
 
 
 def sent_at(commands, command_id: str = "r1") -> dict[str, float | None]:

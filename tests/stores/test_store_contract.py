@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from agent_registry.core.acknowledgement import AckVerdict
 from agent_registry.core.agent_query import EVERY_AGENT, AgentQuery
 from agent_registry.core.models import (
     AckResult,
@@ -38,6 +39,7 @@ from harness.clock import T0
 LIVE, STALE, DEAD = AgentState.LIVE, AgentState.STALE, AgentState.DEAD
 PENDING, DELIVERED = DeliveryStatus.PENDING, DeliveryStatus.DELIVERED
 ACKNOWLEDGED, EXPIRED = DeliveryStatus.ACKNOWLEDGED, DeliveryStatus.EXPIRED
+CANCELLED, FAILED = DeliveryStatus.CANCELLED, DeliveryStatus.FAILED
 
 
 def listed(agents: AgentStore, **where: Any) -> list[str]:
@@ -377,6 +379,73 @@ def test_replace_delivery_is_a_compare_and_set_on_the_status(commands):
     assert commands.due_purges(T0 + 3660, 10) == ["c1"]
 
 
+def test_acknowledge_records_the_result_once_exactly_as_given(commands):
+    commands.add(command("c1"), [Delivery("a"), Delivery("b")])
+    delivered_at = T0 + 0.123456789012  # more digits than Lua's own number formatting keeps
+    delivered = Delivery("a", DELIVERED, delivered_at)
+    assert commands.replace_delivery("c1", PENDING, delivered, T0 + 3600)
+    result = AckResult(AckStatus.SUCCESS, "done \u00e9", {"list": [], "map": {}, "n": 1.5})
+    at = T0 + 2.987654321098
+
+    outcome = commands.acknowledge("c1", "a", result, at, T0 + 3600)
+
+    recorded = Delivery("a", ACKNOWLEDGED, delivered_at, at, result)
+    assert (outcome.verdict, outcome.command, outcome.delivery) == (
+        AckVerdict.RECORDED,
+        command("c1"),
+        recorded,
+    )
+    assert commands.get_delivery("c1", "a") == (command("c1"), recorded)
+    again = commands.acknowledge("c1", "a", result, at + 1, T0 + 3601)
+    assert (again.verdict, again.delivery) == (AckVerdict.REPEATED, recorded)
+    assert commands.due_purges(T0 + 10_000, 10) == []  # "b" is still open
+    failed = commands.acknowledge("c1", "b", AckResult(AckStatus.FAILURE), at, T0 + 3700)
+    assert failed.delivery == Delivery("b", FAILED, None, at, AckResult(AckStatus.FAILURE))
+    assert commands.due_purges(T0 + 3699, 10) == []
+    assert commands.due_purges(T0 + 3700, 10) == ["c1"]
+
+
+@pytest.mark.parametrize(
+    ("status", "ack", "verdict"),
+    [
+        (ACKNOWLEDGED, AckStatus.FAILURE, AckVerdict.ALREADY_FINAL),
+        (FAILED, AckStatus.SUCCESS, AckVerdict.ALREADY_FINAL),
+        (FAILED, AckStatus.FAILURE, AckVerdict.REPEATED),
+        (CANCELLED, AckStatus.SUCCESS, AckVerdict.CANCELLED),
+        (EXPIRED, AckStatus.SUCCESS, AckVerdict.EXPIRED),
+    ],
+)
+def test_acknowledge_leaves_a_final_delivery_as_it_was(commands, status, ack, verdict):
+    commands.add(command("c1"), [Delivery("a")])
+    found = Delivery("a", status, acknowledged_at=T0 + 1)
+    assert commands.replace_delivery("c1", PENDING, found, T0 + 3600)
+
+    outcome = commands.acknowledge("c1", "a", AckResult(ack), T0 + 2, T0 + 3600)
+
+    assert (outcome.verdict, outcome.delivery) == (verdict, found)
+    assert commands.get_delivery("c1", "a")[1] == found
+
+
+@pytest.mark.parametrize(
+    ("at", "verdict"),
+    [(T0 + 59.999, AckVerdict.RECORDED), (T0 + 60, AckVerdict.EXPIRED)],
+    ids=["before-the-deadline", "at-the-deadline"],
+)
+def test_acknowledge_after_the_deadline_is_expired_and_changes_nothing(commands, at, verdict):
+    commands.add(command("c1", expires=T0 + 60), [Delivery("a")])
+    outcome = commands.acknowledge("c1", "a", AckResult(AckStatus.SUCCESS), at, T0 + 3600)
+    assert outcome.verdict is verdict
+    stored = commands.get_delivery("c1", "a")[1]
+    assert stored.status is (ACKNOWLEDGED if verdict is AckVerdict.RECORDED else PENDING)
+
+
+def test_acknowledge_of_no_such_delivery_is_none(commands):
+    commands.add(command("c1"), [Delivery("a")])
+    assert commands.acknowledge("c1", "zz", AckResult(AckStatus.SUCCESS), T0, T0) is None
+    assert commands.acknowledge("nope", "a", AckResult(AckStatus.SUCCESS), T0, T0) is None
+    assert commands.get_delivery("c1", "a")[1] == Delivery("a")
+
+
 def test_for_agent_newest_first_filtered_by_status(commands):
     commands.add(command("c1", created=T0), [Delivery("a")])
     commands.add(command("c2", created=T0 + 1), [Delivery("a"), Delivery("b")])
@@ -448,8 +517,6 @@ def test_stored_records_round_trip_exactly(agents):
 
 
 # Fleet operations: delete, the DEAD index, cancel ------------------------------------------
-
-CANCELLED, FAILED = DeliveryStatus.CANCELLED, DeliveryStatus.FAILED
 
 
 def dead_agent(agents, agent_id: str, dead_at: float, group: str = "g") -> None:
