@@ -11,7 +11,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -22,8 +22,10 @@ from harness.wait import holds_for, wait_until
 
 pytestmark = pytest.mark.e2e
 
-STALE_AFTER = 2.0
-DEAD_AFTER = 2.0
+# A heartbeat every BEAT_EVERY against a STALE_AFTER twelve times as long: the agents'
+# heartbeat threads share a loaded machine with the rest of the suite.
+STALE_AFTER = 3.0
+DEAD_AFTER = 1.0
 LIFECYCLE = {
     "AGENT_REGISTRY_STALE_AFTER_SECONDS": str(STALE_AFTER),
     "AGENT_REGISTRY_DEAD_AFTER_SECONDS": str(DEAD_AFTER),
@@ -32,7 +34,7 @@ LIFECYCLE = {
 }
 AGENTS = 20
 BEAT_EVERY = 0.25
-PAUSE = 3 * STALE_AFTER  # longer than STALE + DEAD together
+PAUSE = STALE_AFTER + DEAD_AFTER + 1.0  # longer than STALE + DEAD together
 SLACK = 2.0  # for a loaded machine: a sweep late, a poll late
 
 
@@ -44,6 +46,7 @@ class Heartbeats:
         self.url = url
         self.silenced = {agent_id: threading.Event() for agent_id in agent_ids}
         self.answers: dict[int, int] = {}
+        self.last_answered: dict[str, float] = {}  # agent id -> time.time() of its last 204
         self._lock = threading.Lock()
         self._threads = [
             threading.Thread(target=self._beat, args=(agent_id,), daemon=True)
@@ -75,6 +78,13 @@ class Heartbeats:
                     status = 0
                 with self._lock:
                     self.answers[status] = self.answers.get(status, 0) + 1
+                    if status == 204:
+                        self.last_answered[agent_id] = time.time()
+
+    def beaten_since(self, moment: float) -> bool:
+        """Every agent had a heartbeat answered after ``moment`` (``time.time()``)."""
+        with self._lock:
+            return all(self.last_answered.get(i, 0) > moment for i in self.silenced)
 
 
 def agents_by_id(http: httpx.Client) -> dict[str, dict]:
@@ -83,32 +93,45 @@ def agents_by_id(http: httpx.Client) -> dict[str, dict]:
 
 def pause_and_check(server: GunicornServer, pause: Callable[[], None], resume: Callable[[], None]):
     """Heartbeating agents across a pause of PAUSE seconds: none goes STALE or DEAD (each is
-    LIVE with the stateChangedAt of its registration), and afterwards the agents that stop
+    LIVE with the stateChangedAt it had before the pause), and afterwards the agents that stop
     heartbeating go STALE on time, dated their last heartbeat + staleAfter."""
     agent_ids = [f"grace-{n:02d}" for n in range(AGENTS)]
     with httpx.Client(base_url=server.url, timeout=30) as http:
         for agent_id in agent_ids:
             answer = http.post("/api/v1/agents/register", json={"id": agent_id, "group": "g"})
             assert answer.status_code == 201
-        registered = {agent_id: a["stateChangedAt"] for agent_id, a in agents_by_id(http).items()}
+        beating_from = time.time()
         with Heartbeats(server.url, agent_ids) as beats:
+            # Paused only once every agent heartbeats: a deadline that passed before the pause
+            # is not the pause's doing.
+            assert wait_until(lambda: beats.beaten_since(beating_from), SLACK)
+            before = agents_by_id(http)
+            assert {a["state"] for a in before.values()} == {"LIVE"}, before
+            unpaused = {agent_id: a["stateChangedAt"] for agent_id, a in before.items()}
             pause()
             try:
                 time.sleep(PAUSE)  # the pause itself; the agents go on heartbeating meanwhile
             finally:
                 resume()
+                resumed_at = datetime.fromtimestamp(time.time(), UTC).isoformat()
             # Grace lasts STALE_AFTER from the end of the pause: past it, anyone the pause
             # had made STALE (or DEAD) would have been revived by a heartbeat, which shows as a
-            # stateChangedAt other than the registration's.
+            # stateChangedAt other than before the pause.
             assert wait_until(lambda: len(agents_by_id(http)) == AGENTS, SLACK)
 
             def untouched() -> bool:
                 now = agents_by_id(http)
                 return {i: (a["state"], a["stateChangedAt"]) for i, a in now.items()} == {
-                    i: ("LIVE", changed) for i, changed in registered.items()
+                    i: ("LIVE", changed) for i, changed in unpaused.items()
                 }
 
-            assert holds_for(untouched, STALE_AFTER + SLACK), changed_since(http, registered)
+            # On failure: revived at about ``resumed_at`` (the sweep after the pause did not
+            # grace them) or later (their heartbeats stalled for STALE_AFTER).
+            assert holds_for(untouched, STALE_AFTER + SLACK), (
+                changed_since(http, unpaused),
+                f"resumed at {resumed_at}",
+                beats.answers,
+            )
             quiet = agent_ids[:5]
             beats.silence(quiet)
 
@@ -126,12 +149,12 @@ def pause_and_check(server: GunicornServer, pause: Callable[[], None], resume: C
         return beats.answers
 
 
-def changed_since(http: httpx.Client, registered: dict[str, str]) -> dict[str, tuple[str, str]]:
-    """The agents not LIVE since their registration: (state, stateChangedAt) of each."""
+def changed_since(http: httpx.Client, unpaused: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """The agents not LIVE since the snapshot: (state, stateChangedAt) of each."""
     return {
         agent_id: (agent["state"], agent["stateChangedAt"])
         for agent_id, agent in agents_by_id(http).items()
-        if (agent["state"], agent["stateChangedAt"]) != ("LIVE", registered.get(agent_id))
+        if (agent["state"], agent["stateChangedAt"]) != ("LIVE", unpaused.get(agent_id))
     }
 
 
