@@ -30,7 +30,7 @@ from .client import (
     text_set,
     texts,
 )
-from .group_commit import GroupCommit, group_commit_if, send_one
+from .group_commit import GroupCommit, group_commit_if, held_connection_if, send_one
 
 P = "ar:"
 ALL_AGENTS = P + "agents"
@@ -295,6 +295,7 @@ class RedisAgentStore(ReportsOutages):
         self.heartbeat_batches: GroupCommit[_Heartbeat, int] | None = group_commit_if(
             group_commit, self._record_heartbeats
         )
+        self._heartbeat_connection = held_connection_if(group_commit, client)
         # An agent token's check on every ack (``Registry.check_generation``).
         self.generation_batches: GroupCommit[str, int | None] | None = group_commit_if(
             group_commit, self._generations
@@ -330,8 +331,9 @@ class RedisAgentStore(ReportsOutages):
 
     def _record_heartbeats(self, heartbeats: builtins.list[_Heartbeat]) -> builtins.list[int]:
         outcomes = self._heartbeats(
-            keys=[agent_key(heartbeat[0]) for heartbeat in heartbeats],
-            args=[field for heartbeat in heartbeats for field in heartbeat],
+            [agent_key(heartbeat[0]) for heartbeat in heartbeats],
+            [field for heartbeat in heartbeats for field in heartbeat],
+            self._heartbeat_connection(),
         )
         return [int(outcome) for outcome in outcomes]
 

@@ -33,7 +33,7 @@ from ..core.models import (
 )
 from ..core.rollout import RolloutPlan
 from .client import ReportsOutages, guard_public_methods, num, text_hash, texts
-from .group_commit import GroupCommit, group_commit_if, send_one
+from .group_commit import GroupCommit, group_commit_if, held_connection_if, send_one
 from .rollout_scripts import ACKNOWLEDGE, CANCEL, CLAIM, EXPIRY_DONE, REPLACE_DELIVERIES
 
 P = "ar:"
@@ -216,6 +216,7 @@ class RedisCommandStore(ReportsOutages):
         self.ack_batches: GroupCommit[_Ack, AckOutcome | None] | None = group_commit_if(
             group_commit, self._acknowledge_all
         )
+        self._ack_connection = held_connection_if(group_commit, client)
         self._mark_delivered = client.register_script(_MARK_DELIVERED)
         self._cancel = client.register_script(CANCEL)
         self._claim = client.register_script(CLAIM)
@@ -291,7 +292,7 @@ class RedisCommandStore(ReportsOutages):
         args = [arg for ack in acks for arg in ack.args]
         # The script reads 3 keys and 7 args per ack: out of step, it would misread all.
         assert len(keys) == 3 * len(acks) and len(args) == 7 * len(acks)
-        answers, flat_commands = self._acknowledge(keys=keys, args=args)
+        answers, flat_commands = self._acknowledge(keys, args, self._ack_connection())
         commands = [
             _decode_command(dict(zip(flat[::2], flat[1::2], strict=True))) for flat in flat_commands
         ]

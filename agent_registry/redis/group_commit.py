@@ -93,6 +93,39 @@ def group_commit_if(
     return GroupCommit(send) if enabled else None
 
 
+class HeldConnection:
+    """A client on one connection of ``client``'s pool, held for good, for the flusher of
+    one group commit (which has one batch on the wire at a time).
+
+    Checking a connection out of the pool is dear under gevent: redis-py first polls it
+    for unread data, with a gevent ``poll`` each time. Measured here, a ``PING`` through
+    the pool took about 100 us of CPU and one on a held connection 60 us; for a heartbeat
+    or an ack that is most of what the batch costs per item (docs/performance.md).
+
+    The connection is taken at the first batch, so that a server started while Redis is
+    down still starts. It keeps the pool's timeouts and retry, and redis-py drops it on any
+    error mid-call (a killed greenlet too), so no reply is left unread for the next batch;
+    the next call connects again.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._pool = client.connection_pool
+        self._client: redis.Redis | None = None
+
+    def __call__(self) -> redis.Redis:
+        if self._client is None:
+            self._client = redis.Redis(connection_pool=self._pool, single_connection_client=True)
+        return self._client
+
+
+def held_connection_if(enabled: bool, client: redis.Redis) -> Callable[[], redis.Redis]:
+    """What a group commit's batches are sent on: a held connection, or (no group commit:
+    callers are threads, or tests) the shared client, whose pool serves them at once."""
+    if enabled:
+        return HeldConnection(client)
+    return lambda: client
+
+
 def send_one(
     batches: GroupCommit[I, R] | None, send: Callable[[list[I]], Sequence[R]], item: I
 ) -> R:
