@@ -103,9 +103,11 @@ class HeldConnection:
     or an ack that is most of what the batch costs per item (docs/performance.md).
 
     The connection is taken at the first batch, so that a server started while Redis is
-    down still starts. It keeps the pool's timeouts and retry, and redis-py drops it on any
-    error mid-call (a killed greenlet too), so no reply is left unread for the next batch;
-    the next call connects again.
+    down still starts. It keeps the pool's timeouts, retry and health check. A held
+    connection skips the pool's check for unread data, which is safe because redis-py
+    drops the connection whenever a send or a read is interrupted (a timeout, a connection
+    error, a killed greenlet), so no reply is left unread for the next batch; the next call
+    connects again. An error reply (a failed script) was read whole and keeps it.
     """
 
     def __init__(self, client: redis.Redis) -> None:

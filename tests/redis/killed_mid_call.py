@@ -29,11 +29,15 @@ def main(url: str) -> None:
     waiting = gevent.spawn(held().blpop, ["killed-mid-call"], 10)
     blocked = wait_until(lambda: client.info("clients")["blocked_clients"] == 1, 5)
     waiting.kill()  # as a worker stopping kills its flusher
-    # Were the connection kept as it was, the BLPOP's reply would answer the next call.
+    killed = isinstance(waiting.value, gevent.GreenletExit)  # not ended by its reply timeout
+    # Redis has dropped the BLPOP once its connection is gone; were the connection kept as
+    # it was, this would time out, and the BLPOP's reply would answer the next call.
+    unblocked = wait_until(lambda: client.info("clients")["blocked_clients"] == 0, 5)
     client.rpush("killed-mid-call", "late")
     after = held().echo("after")
     left = client.llen("killed-mid-call")
-    json.dump({"blocked": bool(blocked), "after": after, "left": left}, sys.stdout)
+    seen = {"blocked": bool(blocked), "killed": killed, "unblocked": bool(unblocked)}
+    json.dump({**seen, "after": after, "left": left}, sys.stdout)
 
 
 if __name__ == "__main__":

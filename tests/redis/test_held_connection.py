@@ -11,9 +11,10 @@ import pytest
 import redis
 
 from agent_registry.core.acknowledgement import AckVerdict
-from agent_registry.core.models import Delivery, DeliveryStatus
+from agent_registry.core.models import Delivery, DeliveryStatus, HeartbeatOutcome
 from agent_registry.errors import StoreUnavailable
 from agent_registry.redis.agents import RedisAgentStore
+from agent_registry.redis.client import connect
 from agent_registry.redis.commands import RedisCommandStore
 from harness.clock import T0
 from harness.process import ROOT
@@ -99,4 +100,19 @@ def test_a_call_killed_midway_leaves_no_reply_for_the_next(redis_server: RedisSe
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     # The BLPOP died with its connection: "late" stays in the list, and the next call on
     # the held connection gets its own reply.
-    assert seen == {"blocked": True, "after": "after", "left": 1}
+    assert seen == {"blocked": True, "killed": True, "unblocked": True, "after": "after", "left": 1}
+
+
+def test_a_held_connection_connects_again_after_redis_restarts(tmp_path):
+    redis_server = RedisServer(tmp_path).start()
+    try:
+        store = RedisAgentStore(connect(redis_server.url), group_commit=True)
+        agent = registered(store, "a1")
+        assert store.heartbeat(agent.id, T0 + 1, T0 + 91) is HeartbeatOutcome.RECORDED
+        redis_server.stop()
+        with pytest.raises(StoreUnavailable):
+            store.heartbeat(agent.id, T0 + 2, T0 + 92)
+        redis_server.start()  # the same port, no data kept
+        assert store.heartbeat(agent.id, T0 + 3, T0 + 93) is HeartbeatOutcome.UNKNOWN
+    finally:
+        redis_server.stop()
