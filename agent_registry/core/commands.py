@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, assert_never
 
 from ..clock import Clock
 from ..errors import (
@@ -219,6 +219,10 @@ class Commands:
                 raise CommandExpired(
                     f"Command '{command_id}' expired for '{agent_id}' before it was acknowledged."
                 )
+            case AckVerdict.RECORDED:
+                pass
+            case unknown:
+                assert_never(unknown)
         # Successes are routine (one per agent per command); failures need eyes.
         log.log(
             logging.DEBUG if result.status is AckStatus.SUCCESS else logging.WARNING,

@@ -199,6 +199,7 @@ class _Ack:
 
     keys: list[str]
     args: list[EncodableT]
+    agent_id: str
     result: AckResult
     now: float
 
@@ -281,6 +282,7 @@ class RedisCommandStore(ReportsOutages):
                 num(now),
                 num(retain_until),
             ],
+            agent_id,
             result,
             now,
         )
@@ -303,7 +305,7 @@ class RedisCommandStore(ReportsOutages):
             if command is None:
                 outcomes.append(None)
                 continue
-            current = _decode_delivery(str(ack.args[1]), text)
+            current = _decode_delivery(ack.agent_id, text)
             recorded = verdict == AckVerdict.RECORDED
             outcomes.append(
                 AckOutcome(

@@ -83,7 +83,8 @@ local function agents_of(changed)
 end
 """
 
-# Compare-and-set of deliveries, any number in one call (a batch of acks). Per delivery,
+# Compare-and-set of deliveries, any number in one call (the expiry sweep sends one at a
+# time; acks have their own script, ACKNOWLEDGE). Per delivery,
 # KEYS: command hash, deliveries hash, in-flight set; ARGV: command id, agent id, expected
 # status, new delivery JSON, 1 if this change makes the delivery final, retain-until, new
 # status. Answers 1 (replaced) or 0 (not in the expected status, or gone) per delivery,

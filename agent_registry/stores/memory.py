@@ -313,7 +313,9 @@ class MemoryCommandStore:
         if verdict is not AckVerdict.RECORDED:
             return AckOutcome(verdict, command, current)
         done = acknowledged(current, result, now)
-        self.replace_delivery(command_id, current.status, done, retain_until)  # nothing between
+        # Nothing runs between the read and this write (no greenlet switch): it applies.
+        replaced = self.replace_delivery(command_id, current.status, done, retain_until)
+        assert replaced
         return AckOutcome(verdict, command, done)
 
     def replace_delivery(

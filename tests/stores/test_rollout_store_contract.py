@@ -86,6 +86,29 @@ def test_a_new_rollout_is_due_and_its_first_claim_sends_the_window_in_id_order(c
     assert commands.claim("r1", T0 + 2, RETAIN).sent == []
 
 
+@pytest.mark.parametrize(
+    ("late", "verdict"),
+    [(EXPIRY - 0.001, AckVerdict.RECORDED), (EXPIRY, AckVerdict.EXPIRED)],
+    ids=["before-its-deadline", "at-its-deadline"],
+)
+def test_a_rollout_ack_is_judged_by_when_its_target_was_sent(commands, late, verdict):
+    """A rollout delivery expires EXPIRY after its own ``sentAt`` (the command has no
+    ``expiresAt`` while it sends), and an ack keeps that ``sentAt``."""
+    add(commands, rollout(window=2))
+    sent = T0 + 5.123456789
+    assert commands.claim("r1", sent, RETAIN).sent == IDS[:2]
+
+    outcome = commands.acknowledge("r1", "t00", AckResult(AckStatus.SUCCESS), sent + late, RETAIN)
+
+    assert outcome.verdict is verdict
+    _, stored = commands.get_delivery("r1", "t00")
+    assert stored == outcome.delivery
+    assert (stored.status, stored.sent_at) == (
+        ACKNOWLEDGED if verdict is AckVerdict.RECORDED else PENDING,
+        sent,
+    )
+
+
 def test_a_final_delivery_makes_the_rollout_due_and_frees_its_slot(commands):
     add(commands, rollout(window=2))
     commands.claim("r1", T0, RETAIN)
