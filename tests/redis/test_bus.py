@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
 import redis
@@ -25,11 +22,10 @@ from agent_registry.streams.sse import command_frame
 from harness.clock import T0, FakeClock
 from harness.redis_server import RedisServer
 from harness.wait import wait_until
-from tests.redis.helpers import command
+from tests.redis.helpers import command, run_patched
 
 pytestmark = pytest.mark.redis
 
-REPO = Path(__file__).resolve().parents[2]
 PENDING, DELIVERED = DeliveryStatus.PENDING, DeliveryStatus.DELIVERED
 ACKNOWLEDGED = DeliveryStatus.ACKNOWLEDGED
 
@@ -337,16 +333,7 @@ def test_relays_while_not_started_and_tells_the_monitor_at_each_change(
 def test_a_publish_on_one_worker_reaches_a_stream_on_another(redis_server: RedisServer) -> None:
     """Run in a gevent-patched child (as a gunicorn worker is): see two_workers.py."""
     redis_server.flush()
-    run = subprocess.run(
-        [sys.executable, "-W", "error", "-m", "tests.redis.two_workers", redis_server.url],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout) == {
+    assert run_patched("tests.redis.two_workers", redis_server.url) == {
         "subscribed": True,
         "arrived": True,
         "queued": ["c1"],

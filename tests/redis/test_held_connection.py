@@ -3,10 +3,6 @@ per batch, taken only at the first batch, and safe when a call is killed midway.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 import redis
 
@@ -17,9 +13,8 @@ from agent_registry.redis.agents import RedisAgentStore
 from agent_registry.redis.client import connect
 from agent_registry.redis.commands import RedisCommandStore
 from harness.clock import T0
-from harness.process import ROOT
 from harness.redis_server import RedisServer
-from tests.redis.helpers import command
+from tests.redis.helpers import command, run_patched
 from tests.redis.test_ack_group_commit import ack
 from tests.redis.test_group_commit import registered
 
@@ -89,15 +84,7 @@ def test_a_store_with_group_commit_is_built_while_redis_is_down(dead_client):
 
 
 def test_a_call_killed_midway_leaves_no_reply_for_the_next(redis_server: RedisServer):
-    done = subprocess.run(
-        [sys.executable, "-W", "error", "-m", "tests.redis.killed_mid_call", redis_server.url],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = run_patched("tests.redis.killed_mid_call", redis_server.url)
     # The BLPOP died with its connection: "late" stays in the list, and the next call on
     # the held connection gets its own reply.
     assert seen == {"blocked": True, "killed": True, "unblocked": True, "after": "after", "left": 1}
