@@ -195,13 +195,28 @@ def _decode_command(fields: dict[str, str]) -> Command | None:
 
 @dataclass(frozen=True, slots=True)
 class _Ack:
-    """One ack as the script takes it (3 keys, 7 args), and what its outcome is built from."""
+    """One ack: what the script takes (3 keys, 6 args), and what its outcome is built from."""
 
-    keys: list[str]
-    args: list[EncodableT]
+    command_id: str
     agent_id: str
     result: AckResult
     now: float
+    retain_until: float
+
+    def script_keys(self) -> list[str]:
+        cid = self.command_id
+        return [command_key(cid), deliveries_key(cid), in_flight_key(cid)]
+
+    def script_args(self) -> list[EncodableT]:
+        # ``num(now)`` is also its JSON text (a float's repr), stored as acknowledgedAt.
+        return [
+            self.command_id,
+            self.agent_id,
+            self.result.status.delivery_status.value,
+            num(self.now),
+            json.dumps(_result_fields(self.result), separators=(",", ":")),
+            num(self.retain_until),
+        ]
 
 
 @guard_public_methods
@@ -271,29 +286,15 @@ class RedisCommandStore(ReportsOutages):
     def acknowledge(
         self, command_id: str, agent_id: str, result: AckResult, now: float, retain_until: float
     ) -> AckOutcome | None:
-        ack = _Ack(
-            [command_key(command_id), deliveries_key(command_id), in_flight_key(command_id)],
-            [
-                command_id,
-                agent_id,
-                result.status.delivery_status.value,
-                json.dumps(now),
-                json.dumps(_result_fields(result), separators=(",", ":")),
-                num(now),
-                num(retain_until),
-            ],
-            agent_id,
-            result,
-            now,
-        )
+        ack = _Ack(command_id, agent_id, result, now, retain_until)
         return send_one(self.ack_batches, self._acknowledge_all, ack)
 
     def _acknowledge_all(self, acks: builtins.list[_Ack]) -> builtins.list[AckOutcome | None]:
         """All of them in one call of the script, which reads each command once."""
-        keys = [key for ack in acks for key in ack.keys]
-        args = [arg for ack in acks for arg in ack.args]
-        # The script reads 3 keys and 7 args per ack: out of step, it would misread all.
-        assert len(keys) == 3 * len(acks) and len(args) == 7 * len(acks)
+        keys = [key for ack in acks for key in ack.script_keys()]
+        args = [arg for ack in acks for arg in ack.script_args()]
+        # The script reads 3 keys and 6 args per ack: out of step, it would misread all.
+        assert len(keys) == 3 * len(acks) and len(args) == 6 * len(acks)
         answers, flat_commands = self._acknowledge(keys, args, self._ack_connection())
         commands = [
             _decode_command(dict(zip(flat[::2], flat[1::2], strict=True))) for flat in flat_commands

@@ -114,10 +114,11 @@ return replaced
 
 # Agents' acks, any number in one call (core/acknowledgement.py's rules, restated). Per
 # ack, KEYS: command hash, deliveries hash, in-flight set; ARGV: command id, agent id,
-# wanted status, acknowledged-at and result (both JSON, as the delivery stores them), now,
-# retain-until. Answers {verdict, delivery JSON as found ('' when none), n, ...} with n the
-# command's place in the second answer, each command's HGETALL once (n is 0 for 'none':
-# no such command or delivery). Each ack is judged as if it had been sent alone, in order.
+# wanted status, now (its exact text, which is also the acknowledgedAt JSON), result (JSON,
+# as the delivery stores it), retain-until. Answers {verdict, delivery JSON as found ('' when
+# none), n, ...} with n the command's place in the second answer, each command's HGETALL
+# once (n is 0 for 'none': no such command or delivery). Each ack is judged as if it had
+# been sent alone, in order.
 ACKNOWLEDGE = (
     _PRELUDE
     + """
@@ -133,7 +134,7 @@ end
 
 local answers, commands, fields_of, place_of = {}, {}, {}, {}
 for i = 0, #KEYS / 3 - 1 do
-  local k, a = i * 3, i * 7
+  local k, a = i * 3, i * 6
   local command_key, agent, wanted = KEYS[k + 1], ARGV[a + 2], ARGV[a + 3]
   local place = place_of[command_key]
   if place == nil then
@@ -160,7 +161,7 @@ for i = 0, #KEYS / 3 - 1 do
       verdict = 'already'
     elseif status == 'CANCELLED' then
       verdict = 'cancelled'
-    elseif status == 'EXPIRED' or (deadline and tonumber(ARGV[a + 6]) >= deadline) then
+    elseif status == 'EXPIRED' or (deadline and tonumber(ARGV[a + 4]) >= deadline) then
       verdict = 'expired'
     else
       verdict = 'recorded'
@@ -172,7 +173,7 @@ for i = 0, #KEYS / 3 - 1 do
         .. ((sent == nil or sent == cjson.null) and '' or ',"sentAt":' .. cjson.encode(sent))
         .. '}')
       closed(ARGV[a + 1], command_key, KEYS[k + 3], {agent}, wanted == 'FAILED' and 1 or 0,
-             ARGV[a + 7])
+             ARGV[a + 6])
     end
   end
   answers[#answers + 1] = verdict
