@@ -136,14 +136,12 @@ class OperatorEvents:
         self._agent_changed(stream.agent_id)
 
     def _agent_changed(self, agent_id: str) -> None:
-        if self._publishing:
-            self._out_agents.add(agent_id)
-        self._take_in(agent_ids=[agent_id], fleet=True)
+        announced = self._publishing and _added(self._out_agents, agent_id)
+        self._take_in(agent_ids=[agent_id], fleet=True, news=announced)
 
     def _command_changed(self, command_id: str) -> None:
-        if self._publishing:
-            self._out_commands.mark(command_id)
-        self._take_in(command_ids=[command_id])
+        announced = self._publishing and self._out_commands.mark(command_id)
+        self._take_in(command_ids=[command_id], news=announced)
 
     # -- FleetNotices (the bus: what other processes announced) --
 
@@ -180,21 +178,32 @@ class OperatorEvents:
         deleted: Iterable[dict[str, Any]] = (),
         command_ids: Iterable[str] = (),
         fleet: bool = False,
+        news: bool = False,
     ) -> None:
         """Note what to send to this process's streams (nothing when there are none), and
-        make sure the flusher runs."""
+        make sure the flusher runs.
+
+        The flusher is woken only by ``news``: something it has not noted yet. What was
+        already noted is in the wait it computed (or it is about to take it), so the acks
+        of a fan-out, which mark one command thousands of times a second, wake it at most
+        once per turn of that command instead of once each.
+        """
+        deleted = list(deleted)
+        news = news or bool(deleted)
         if len(self._hub):
-            self._changed_agents.update(agent_ids)
+            for agent_id in agent_ids:
+                news |= _added(self._changed_agents, agent_id)
             self._deleted.extend(deleted)
             for command_id in command_ids:
-                self._paced.mark(command_id)
+                news |= self._paced.mark(command_id)
             if fleet:
-                self._paced.mark(_FLEET)
+                news |= self._paced.mark(_FLEET)
         elif not self._publishing:
             return
-        self._wake.set()
         if self._flusher is None:
             self._flusher = gevent.spawn(self._run)
+        elif news:
+            self._wake.set()
 
     def _idle(self) -> None:
         """The last operator stream here closed: forget what was left to send it."""
@@ -296,3 +305,11 @@ class OperatorEvents:
         if len(self._sent) > _REMEMBERED_COMMANDS:
             self._sent.popitem(last=False)
         self._hub.broadcast(event(data, event_type="command"))
+
+
+def _added(keys: set[str], key: str) -> bool:
+    """Add ``key``; whether it was not there yet."""
+    if key in keys:
+        return False
+    keys.add(key)
+    return True

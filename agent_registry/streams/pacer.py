@@ -26,9 +26,13 @@ class Pacer(Generic[K]):
     def __len__(self) -> int:
         return len(self._marked)
 
-    def mark(self, key: K) -> None:
-        """The key's state changed: send it at its next turn."""
+    def mark(self, key: K) -> bool:
+        """The key's state changed: send it at its next turn. Whether it was not marked
+        yet (a key already marked changes nothing in ``wait``)."""
+        if key in self._marked:
+            return False
         self._marked.add(key)
+        return True
 
     def take(self, now: float) -> list[K]:
         """The marked keys whose last send is at least ``interval`` before ``now``; each is

@@ -49,3 +49,11 @@ def test_clear_forgets_the_marks_but_keeps_the_pace():
     pacer.mark("a")
     assert pacer.take(0.1) == []
     assert pacer.take(0.3) == ["a"]
+
+
+def test_marking_says_whether_the_key_was_not_marked_yet():
+    pacer: Pacer[str] = Pacer(0.25)
+    assert pacer.mark("a") is True
+    assert pacer.mark("a") is False  # already counted in wait(): nothing to wake for
+    pacer.take(0.0)
+    assert pacer.mark("a") is True
