@@ -298,3 +298,16 @@ def test_racing_claims_never_send_a_target_twice_nor_overfill_the_window(workers
 
     assert Counter(sent) == Counter(TARGETS)  # each target once
     assert sent == sorted(sent)  # in id order
+
+
+def test_a_sent_target_marked_delivered_keeps_when_it_was_sent(commands):
+    add(commands, rollout(window=2))
+    sent = T0 + 5.123456789
+    assert commands.claim("r1", sent, RETAIN).sent == IDS[:2]
+
+    assert commands.mark_delivered("r1", IDS[:2], sent + 0.5) == 2
+
+    marked = {d.agent_id: d for d in commands.get("r1").deliveries if d.agent_id in IDS[:2]}
+    assert {(d.status, d.delivered_at, d.sent_at) for d in marked.values()} == {
+        (DeliveryStatus.DELIVERED, sent + 0.5, sent)
+    }

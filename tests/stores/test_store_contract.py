@@ -365,6 +365,13 @@ def test_mark_delivered_changes_only_pending_deliveries(commands):
     assert commands.mark_delivered("nope", ["a"], T0) == 0
 
 
+def test_mark_delivered_keeps_the_time_exactly(commands):
+    at = T0 + 0.123456789  # 17 significant digits: Lua's cjson would keep 14
+    commands.add(command("c1"), [Delivery("a")])
+    commands.mark_delivered("c1", ["a"], at)
+    assert commands.get_delivery("c1", "a")[1].delivered_at == at
+
+
 def test_replace_delivery_is_a_compare_and_set_on_the_status(commands):
     commands.add(command("c1"), [Delivery("a"), Delivery("b")])
     acked = Delivery("a", ACKNOWLEDGED, None, T0 + 3, AckResult(AckStatus.SUCCESS, "ok", {"k": 1}))
