@@ -68,6 +68,7 @@ def test_without_group_commit_the_pool_serves_each_call(redis_client, monkeypatc
     """Threads (or tests) call the store at once: no single connection to queue them on."""
     store = RedisAgentStore(redis_client, group_commit=False)
     agents = [registered(store, f"b{index:02}") for index in range(5)]
+    store.heartbeat(agents[0].id, T0, T0 + 90)  # loads the script (a NOSCRIPT retry is a call)
     checkouts = Checkouts(redis_client, monkeypatch)
     for agent in agents:
         store.heartbeat(agent.id, T0 + 1, T0 + 91)
