@@ -37,7 +37,7 @@ def raise_nofile() -> tuple[int, int]:
 
 async def run(spec: dict[str, Any]) -> dict[str, Any]:
     loopback_only(spec["host"])
-    meter = Meter(spec["server_pids"], spec.get("extra_pids", {}))
+    meter = Meter(spec["server_pids"], spec.get("extra_pids", {}), spec.get("store_port"))
     started, cpu0 = now(), own_cpu_seconds()
     result = await asyncio.wait_for(SCENARIOS[spec["kind"]](spec, meter), spec["overall_timeout_s"])
     usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -14,6 +14,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import redis
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 now = time.monotonic
@@ -81,12 +83,27 @@ def own_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-class Meter:
-    """CPU of the load generator, the server processes and the machine over one phase."""
+# The Redis commands that are one call each from a worker: every write on the hot paths is
+# a script or a transaction. Commands that scripts run inside are counted apart by Redis.
+STORE_CALLS = ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_exec")
 
-    def __init__(self, server_pids: Sequence[int], extra_pids: dict[str, int]) -> None:
+
+def store_calls(port: int) -> int:
+    """How many scripts and transactions the redis-server on ``port`` has run."""
+    stats = redis.Redis(host="127.0.0.1", port=port).info("commandstats")
+    return sum(int(stats.get(name, {}).get("calls", 0)) for name in STORE_CALLS)
+
+
+class Meter:
+    """CPU of the load generator, the server processes and the machine over one phase, and
+    (``store_port``: a Redis store) the calls redis-server answered."""
+
+    def __init__(
+        self, server_pids: Sequence[int], extra_pids: dict[str, int], store_port: int | None = None
+    ) -> None:
         self.server_pids = list(server_pids)
         self.extra_pids = dict(extra_pids)
+        self.store_port = store_port
 
     def snapshot(self) -> dict[str, Any]:
         busy, total = machine_cpu()
@@ -97,6 +114,7 @@ class Meter:
             "extra": {name: proc_cpu_seconds(pid) or 0.0 for name, pid in self.extra_pids.items()},
             "busy": busy,
             "total": total,
+            "store_calls": None if self.store_port is None else store_calls(self.store_port),
         }
 
     def rss_kb(self) -> int:
@@ -125,6 +143,11 @@ class Meter:
             "other_cpu_pct": round(100 * other / wall, 1),
             "machine_busy_pct_of_all_cores": round(
                 100 * busy / max(end["total"] - start["total"], 1e-9), 1
+            ),
+            **(
+                {}
+                if start["store_calls"] is None
+                else {"store_calls": end["store_calls"] - start["store_calls"]}
             ),
         }
 

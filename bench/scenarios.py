@@ -351,13 +351,18 @@ class Run:
             env = {"AGENT_REGISTRY_STORE": redis.url}
             extra = {"redis": redis.pid}
             label = f"real-redis-{p.redis_workers}w"
+
+            def counting_calls(spec: dict[str, Any]) -> dict[str, Any]:
+                """The load generator also counts the calls redis-server answers."""
+                return {**spec, "store_port": redis.port}
+
             out["fanout"] = {}
             for n in p.redis_streams:
                 log.info(f"e. fan-out N={n}, Redis store, {p.redis_workers} workers")
                 _flush_redis(redis.port)
                 result = self.measure(
                     "real",
-                    lambda server, n=n: self.fanout_spec(server, n, "real"),
+                    lambda server, n=n: counting_calls(self.fanout_spec(server, n, "real")),
                     p.redis_workers,
                     env,
                     extra,
@@ -378,7 +383,12 @@ class Run:
             log.info(f"e. heartbeats, Redis, {p.redis_workers} workers")
             _flush_redis(redis.port)
             out["heartbeat"] = result = self.measure(
-                "real", self.heartbeat_spec, p.redis_workers, env, extra, label
+                "real",
+                lambda server: counting_calls(self.heartbeat_spec(server)),
+                p.redis_workers,
+                env,
+                extra,
+                label,
             )
             if result.get("unavailable"):
                 out["available"] = False

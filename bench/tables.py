@@ -142,6 +142,7 @@ def _fanout_rows(label: str, real: Any, floor: Any, workers: int = 1) -> list[li
         cost_key="server_cpu_us_per_event",
         limit=limit_of(get(real, "delivery_cpu"), workers),
     )
+    rows.extend(_store_call_rows(label, real, "store_calls_per_event", "per event and its ack"))
     first_real = get(real, "broadcasts", 0, "window_s")
     first_floor = get(floor, "broadcasts", 0, "window_s")
     if first_real is not None or first_floor is not None:
@@ -194,6 +195,7 @@ def _heartbeat_rows(label: str, real: Any, floor: Any, workers: int = 1) -> list
         cost_key="server_cpu_us_per_request",
         limit=limit_of(get(real, "cpu"), workers),
     )
+    rows.extend(_store_call_rows(label, real, "store_calls_per_request", "per request"))
     rows.extend(_error_rows(label, real, floor))
     return rows
 
@@ -387,3 +389,12 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(clean(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _store_call_rows(label: str, real: Any, key: str, per: str) -> list[list[str]]:
+    """Redis's scripts and transactions per operation: the fewer, the larger the batches
+    (a batch's round trip is most of what it costs)."""
+    calls = get(real, key)
+    if calls is None:
+        return []
+    return [[label, f"Redis calls {per} (scripts + transactions)", fmt(calls, 3), "-", "-", ""]]

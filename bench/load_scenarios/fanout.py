@@ -76,6 +76,8 @@ async def scenario_fanout(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
             total_cpu["server_and_store_cpu_s"] * 1e6 / delivered, 1
         )
         result["loadgen_cpu_us_per_event"] = round(total_cpu["loadgen_cpu_s"] * 1e6 / delivered, 1)
+        if "store_calls" in total_cpu:
+            result["store_calls_per_event"] = round(total_cpu["store_calls"] / delivered, 3)
     if acker:
         first_post = broadcasts[0]["posted_at"] if broadcasts else None
         result["acks"] = acker.figures(

@@ -74,6 +74,11 @@ def _figures(
         if ok
         else None,
         "loadgen_cpu_us_per_request": round(cpu["loadgen_cpu_s"] * 1e6 / ok, 1) if ok else None,
+        **(
+            {"store_calls_per_request": round(cpu["store_calls"] / ok, 3)}
+            if ok and "store_calls" in cpu
+            else {}
+        ),
     }
 
 
