@@ -142,7 +142,11 @@ def _fanout_rows(label: str, real: Any, floor: Any, workers: int = 1) -> list[li
         cost_key="server_cpu_us_per_event",
         limit=limit_of(get(real, "delivery_cpu"), workers),
     )
-    rows.extend(_store_call_rows(label, real, "store_calls_per_event", "per event and its ack"))
+    rows.extend(
+        _store_call_rows(
+            label, real, "store_calls_per_event", "per event and its ack", "ack_connections"
+        )
+    )
     first_real = get(real, "broadcasts", 0, "window_s")
     first_floor = get(floor, "broadcasts", 0, "window_s")
     if first_real is not None or first_floor is not None:
@@ -195,7 +199,9 @@ def _heartbeat_rows(label: str, real: Any, floor: Any, workers: int = 1) -> list
         cost_key="server_cpu_us_per_request",
         limit=limit_of(get(real, "cpu"), workers),
     )
-    rows.extend(_store_call_rows(label, real, "store_calls_per_request", "per request"))
+    rows.extend(
+        _store_call_rows(label, real, "store_calls_per_request", "per request", "connections")
+    )
     rows.extend(_error_rows(label, real, floor))
     return rows
 
@@ -391,10 +397,15 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _store_call_rows(label: str, real: Any, key: str, per: str) -> list[list[str]]:
+def _store_call_rows(
+    label: str, real: Any, key: str, per: str, connections: str
+) -> list[list[str]]:
     """Redis's scripts and transactions per operation: the fewer, the larger the batches
-    (a batch's round trip is most of what it costs)."""
+    (a batch's round trip is most of what it costs). A worker batches only its own
+    requests, so how the load generator's connections spread over the workers is shown."""
     calls = get(real, key)
     if calls is None:
         return []
-    return [[label, f"Redis calls {per} (scripts + transactions)", fmt(calls, 3), "-", "-", ""]]
+    spread = get(real, f"{connections}_per_worker") or []
+    note = f"{connections.replace('_', ' ')} per worker: {' / '.join(map(str, spread))}"
+    return [[label, f"Redis calls {per} (scripts + transactions)", fmt(calls, 3), "-", "-", note]]

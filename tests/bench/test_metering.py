@@ -45,10 +45,22 @@ def test_without_a_store_port_nothing_is_counted_or_shown() -> None:
 
 def test_the_summary_shows_the_calls_per_operation_when_counted() -> None:
     rows = redis_rows(
-        {"events_per_s": 1.0, "store_calls_per_event": 0.1875},
-        {"rps": 1.0, "store_calls_per_request": 0.0312},
+        {
+            "events_per_s": 1.0,
+            "store_calls_per_event": 0.1875,
+            "ack_connections_per_worker": [9, 56],
+        },
+        {"rps": 1.0, "store_calls_per_request": 0.0312, "connections_per_worker": [32, 32]},
     )
-    assert [row[1:3] for row in rows] == [
-        ["Redis calls per event and its ack (scripts + transactions)", "0.188"],
-        ["Redis calls per request (scripts + transactions)", "0.031"],
+    assert [row[1:3] + row[5:] for row in rows] == [
+        [
+            "Redis calls per event and its ack (scripts + transactions)",
+            "0.188",
+            "ack connections per worker: 9 / 56",
+        ],
+        [
+            "Redis calls per request (scripts + transactions)",
+            "0.031",
+            "connections per worker: 32 / 32",
+        ],
     ]
