@@ -88,9 +88,9 @@ def own_cpu_seconds() -> float:
 STORE_CALLS = ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_exec")
 
 
-def store_calls(port: int) -> int:
-    """How many scripts and transactions the redis-server on ``port`` has run."""
-    stats = redis.Redis(host="127.0.0.1", port=port).info("commandstats")
+def store_calls(client: redis.Redis) -> int:
+    """How many scripts and transactions ``client``'s redis-server has run."""
+    stats = client.info("commandstats")
     return sum(int(stats.get(name, {}).get("calls", 0)) for name in STORE_CALLS)
 
 
@@ -103,7 +103,8 @@ class Meter:
     ) -> None:
         self.server_pids = list(server_pids)
         self.extra_pids = dict(extra_pids)
-        self.store_port = store_port
+        # One connection for every snapshot: a new one each time would be counted work too.
+        self._store = None if store_port is None else redis.Redis(host="127.0.0.1", port=store_port)
 
     def snapshot(self) -> dict[str, Any]:
         busy, total = machine_cpu()
@@ -114,7 +115,7 @@ class Meter:
             "extra": {name: proc_cpu_seconds(pid) or 0.0 for name, pid in self.extra_pids.items()},
             "busy": busy,
             "total": total,
-            "store_calls": None if self.store_port is None else store_calls(self.store_port),
+            "store_calls": None if self._store is None else store_calls(self._store),
         }
 
     def rss_kb(self) -> int:

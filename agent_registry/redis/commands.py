@@ -34,7 +34,14 @@ from ..core.models import (
 from ..core.rollout import RolloutPlan
 from .client import ReportsOutages, guard_public_methods, num, text_hash, texts
 from .group_commit import GroupCommit, group_commit_if, held_connection_if, send_one
-from .rollout_scripts import ACKNOWLEDGE, CANCEL, CLAIM, EXPIRY_DONE, REPLACE_DELIVERIES
+from .rollout_scripts import (
+    ACKNOWLEDGE,
+    CANCEL,
+    CLAIM,
+    DELIVERY_JSON,
+    EXPIRY_DONE,
+    REPLACE_DELIVERIES,
+)
 
 P = "ar:"
 EXPIRIES = P + "cmd-expiries"
@@ -42,24 +49,23 @@ PURGES = P + "cmd-purges"
 ROLLOUTS_DUE = P + "rollouts-due"
 
 # KEYS: deliveries hash. ARGV: delivered-at (its exact text), then agent ids. PENDING ->
-# DELIVERED in bulk, as Python writes it, read and written as text: through cjson it cost a
-# decode and an encode per delivery, and rounded the time to 14 digits. The patterns meet
-# the delivery's own fields: a PENDING delivery has no result (whose details could hold
-# keys of any name), and inside JSON strings quotes are escaped.
-_MARK_DELIVERED = """
+# DELIVERED in bulk, read and written as text (cjson cost a decode and an encode per
+# delivery). A PENDING delivery has no result, so its first "status" is its own.
+_MARK_DELIVERED = (
+    DELIVERY_JSON
+    + """
 local marked = 0
 for i = 2, #ARGV do
   local current = redis.call('HGET', KEYS[1], ARGV[i])
   if current and string.match(current, '"status":"(%u+)"') == 'PENDING' then
-    local sent = string.match(current, '"sentAt":([^,}]+)')
-    redis.call('HSET', KEYS[1], ARGV[i], '{"status":"DELIVERED","deliveredAt":' .. ARGV[1]
-      .. ',"acknowledgedAt":null,"result":null'
-      .. ((sent == nil or sent == 'null') and '' or ',"sentAt":' .. sent) .. '}')
+    redis.call('HSET', KEYS[1], ARGV[i],
+               delivery_json('DELIVERED', ARGV[1], 'null', 'null', current))
     marked = marked + 1
   end
 end
 return marked
 """
+)
 _MARK_BATCH = 1000
 
 # KEYS: each target's agent-cmds sorted set. ARGV: command id, created-at. One call indexes

@@ -18,8 +18,23 @@ and cjson keep 14).
 
 from __future__ import annotations
 
+# A delivery not final as Python's ``_encode_delivery`` writes it, from texts: the times'
+# exact text (cjson would round them to 14 digits) and the result's JSON; ``current`` is the
+# delivery's JSON as stored, whose ``sentAt`` is kept. Such a delivery has no result (whose
+# details could hold keys of any name), so the pattern meets only its own ``sentAt``.
+DELIVERY_JSON = """
+local function delivery_json(status, delivered_at, acknowledged_at, result, current)
+  local sent = string.match(current, '"sentAt":([^,}]+)')
+  return '{"status":"' .. status .. '","deliveredAt":' .. delivered_at
+    .. ',"acknowledgedAt":' .. acknowledged_at .. ',"result":' .. result
+    .. ((sent == nil or sent == 'null') and '' or ',"sentAt":' .. sent) .. '}'
+end
+"""
+
 # Functions every script below starts with. KEYS are passed to them by name.
-_PRELUDE = """
+_PRELUDE = (
+    DELIVERY_JSON
+    + """
 local DUE, EXPIRIES, PURGES = 'ar:rollouts-due', 'ar:cmd-expiries', 'ar:cmd-purges'
 
 local function exact(number) return string.format('%.17g', number) end
@@ -82,6 +97,7 @@ local function agents_of(changed)
   return agents
 end
 """
+)
 
 # Compare-and-set of deliveries, any number in one call (the expiry sweep sends one at a
 # time; acks have their own script, ACKNOWLEDGE). Per delivery,
@@ -165,13 +181,9 @@ for i = 0, #KEYS / 3 - 1 do
       verdict = 'expired'
     else
       verdict = 'recorded'
-      -- Written as Python writes it; deliveredAt's text is copied (cjson would round it).
-      local sent = delivery['sentAt']
-      redis.call('HSET', KEYS[k + 2], agent, '{"status":"' .. wanted
-        .. '","deliveredAt":' .. string.match(current, '"deliveredAt":([^,}]+)')
-        .. ',"acknowledgedAt":' .. ARGV[a + 4] .. ',"result":' .. ARGV[a + 5]
-        .. ((sent == nil or sent == cjson.null) and '' or ',"sentAt":' .. cjson.encode(sent))
-        .. '}')
+      local delivered_at = string.match(current, '"deliveredAt":([^,}]+)')
+      redis.call('HSET', KEYS[k + 2], agent,
+                 delivery_json(wanted, delivered_at, ARGV[a + 4], ARGV[a + 5], current))
       closed(ARGV[a + 1], command_key, KEYS[k + 3], {agent}, wanted == 'FAILED' and 1 or 0,
              ARGV[a + 6])
     end
