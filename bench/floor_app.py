@@ -84,6 +84,10 @@ def create_app() -> Any:
     acks: dict[tuple[str, str], str] = {}
     app.config["FLOOR_STREAMS"] = streams
 
+    @app.get("/healthz")
+    def healthz() -> Any:  # what the load generator opens its ack connections with
+        return {"status": "ok"}
+
     @app.post("/api/v1/agents/register")
     def register() -> Any:
         data = json.loads(request.get_data())

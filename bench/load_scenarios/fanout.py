@@ -41,6 +41,8 @@ async def scenario_fanout(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
         inline = spec.get("ack_mode", "inline") == "inline"
         acker = Acker(host, port, spec["ack_connections"], sources, inline)
         fleet.on_command = acker.on_command
+        if inline:
+            await acker.open()
 
     poster = Client(host, port, sources[0])
     payload = json.dumps({"type": "deep-trace", "payload": spec["payload"]}).encode()

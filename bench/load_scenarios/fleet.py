@@ -28,7 +28,18 @@ async def run_pool(
     sources: Sequence[str] = (LOOPBACK,),
 ) -> None:
     """Run ``work`` once per keep-alive client, all at once; close the clients after."""
-    clients = [Client(host, port, sources[i % len(sources)]) for i in range(client_count)]
+    await run_clients(pool_clients(client_count, host, port, sources), work)
+
+
+def pool_clients(
+    client_count: int, host: str, port: int, sources: Sequence[str] = (LOOPBACK,)
+) -> list[Client]:
+    """Keep-alive clients spread over the ``sources`` addresses, not yet connected."""
+    return [Client(host, port, sources[i % len(sources)]) for i in range(client_count)]
+
+
+async def run_clients(clients: Sequence[Client], work: Callable[[Client], Any]) -> None:
+    """Run ``work`` once per client, all at once; close the clients after."""
     try:
         await asyncio.gather(*(work(client) for client in clients))
     finally:
