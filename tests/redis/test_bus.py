@@ -91,7 +91,43 @@ def test_publish_announces_the_command_on_the_channel(
     finally:
         pubsub.close()
     assert message, "no announcement on the channel"
-    assert json.loads(message["data"]) == {"origin": bus.origin, "command": "c1"}
+    assert json.loads(message["data"]) == {
+        "origin": bus.origin,
+        "command": "c1",
+        "agents": ["a"],
+        "sentAt": T0,
+    }
+
+
+def calls(client: redis.Redis, command_name: str) -> int:
+    stats = client.info("commandstats").get(f"cmdstat_{command_name}", {})
+    return int(stats.get("calls", 0))
+
+
+def test_another_process_writes_a_published_command_reading_only_the_command(
+    redis_client: redis.Redis, hub: StreamHub, clock: FakeClock, store: RedisCommandStore
+) -> None:
+    """A fleet-wide command's announcement names its targets: the other processes write it
+    to those they hold without reading its deliveries (one HGETALL: the command's)."""
+    sender = make_bus(redis_client, StreamHub(queue_size=8, clock=clock), clock)
+    receiver = make_bus(redis_client, hub, clock)
+    streams = open_streams(hub, ["b", "c"])
+    cmd = add(store, command("c1"), a=PENDING, b=PENDING, c=PENDING, d=PENDING)
+    pubsub: PubSub = redis_client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    try:
+        pubsub.subscribe(CHANNEL)
+        sender.publish(cmd, ["a", "b", "c", "d"])
+        message = wait_until(lambda: pubsub.get_message(timeout=0.1), within=5)
+    finally:
+        pubsub.close()
+    before = {name: calls(redis_client, name) for name in ("hgetall", "hget", "hmget", "exec")}
+
+    receiver.handle(message["data"])
+
+    expected = (cmd.id, command_frame(cmd))
+    assert [streams[a].queue.get_nowait() for a in ("b", "c")] == [expected, expected]
+    after = {name: calls(redis_client, name) - count for name, count in before.items()}
+    assert after == {"hgetall": 1, "hget": 0, "hmget": 0, "exec": 0}
 
 
 # -- handle --
