@@ -149,6 +149,9 @@ local function deadline_of(fields, delivery)
 end
 
 local answers, commands, fields_of, place_of = {}, {}, {}, {}
+-- What the recorded acks closed, per command (in order of first appearance): one closed()
+-- per command, not per ack; the verdicts read neither the counts nor the indexes it updates.
+local closing, closing_order = {}, {}
 for i = 0, #KEYS / 3 - 1 do
   local k, a = i * 3, i * 6
   local command_key, agent, wanted = KEYS[k + 1], ARGV[a + 2], ARGV[a + 3]
@@ -184,13 +187,25 @@ for i = 0, #KEYS / 3 - 1 do
       local delivered_at = string.match(current, '"deliveredAt":([^,}]+)')
       redis.call('HSET', KEYS[k + 2], agent,
                  delivery_json(wanted, delivered_at, ARGV[a + 4], ARGV[a + 5], current))
-      closed(ARGV[a + 1], command_key, KEYS[k + 3], {agent}, wanted == 'FAILED' and 1 or 0,
-             ARGV[a + 6])
+      local c = closing[place]
+      if c == nil then
+        c = {cid = ARGV[a + 1], key = command_key, in_flight = KEYS[k + 3], agents = {},
+             failures = 0}
+        closing[place] = c
+        closing_order[#closing_order + 1] = place
+      end
+      c.agents[#c.agents + 1] = agent
+      if wanted == 'FAILED' then c.failures = c.failures + 1 end
+      c.retain_until = ARGV[a + 6]
     end
   end
   answers[#answers + 1] = verdict
   answers[#answers + 1] = current or ''
   answers[#answers + 1] = current and place or 0
+end
+for _, place in ipairs(closing_order) do
+  local c = closing[place]
+  closed(c.cid, c.key, c.in_flight, c.agents, c.failures, c.retain_until)
 end
 return {answers, commands}
 """

@@ -4,6 +4,8 @@ in one batch still record it once."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import gevent
 import pytest
 import redis
@@ -19,6 +21,7 @@ from agent_registry.core.models import (
     Target,
     TargetKind,
 )
+from agent_registry.core.rollout import RolloutPlan
 from agent_registry.redis.commands import RedisCommandStore
 from harness.clock import T0
 
@@ -39,6 +42,10 @@ def store(redis_client) -> RedisCommandStore:
     command = Command("c1", CommandType.DEEP_TRACE, {"n": 1}, Target(TargetKind.ALL), T0, T0 + 60)
     store.add(command, [Delivery(agent_id, DELIVERED, delivered_at=T0) for agent_id in AGENTS])
     return store
+
+
+def command_of(command_id: str) -> Command:
+    return Command(command_id, CommandType.DEEP_TRACE, {}, Target(TargetKind.ALL), T0, T0 + 60)
 
 
 def ack(store: RedisCommandStore, agent_id: str, command_id: str = "c1", result=SUCCESS):
@@ -108,3 +115,59 @@ def test_one_batch_over_two_commands_answers_each_ack_with_its_own_command(store
     ]
     assert store.get("c2").summary()["acknowledged"] == 1
     assert store.get("c1").summary()["acknowledged"] == 2
+
+
+def dump(client: redis.Redis) -> dict[str, object]:
+    """Every key's type and content."""
+    read = {
+        "hash": client.hgetall,
+        "zset": lambda key: client.zrange(key, 0, -1, withscores=True),
+        "set": client.smembers,
+        "list": lambda key: client.lrange(key, 0, -1),
+        "string": client.get,
+    }
+    kinds = {key: client.type(key) for key in client.scan_iter()}
+    return {key: (kind, read[kind](key)) for key, kind in kinds.items()}
+
+
+def test_one_batch_leaves_redis_as_the_same_acks_sent_one_by_one(redis_client):
+    """Acks of a batch close their commands once per command (the counts, the purge, a
+    rollout's in-flight set and failures): the end state is that of acks sent alone."""
+    rollout = Command("r1", CommandType.REPLAY, {}, Target(TargetKind.ALL), T0, None)
+    rollout = replace(rollout, rollout=RolloutPlan(4, None, 0.0, 60.0))
+    plain = [f"a{index}" for index in range(6)]
+    sent = ["r0", "r1", "r2", "r3"]
+    acks = [
+        *(("c1", agent, SUCCESS) for agent in plain[:4]),
+        ("c1", plain[0], SUCCESS),  # a repeat
+        *(("c2", agent, FAILURE) for agent in plain[:2]),  # closes c2: its purge is due
+        ("r1", sent[0], FAILURE),
+        ("r1", sent[1], SUCCESS),
+        ("r1", sent[2], FAILURE),
+        ("c1", plain[4], FAILURE),
+    ]
+
+    def run(batched: bool) -> dict[str, object]:
+        redis_client.flushall()
+        store = RedisCommandStore(redis_client, group_commit=batched)
+        store.add(command_of("c1"), [Delivery(a, DELIVERED, delivered_at=T0) for a in plain])
+        store.add(command_of("c2"), [Delivery(a, DELIVERED, delivered_at=T0) for a in plain[:2]])
+        store.add(rollout, [Delivery(agent) for agent in sent])
+        store.claim("r1", T0, T0 + 3600)
+        store.mark_delivered("r1", sent, T0 + 0.5)
+        if not batched:
+            for command_id, agent_id, result in acks:
+                store.acknowledge(command_id, agent_id, result, T0 + 1, T0 + 3600)
+            return dump(redis_client)
+        assert store.ack_batches is not None
+        greenlets = [
+            gevent.spawn(store.acknowledge, command_id, agent_id, result, T0 + 1, T0 + 3600)
+            for command_id, agent_id, result in acks
+        ]
+        gevent.joinall(greenlets, raise_error=True)
+        assert store.ack_batches.batches == 1
+        return dump(redis_client)
+
+    one_by_one = run(batched=False)
+    assert run(batched=True) == one_by_one
+    assert "ar:cmd-purges" in one_by_one  # c2 closed: the batch's purge is checked too
