@@ -55,18 +55,33 @@ end
 return 0
 """
 
-# KEYS: presence key, expiries. ARGV: token, ttl ms, agent id. Renew our claim (or re-take
-# it after an outage let it lapse); answer 0 when another stream holds it: ours was replaced.
+# KEYS: expiries, then each claim's presence key. ARGV: ttl ms, then token, agent id per
+# claim. Renew each claim of ours (or re-take it after an outage let it lapse); answers 1 per
+# claim renewed, 0 where another stream holds it: ours was replaced.
 _RENEW = (
     _NOW_MS
     + """
-local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('ZADD', KEYS[2], string.format('%d', now_ms() + tonumber(ARGV[2])), ARGV[3])
-return 1
+local ttl = tonumber(ARGV[1])
+local expiry = string.format('%d', now_ms() + ttl)
+local renewed = {}
+for i = 2, #KEYS do
+  local token, agent = ARGV[2 * i - 2], ARGV[2 * i - 1]
+  local holder = redis.call('GET', KEYS[i])
+  if holder and holder ~= token then
+    renewed[i - 1] = 0
+  else
+    redis.call('SET', KEYS[i], token, 'PX', ttl)
+    redis.call('ZADD', KEYS[1], expiry, agent)
+    renewed[i - 1] = 1
+  end
+end
+return renewed
 """
 )
+
+# Claims renewed per script call: one call, not one per stream, and Redis is never held
+# for long (a few ms) by one.
+_RENEW_BATCH = 500
 
 # KEYS: expiries. Forget the claims that lapsed (a worker that died, a release missed).
 _PRUNE = (
@@ -151,14 +166,15 @@ class RedisPresence(ReportsOutages):
         if not streams:
             return []
         pipe = self._redis.pipeline(transaction=False)
-        for stream in streams:
+        for start in range(0, len(streams), _RENEW_BATCH):
+            batch = streams[start : start + _RENEW_BATCH]
             self._renew(
-                keys=[presence_key(stream.agent_id), EXPIRIES],
-                args=[stream.token, self._ttl_ms, stream.agent_id],
+                keys=[EXPIRIES, *(presence_key(stream.agent_id) for stream in batch)],
+                args=[self._ttl_ms, *(x for s in batch for x in (s.token, s.agent_id))],
                 client=pipe,
             )
         self._prune(keys=[EXPIRIES], client=pipe)
-        renewed = pipe.execute()[: len(streams)]
+        renewed = [kept for batch in pipe.execute()[:-1] for kept in batch]
         return [sub for sub, kept in zip(streams, renewed, strict=True) if not kept]
 
     @outage_as_unavailable

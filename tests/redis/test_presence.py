@@ -159,6 +159,30 @@ def test_refresh_of_no_streams_returns_nothing(presence: RedisPresence) -> None:
     assert presence.refresh([]) == []
 
 
+def test_refresh_renews_many_claims_in_a_script_call_per_batch_in_their_order(
+    presence: RedisPresence, redis_client: redis.Redis
+) -> None:
+    """1 200 claims: three renewal calls of at most 500 and the prune, not 1 201 calls; the
+    replaced streams (one in each batch) are found where they are."""
+    streams = [FakeStream(f"a{index:04}", f"t{index}") for index in range(1_200)]
+    for stream in streams:
+        presence.opened(stream)
+    replaced = [streams[7], streams[650], streams[1_199]]
+    for stream in replaced:
+        redis_client.set(presence_key(stream.agent_id), "elsewhere", px=TTL_MS)
+    redis_client.pexpire(presence_key(streams[999].agent_id), 1000)
+    before = evalsha_calls(redis_client)
+
+    assert presence.refresh(streams) == replaced
+    assert evalsha_calls(redis_client) - before == 4
+    assert has_fresh_ttl(redis_client, streams[999].agent_id)
+    assert holder(redis_client, streams[650].agent_id) == "elsewhere"
+
+
+def evalsha_calls(client: redis.Redis) -> int:
+    return int(client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+
 def test_is_connected_reads_the_claim(presence: RedisPresence, redis_client: redis.Redis) -> None:
     stream = FakeStream("a", "t1")
     assert not presence.is_connected("a")
