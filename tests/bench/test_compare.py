@@ -1,0 +1,77 @@
+"""bench.compare: each run's Redis and memory figures side by side, and their medians."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.compare import load, main, run_rows, summary
+
+
+def run(memory_event: float, redis_event: float, memory_hb: float, redis_hb: float) -> Any:
+    """A run's raw figures as make bench writes them, reduced to what is compared."""
+    return {
+        "scenarios": {
+            "b": {"2000": {"real": {"server_and_store_cpu_us_per_event": memory_event}}},
+            "c": {"real": {"server_and_store_cpu_us_per_request": memory_hb}},
+            "e": {
+                "fanout": {
+                    "2000": {
+                        "server_and_store_cpu_us_per_event": redis_event,
+                        "store_calls_per_event": 0.066,
+                        "ack_connections_per_worker": [24, 41],
+                    }
+                },
+                "heartbeat": {"server_and_store_cpu_us_per_request": redis_hb},
+            },
+        }
+    }
+
+
+def test_the_medians_are_taken_per_operation_over_the_runs() -> None:
+    runs = [run(300, 390, 180, 200), run(340, 400, 170, 230), run(280, 460, 190, 190)]
+    rows = [row for index, doc in enumerate(runs) for row in run_rows(f"r{index}", doc)]
+
+    assert [(row["run"], row["operation"][:7]) for row in rows[:2]] == [
+        ("r0", "fan-out"),
+        ("r0", "heartbe"),
+    ]
+    fanout, heartbeat = summary(rows)
+    assert (fanout["runs"], fanout["memory"], fanout["redis"]) == (3, 300, 400)
+    assert fanout["ratio"] == pytest.approx(400 / 300)
+    assert fanout["ratios"] == pytest.approx([1.3, 400 / 340, 460 / 280])
+    assert (heartbeat["memory"], heartbeat["redis"]) == (180, 200)
+
+
+def test_a_run_without_the_memory_side_of_a_fan_out_size_compares_only_heartbeats() -> None:
+    doc = run(300, 390, 180, 200)
+    doc["scenarios"]["b"] = {"10000": doc["scenarios"]["b"]["2000"]}
+
+    assert [row["operation"] for row in run_rows("r", doc)] == ["heartbeat"]
+
+
+def test_runs_are_read_from_their_files_or_directories(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "latest.json").write_text(json.dumps(run(300, 390, 180, 200)))
+    (tmp_path / "two.json").write_text(json.dumps(run(340, 400, 170, 230)))
+
+    assert [name for name, _ in load([str(tmp_path / "one"), str(tmp_path / "two.json")])] == [
+        str(tmp_path / "one"),
+        str(tmp_path / "two.json"),
+    ]
+    main([str(tmp_path / "one"), str(tmp_path / "two.json")])
+    out = capsys.readouterr().out
+    assert "| fan-out event and its ack, N = 2,000 | 2 | 320.0 | 395.0 | 1.23 |" in out
+    assert "| 24 / 41 |" in out
+
+
+def test_runs_with_nothing_to_compare_are_an_error(tmp_path: Path) -> None:
+    (tmp_path / "latest.json").write_text(json.dumps({"scenarios": {}}))
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path)])
+    assert exit_info.value.code == 2
