@@ -273,8 +273,11 @@ class RecentCommands(Protocol):
 
     def get(self, command_id: str) -> CommandSnapshot | None: ...
 
-    def get_command(self, command_id: str) -> Command | None:
-        """The command alone, without reading its deliveries."""
+    def pending_to(
+        self, command_id: str, agent_ids: Sequence[str]
+    ) -> tuple[Command, list[str]] | None:
+        """The command, and those of ``agent_ids`` whose delivery of it is still PENDING,
+        without reading the other deliveries; None: no such command."""
 
     def unexpired_ids(self, now: float, limit: int) -> list[str]:
         """Ids of the commands still inside their expiry window, oldest first."""

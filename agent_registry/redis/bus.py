@@ -1,4 +1,5 @@
-"""The bus across processes: Redis pub/sub says "look now"; the store says what.
+"""The bus across processes: Redis pub/sub says "look now" (and, for a command, to whom);
+the store says what.
 
 One subscriber greenlet per worker fans out to the local hub (never a Redis connection
 per stream). A message lost while the subscriber reconnects loses nothing: after every
@@ -38,6 +39,10 @@ from .client import OUTAGE_ERRORS, ReportsOutages
 log = logging.getLogger(__name__)
 
 CHANNEL = "ar:bus"
+# The most targets an announcement names: an id is at most 128 characters, so a message
+# stays under 1.3 MB (Redis drops a subscriber more than 32 MB behind). A command to more
+# is announced by its id, and each other process reads its deliveries whole.
+ANNOUNCED_TARGETS = 10_000
 # What makes the subscriber reconnect: Redis gone under the pub/sub connection, or under a
 # store read it makes (the store reports those as StoreUnavailable).
 RECONNECT_ON: tuple[type[Exception], ...] = (*OUTAGE_ERRORS, StoreUnavailable)
@@ -125,12 +130,16 @@ class RedisBus(ReportsOutages):
         """Write the command to the targets streaming here and tell the other processes.
 
         The announcement names the targets and when they were sent (a command without a
-        rollout: at creation; a rollout: this batch): the others write it to those they
-        hold, reading only the command, not its deliveries. Reading the deliveries cost
-        every other worker 14 ms of CPU per broadcast to 2 000 agents, the ids 0.5 ms
-        (docs/performance.md).
+        rollout: at creation; a rollout: this batch): the others read the deliveries of
+        only those they hold, and write it to the ones still PENDING. Reading every
+        delivery cost each other worker 14 ms of CPU per broadcast to 2 000 agents
+        (docs/performance.md). Past ``ANNOUNCED_TARGETS`` targets the announcement names
+        the command alone, which the others read whole, so that no message is large.
         """
         self._hub.deliver_first(agent_ids, command.id, command_frame(command, self._signer))
+        if len(agent_ids) > ANNOUNCED_TARGETS:
+            self._announce({"command": command.id})
+            return
         sent = command.created_at if sent_at is None else sent_at
         self._announce({"command": command.id, "agents": list(agent_ids), "sentAt": sent})
 
@@ -326,14 +335,18 @@ class RedisBus(ReportsOutages):
 
     def _deliver_batch(self, command_id: str, agent_ids: Sequence[str], sent_at: float) -> None:
         """Another process sent the command to these targets at ``sent_at``: write it to
-        those streaming here (opened before then)."""
+        those streaming here (opened before then) whose delivery is still PENDING, which
+        a cancel, an expiry or another stream may have changed since."""
         local = self._hub.connected(agent_ids)
         if not local:
             return
-        command = self._commands.get_command(command_id)
-        if command is not None:
+        found = self._commands.pending_to(command_id, sorted(local))
+        if found is None:
+            return
+        command, pending = found
+        if pending:
             frame = command_frame(command.as_sent(sent_at), self._signer)
-            self._hub.deliver(sorted(local), command_id, frame, opened_by=sent_at)
+            self._hub.deliver(pending, command_id, frame, opened_by=sent_at)
 
     def _deliver_cancel(self, command_id: str, agent_ids: Sequence[str]) -> None:
         """Another process cancelled these deliveries: tell the targets streaming here."""

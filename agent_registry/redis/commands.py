@@ -434,6 +434,25 @@ class RedisCommandStore(ReportsOutages):
         )
         return self._commands(command_ids)
 
+    def pending_to(
+        self, command_id: str, agent_ids: Sequence[str]
+    ) -> tuple[Command, builtins.list[str]] | None:
+        """The command, and those of ``agent_ids`` whose delivery of it is still PENDING
+        (in their order), reading no other delivery; None: no such command."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hgetall(command_key(command_id))
+        pipe.hmget(deliveries_key(command_id), agent_ids)
+        fields, found = pipe.execute()
+        command = _decode_command(fields)
+        if command is None:
+            return None
+        pending = [
+            agent_id
+            for agent_id, text in zip(agent_ids, found, strict=True)
+            if text is not None and json.loads(text)["status"] == DeliveryStatus.PENDING
+        ]
+        return command, pending
+
     def unexpired_ids(self, now: float, limit: int) -> list[str]:
         """Ids of the commands still inside their expiry window, oldest first (catch-up
         after a bus reconnect reads each one, so that one it cannot read skips only that)."""

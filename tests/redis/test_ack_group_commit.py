@@ -155,14 +155,17 @@ def test_one_batch_leaves_redis_as_the_same_acks_sent_one_by_one(redis_client):
         store.add(rollout, [Delivery(agent) for agent in sent])
         store.claim("r1", T0, T0 + 3600)
         store.mark_delivered("r1", sent, T0 + 0.5)
+        # Each ack its own retention's end, as acks a moment apart have: a closed command's
+        # purge is scored by the ack that closed it.
+        timed = [(*ack, T0 + 3600 + index) for index, ack in enumerate(acks)]
         if not batched:
-            for command_id, agent_id, result in acks:
-                store.acknowledge(command_id, agent_id, result, T0 + 1, T0 + 3600)
+            for command_id, agent_id, result, retain_until in timed:
+                store.acknowledge(command_id, agent_id, result, T0 + 1, retain_until)
             return dump(redis_client)
         assert store.ack_batches is not None
         greenlets = [
-            gevent.spawn(store.acknowledge, command_id, agent_id, result, T0 + 1, T0 + 3600)
-            for command_id, agent_id, result in acks
+            gevent.spawn(store.acknowledge, command_id, agent_id, result, T0 + 1, retain_until)
+            for command_id, agent_id, result, retain_until in timed
         ]
         gevent.joinall(greenlets, raise_error=True)
         assert store.ack_batches.batches == 1

@@ -79,19 +79,24 @@ def test_publish_queues_the_frame_on_local_streams_of_the_targets_only(
     assert drain(streams["c"]) == []
 
 
-def test_publish_announces_the_command_on_the_channel(
-    bus: RedisBus, redis_client: redis.Redis
-) -> None:
-    # redis-py leaves Redis.pubsub unannotated; what it returns is a typed PubSub.
-    pubsub: PubSub = redis_client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+def published(client: redis.Redis, bus: RedisBus, cmd: Command, targets: list[str]) -> str:
+    """The announcement ``bus.publish`` makes, as another process receives it."""
+    pubsub: PubSub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
     try:
         pubsub.subscribe(CHANNEL)
-        bus.publish(command("c1"), ["a"])
+        bus.publish(cmd, targets)
         message = wait_until(lambda: pubsub.get_message(timeout=0.1), within=5)
     finally:
         pubsub.close()
     assert message, "no announcement on the channel"
-    assert json.loads(message["data"]) == {
+    return str(message["data"])
+
+
+def test_publish_announces_the_command_on_the_channel(
+    bus: RedisBus, redis_client: redis.Redis
+) -> None:
+    data = published(redis_client, bus, command("c1"), ["a"])
+    assert json.loads(data) == {
         "origin": bus.origin,
         "command": "c1",
         "agents": ["a"],
@@ -104,30 +109,46 @@ def calls(client: redis.Redis, command_name: str) -> int:
     return int(stats.get("calls", 0))
 
 
-def test_another_process_writes_a_published_command_reading_only_the_command(
+def test_another_process_writes_an_announced_command_to_its_targets_still_pending(
     redis_client: redis.Redis, hub: StreamHub, clock: FakeClock, store: RedisCommandStore
 ) -> None:
-    """A fleet-wide command's announcement names its targets: the other processes write it
-    to those they hold without reading its deliveries (one HGETALL: the command's)."""
+    """The announcement names the targets: the other processes read only the deliveries of
+    those they hold (no HGETALL of them all), and skip the ones a cancel, an ack or another
+    stream changed since it was sent."""
     sender = make_bus(redis_client, StreamHub(queue_size=8, clock=clock), clock)
     receiver = make_bus(redis_client, hub, clock)
-    streams = open_streams(hub, ["b", "c"])
-    cmd = add(store, command("c1"), a=PENDING, b=PENDING, c=PENDING, d=PENDING)
-    pubsub: PubSub = redis_client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-    try:
-        pubsub.subscribe(CHANNEL)
-        sender.publish(cmd, ["a", "b", "c", "d"])
-        message = wait_until(lambda: pubsub.get_message(timeout=0.1), within=5)
-    finally:
-        pubsub.close()
+    streams = open_streams(hub, ["b", "cancelled", "acked", "delivered"])
+    cmd = add(
+        store,
+        command("c1"),
+        a=PENDING,
+        b=PENDING,
+        cancelled=DeliveryStatus.CANCELLED,
+        acked=ACKNOWLEDGED,
+        delivered=DELIVERED,
+    )
+    data = published(redis_client, sender, cmd, ["a", "b", "cancelled", "acked", "delivered"])
     before = {name: calls(redis_client, name) for name in ("hgetall", "hget", "hmget", "exec")}
 
-    receiver.handle(message["data"])
+    receiver.handle(data)
 
-    expected = (cmd.id, command_frame(cmd))
-    assert [streams[a].queue.get_nowait() for a in ("b", "c")] == [expected, expected]
+    assert streams["b"].queue.get_nowait() == (cmd.id, command_frame(cmd))
+    assert {agent: drain(s) for agent, s in streams.items()} == {
+        "b": [],
+        "cancelled": [],
+        "acked": [],
+        "delivered": [],
+    }
     after = {name: calls(redis_client, name) - count for name, count in before.items()}
-    assert after == {"hgetall": 1, "hget": 0, "hmget": 0, "exec": 0}
+    assert after == {"hgetall": 1, "hget": 0, "hmget": 1, "exec": 1}
+
+
+def test_a_command_to_more_targets_than_an_announcement_names_is_announced_by_its_id(
+    redis_client: redis.Redis, bus: RedisBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("agent_registry.redis.bus.ANNOUNCED_TARGETS", 2)
+    data = published(redis_client, bus, command("c1"), ["a", "b", "c"])
+    assert json.loads(data) == {"origin": bus.origin, "command": "c1"}
 
 
 # -- handle --

@@ -171,12 +171,19 @@ def test_refresh_renews_many_claims_in_a_script_call_per_batch_in_their_order(
     for stream in replaced:
         redis_client.set(presence_key(stream.agent_id), "elsewhere", px=TTL_MS)
     redis_client.pexpire(presence_key(streams[999].agent_id), 1000)
+    redis_client.zadd(EXPIRIES, {streams[1_100].agent_id: 1})  # lapsed in the index
     before = evalsha_calls(redis_client)
 
     assert presence.refresh(streams) == replaced
     assert evalsha_calls(redis_client) - before == 4
     assert has_fresh_ttl(redis_client, streams[999].agent_id)
     assert holder(redis_client, streams[650].agent_id) == "elsewhere"
+    # Each renewed claim moved its own agent's expiry in the index (one in the last batch),
+    # so the prune that ends the refresh left every one.
+    assert redis_client.zscore(EXPIRIES, streams[1_100].agent_id) == pytest.approx(
+        redis_client.zscore(EXPIRIES, streams[0].agent_id), abs=1_000
+    )
+    assert redis_client.zcard(EXPIRIES) == 1_200
 
 
 def evalsha_calls(client: redis.Redis) -> int:
