@@ -21,13 +21,23 @@ from .targets import EVENT_COST, HEARTBEAT_COST, get
 Row = dict[str, Any]
 
 
+class NotAResult(Exception):
+    """An argument that is not a readable ``latest.json``."""
+
+
 def load(paths: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
     """(name, the run's raw figures) for each argument, in order."""
     runs = []
     for argument in paths:
         path = Path(argument)
         file = path / "latest.json" if path.is_dir() else path
-        runs.append((str(argument), json.loads(file.read_text())))
+        try:
+            doc = json.loads(file.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise NotAResult(f"{file}: not a make bench result ({exc})") from exc
+        if not isinstance(doc, dict):
+            raise NotAResult(f"{file}: not a make bench result (not a JSON object)")
+        runs.append((str(argument), doc))
     return runs
 
 
@@ -114,7 +124,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__)
     parser.add_argument("runs", nargs="+", help="latest.json files, or directories with one")
     args = parser.parse_args(argv)
-    rows = [row for name, doc in load(args.runs) for row in run_rows(name, doc)]
+    try:
+        runs = load(args.runs)
+    except NotAResult as exc:
+        parser.error(str(exc))
+    rows = [row for name, doc in runs for row in run_rows(name, doc)]
     if not rows:
         parser.error("no run measured an operation on both stores (scenarios b or c, and e)")
     print(render(rows, summary(rows)))

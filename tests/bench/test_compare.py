@@ -75,3 +75,14 @@ def test_runs_with_nothing_to_compare_are_an_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([str(tmp_path)])
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("text", ["[bench 13:14] wrote latest.md", "[1, 2]"])
+def test_a_file_that_is_not_a_result_is_named_in_a_usage_error(
+    tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "run.log").write_text(text)
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "run.log")])
+    assert exit_info.value.code == 2
+    assert "run.log: not a make bench result" in capsys.readouterr().err
