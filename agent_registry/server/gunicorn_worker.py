@@ -334,6 +334,12 @@ class Worker(GeventPyWSGIWorker):
     def handle_exit(self, sig: int, frame: Any) -> None:
         """``SIGTERM``: gunicorn stops the worker's loop; also let go of idle connections.
         A signal handler may not block, so the closing runs in a greenlet (as gunicorn's
-        own ``handle_quit`` does)."""
+        own ``handle_quit`` does).
+
+        The drain is marked active here, before gunicorn marks the worker not alive: that
+        is what turns ``/readyz`` to "draining", so every answer that says so also says
+        ``Connection: close``. Marked in the greenlet only, a starved worker could run the
+        watcher of ``alive`` first and send a draining answer that kept the connection."""
+        self.drain.active = True
         super().handle_exit(sig, frame)
         gevent.spawn(self.drain.start)
