@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .targets import EVENT_COST, HEARTBEAT_COST, get
+from .figures import get
+from .targets import same_operations
 
 Row = dict[str, Any]
 
@@ -41,37 +42,30 @@ def load(paths: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
     return runs
 
 
+# Where a fan-out's and a heartbeat run's Redis calls and connection spread are kept.
+_FANOUT_KEYS = ("store_calls_per_event", "ack_connections_per_worker")
+_HEARTBEAT_KEYS = ("store_calls_per_request", "connections_per_worker")
+
+
 def run_rows(name: str, doc: dict[str, Any]) -> list[Row]:
     """One row per operation this run measured on both stores."""
-    sc = doc.get("scenarios", {})
-    e = sc.get("e") or {}
     rows = []
-    for size, fanout in sorted((e.get("fanout") or {}).items(), key=lambda kv: int(kv[0])):
-        memory = get(sc, "b", size, "real", EVENT_COST)
-        redis = get(fanout, EVENT_COST)
-        if memory is not None and redis is not None:
-            rows.append(
-                {
-                    "run": name,
-                    "operation": f"fan-out event and its ack, N = {int(size):,}",
-                    "memory": memory,
-                    "redis": redis,
-                    "calls": get(fanout, "store_calls_per_event"),
-                    "spread": get(fanout, "ack_connections_per_worker"),
-                }
-            )
-    memory = get(sc, "c", "real", HEARTBEAT_COST)
-    redis = get(e, "heartbeat", HEARTBEAT_COST)
-    if memory is not None and redis is not None:
-        heartbeat = e["heartbeat"]
+    for pair in same_operations(doc.get("scenarios", {})):
+        redis, memory = get(pair.redis, pair.cost_key), get(pair.memory, pair.cost_key)
+        if redis is None or memory is None:
+            continue
+        fanout = pair.size is not None
+        calls_key, spread_key = _FANOUT_KEYS if fanout else _HEARTBEAT_KEYS
         rows.append(
             {
                 "run": name,
-                "operation": "heartbeat",
+                "operation": f"fan-out event and its ack, N = {pair.size:,}"
+                if fanout
+                else "heartbeat",
                 "memory": memory,
                 "redis": redis,
-                "calls": heartbeat.get("store_calls_per_request"),
-                "spread": heartbeat.get("connections_per_worker"),
+                "calls": get(pair.redis, calls_key),
+                "spread": get(pair.redis, spread_key),
             }
         )
     return rows

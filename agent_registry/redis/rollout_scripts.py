@@ -149,9 +149,9 @@ local function deadline_of(fields, delivery)
 end
 
 local answers, commands, fields_of, place_of = {}, {}, {}, {}
--- What the recorded acks closed, per command (in order of first appearance): one closed()
--- per command, not per ack; the verdicts read neither the counts nor the indexes it updates.
-local closing, closing_order = {}, {}
+-- What the recorded acks closed, by the command's place: one closed() per command, not per
+-- ack; the verdicts read neither the counts nor the indexes it updates.
+local closing = {}
 for i = 0, #KEYS / 3 - 1 do
   local k, a = i * 3, i * 6
   local command_key, agent, wanted = KEYS[k + 1], ARGV[a + 2], ARGV[a + 3]
@@ -192,7 +192,6 @@ for i = 0, #KEYS / 3 - 1 do
         c = {cid = ARGV[a + 1], key = command_key, in_flight = KEYS[k + 3], agents = {},
              failures = 0}
         closing[place] = c
-        closing_order[#closing_order + 1] = place
       end
       c.agents[#c.agents + 1] = agent
       if wanted == 'FAILED' then c.failures = c.failures + 1 end
@@ -203,9 +202,9 @@ for i = 0, #KEYS / 3 - 1 do
   answers[#answers + 1] = current or ''
   answers[#answers + 1] = current and place or 0
 end
-for _, place in ipairs(closing_order) do
+for place = 1, #commands do
   local c = closing[place]
-  closed(c.cid, c.key, c.in_flight, c.agents, c.failures, c.retain_until)
+  if c then closed(c.cid, c.key, c.in_flight, c.agents, c.failures, c.retain_until) end
 end
 return {answers, commands}
 """

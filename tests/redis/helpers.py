@@ -7,6 +7,8 @@ import subprocess
 import sys
 from typing import Any
 
+import redis
+
 from agent_registry.core.models import Command, CommandType, Target, TargetKind
 from harness.clock import T0
 from harness.process import ROOT
@@ -31,3 +33,9 @@ def run_patched(module: str, redis_url: str) -> Any:
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def command_calls(client: redis.Redis, name: str) -> int:
+    """How many times the redis-server has run the command ``name`` (its own counters)."""
+    stats = client.info("commandstats").get(f"cmdstat_{name}", {})
+    return int(stats.get("calls", 0))

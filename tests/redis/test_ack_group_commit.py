@@ -24,6 +24,7 @@ from agent_registry.core.models import (
 from agent_registry.core.rollout import RolloutPlan
 from agent_registry.redis.commands import RedisCommandStore
 from harness.clock import T0
+from tests.redis.helpers import command, command_calls
 
 pytestmark = pytest.mark.redis
 
@@ -32,20 +33,12 @@ AGENTS = [f"a{index:03}" for index in range(200)]
 SUCCESS, FAILURE = AckResult(AckStatus.SUCCESS), AckResult(AckStatus.FAILURE, "no")
 
 
-def calls(client: redis.Redis, command: str) -> int:
-    return int(client.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0))
-
-
 @pytest.fixture
 def store(redis_client) -> RedisCommandStore:
     store = RedisCommandStore(redis_client, group_commit=True)
     command = Command("c1", CommandType.DEEP_TRACE, {"n": 1}, Target(TargetKind.ALL), T0, T0 + 60)
     store.add(command, [Delivery(agent_id, DELIVERED, delivered_at=T0) for agent_id in AGENTS])
     return store
-
-
-def command_of(command_id: str) -> Command:
-    return Command(command_id, CommandType.DEEP_TRACE, {}, Target(TargetKind.ALL), T0, T0 + 60)
 
 
 def ack(store: RedisCommandStore, agent_id: str, command_id: str = "c1", result=SUCCESS):
@@ -59,7 +52,7 @@ def test_acks_from_many_greenlets_share_one_script_call(store, redis_client):
     assert store.ack_batches is not None
     batches = store.ack_batches.batches
     names = ("hgetall", "hmget", "hget", "exec", "evalsha")
-    before = {name: calls(redis_client, name) for name in names}
+    before = {name: command_calls(redis_client, name) for name in names}
 
     acks = [gevent.spawn(ack, store, agent_id) for agent_id in AGENTS[1:]]
     missing = gevent.spawn(ack, store, "nobody")
@@ -70,7 +63,7 @@ def test_acks_from_many_greenlets_share_one_script_call(store, redis_client):
     # 200 acks waited for one flusher: one batch, one script call reading the command once
     # (the script's own HGETs, one per ack, are counted by Redis too).
     assert store.ack_batches.batches - batches == 1
-    assert {name: calls(redis_client, name) - count for name, count in before.items()} == {
+    assert {name: command_calls(redis_client, name) - count for name, count in before.items()} == {
         "hgetall": 1,
         "hmget": 0,
         "hget": 200,
@@ -150,8 +143,8 @@ def test_one_batch_leaves_redis_as_the_same_acks_sent_one_by_one(redis_client):
     def run(batched: bool) -> dict[str, object]:
         redis_client.flushall()
         store = RedisCommandStore(redis_client, group_commit=batched)
-        store.add(command_of("c1"), [Delivery(a, DELIVERED, delivered_at=T0) for a in plain])
-        store.add(command_of("c2"), [Delivery(a, DELIVERED, delivered_at=T0) for a in plain[:2]])
+        store.add(command("c1"), [Delivery(a, DELIVERED, delivered_at=T0) for a in plain])
+        store.add(command("c2"), [Delivery(a, DELIVERED, delivered_at=T0) for a in plain[:2]])
         store.add(rollout, [Delivery(agent) for agent in sent])
         store.claim("r1", T0, T0 + 3600)
         store.mark_delivered("r1", sent, T0 + 0.5)

@@ -22,7 +22,7 @@ from agent_registry.streams.sse import command_frame
 from harness.clock import T0, FakeClock
 from harness.redis_server import RedisServer
 from harness.wait import wait_until
-from tests.redis.helpers import command, run_patched
+from tests.redis.helpers import command, command_calls, run_patched
 
 pytestmark = pytest.mark.redis
 
@@ -104,11 +104,6 @@ def test_publish_announces_the_command_on_the_channel(
     }
 
 
-def calls(client: redis.Redis, command_name: str) -> int:
-    stats = client.info("commandstats").get(f"cmdstat_{command_name}", {})
-    return int(stats.get("calls", 0))
-
-
 def test_another_process_writes_an_announced_command_to_its_targets_still_pending(
     redis_client: redis.Redis, hub: StreamHub, clock: FakeClock, store: RedisCommandStore
 ) -> None:
@@ -128,7 +123,9 @@ def test_another_process_writes_an_announced_command_to_its_targets_still_pendin
         delivered=DELIVERED,
     )
     data = published(redis_client, sender, cmd, ["a", "b", "cancelled", "acked", "delivered"])
-    before = {name: calls(redis_client, name) for name in ("hgetall", "hget", "hmget", "exec")}
+    before = {
+        name: command_calls(redis_client, name) for name in ("hgetall", "hget", "hmget", "exec")
+    }
 
     receiver.handle(data)
 
@@ -139,7 +136,7 @@ def test_another_process_writes_an_announced_command_to_its_targets_still_pendin
         "acked": [],
         "delivered": [],
     }
-    after = {name: calls(redis_client, name) - count for name, count in before.items()}
+    after = {name: command_calls(redis_client, name) - count for name, count in before.items()}
     assert after == {"hgetall": 1, "hget": 0, "hmget": 1, "exec": 1}
 
 

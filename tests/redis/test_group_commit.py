@@ -11,13 +11,9 @@ from agent_registry.core.models import Agent, AgentState, HeartbeatOutcome
 from agent_registry.redis.agents import RedisAgentStore
 from agent_registry.redis.group_commit import GroupCommit
 from harness.clock import T0
+from tests.redis.helpers import command_calls
 
 pytestmark = pytest.mark.redis
-
-
-def evalsha_calls(client: redis.Redis) -> int:
-    stats = client.info("commandstats")
-    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
 
 
 def registered(store: RedisAgentStore, agent_id: str) -> Agent:
@@ -45,7 +41,7 @@ def test_heartbeats_from_many_greenlets_share_one_script_call(redis_client):
     store.heartbeat("nobody", T0, T0 + 90)  # loads the script (a NOSCRIPT retry is a call)
     assert store.heartbeat_batches is not None
     batches_before = store.heartbeat_batches.batches
-    before = evalsha_calls(redis_client)
+    before = command_calls(redis_client, "evalsha")
 
     beats = [
         gevent.spawn(store.heartbeat, agent.id, T0 + index, T0 + index + 90, agent.generation)
@@ -60,7 +56,7 @@ def test_heartbeats_from_many_greenlets_share_one_script_call(redis_client):
     assert stale_token.value is HeartbeatOutcome.SUPERSEDED
     # All 202 were waiting before the flusher ran: one batch (MAX_BATCH is 256).
     assert store.heartbeat_batches.batches - batches_before == 1
-    assert evalsha_calls(redis_client) - before == 1
+    assert command_calls(redis_client, "evalsha") - before == 1
     for index, agent in enumerate(agents):
         stored = store.get(agent.id)
         assert stored is not None
@@ -89,13 +85,13 @@ def test_without_group_commit_each_heartbeat_is_its_own_call(redis_client):
     store = RedisAgentStore(redis_client)
     agent = registered(store, "alone")
     store.heartbeat("nobody", T0, T0 + 90)  # loads the script
-    before = evalsha_calls(redis_client)
+    before = command_calls(redis_client, "evalsha")
 
     beats = [gevent.spawn(store.heartbeat, "alone", T0 + i, T0 + i + 90) for i in range(5)]
     gevent.joinall(beats, raise_error=True)
 
     assert store.heartbeat_batches is None
-    assert evalsha_calls(redis_client) - before == 5
+    assert command_calls(redis_client, "evalsha") - before == 5
     assert store.get(agent.id) is not None
 
 

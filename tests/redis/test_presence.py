@@ -10,6 +10,7 @@ import redis
 from agent_registry.errors import StoreUnavailable
 from agent_registry.redis.client import OUTAGE_ERRORS
 from agent_registry.redis.presence import EXPIRIES, RedisPresence, presence_key
+from tests.redis.helpers import command_calls
 
 pytestmark = pytest.mark.redis
 
@@ -172,10 +173,10 @@ def test_refresh_renews_many_claims_in_a_script_call_per_batch_in_their_order(
         redis_client.set(presence_key(stream.agent_id), "elsewhere", px=TTL_MS)
     redis_client.pexpire(presence_key(streams[999].agent_id), 1000)
     redis_client.zadd(EXPIRIES, {streams[1_100].agent_id: 1})  # lapsed in the index
-    before = evalsha_calls(redis_client)
+    before = command_calls(redis_client, "evalsha")
 
     assert presence.refresh(streams) == replaced
-    assert evalsha_calls(redis_client) - before == 4
+    assert command_calls(redis_client, "evalsha") - before == 4
     assert has_fresh_ttl(redis_client, streams[999].agent_id)
     assert holder(redis_client, streams[650].agent_id) == "elsewhere"
     # Each renewed claim moved its own agent's expiry in the index (one in the last batch),
@@ -184,10 +185,6 @@ def test_refresh_renews_many_claims_in_a_script_call_per_batch_in_their_order(
         redis_client.zscore(EXPIRIES, streams[0].agent_id), abs=1_000
     )
     assert redis_client.zcard(EXPIRIES) == 1_200
-
-
-def evalsha_calls(client: redis.Redis) -> int:
-    return int(client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
 
 
 def test_is_connected_reads_the_claim(presence: RedisPresence, redis_client: redis.Redis) -> None:
