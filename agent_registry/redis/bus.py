@@ -234,8 +234,8 @@ class RedisBus(ReportsOutages):
 
     def _subscribe_once(self) -> None:
         """Subscribe, catch up, relay; returns only by raising (an outage, or a failure)."""
-        # redis-py leaves Redis.pubsub unannotated; what it returns is a typed PubSub.
-        pubsub: PubSub = self._redis.pubsub()  # type: ignore[no-untyped-call]
+        # Older redis-py leaves Redis.pubsub unannotated (8.2 annotates it): a typed PubSub.
+        pubsub: PubSub = self._redis.pubsub()  # type: ignore[no-untyped-call, unused-ignore]
         try:
             pubsub.subscribe(CHANNEL)
             _await_confirmation(pubsub)
