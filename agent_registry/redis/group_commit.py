@@ -5,9 +5,16 @@ is mostly the round trip and redis-py's per-call work, on both sides, not the sc
 Here each caller adds its item and waits, and one flusher greenlet at a time sends all
 that is waiting as one batch, then hands each caller its own answer.
 
-Batches form by themselves, with no timer: while one batch is on the wire, the items that
-arrive wait for the next. Under light load a batch is a single item and nothing waits
-longer than it would have; under heavy load one round trip serves many requests.
+A batch goes out when the worker has nothing else ready to run (a libev idle watcher), or
+``MAX_WAIT`` after the flusher began to wait, whichever comes first; while one batch is on
+the wire, the items that arrive wait for the next. An idle worker sends at once, so under
+light load a batch is a single item and waits no longer than it would have. A busy one
+first parses every request it has ready: sending as soon as the loop came round (as it
+did before) sent about one item per round trip to a saturated worker, whose requests take
+longer to handle than a round trip lasts (docs/performance.md, "Send when idle"). The
+bound keeps a worker that never runs out of work from holding a batch: 2 ms, or
+gevent's next look at its timers, which it takes every switch interval (5 ms) while
+callbacks keep it busy.
 
 A caller returns only once Redis has executed its batch, so an answer sent after ``call``
 returns (a heartbeat's ``204``) is never lost when the worker dies right after.
@@ -25,11 +32,13 @@ from typing import Generic, TypeVar, cast
 import gevent
 import redis
 from gevent.event import AsyncResult
+from gevent.hub import Waiter
 
 I = TypeVar("I")  # noqa: E741 - an item, as in Generic[I, R]
 R = TypeVar("R")
 
 MAX_BATCH = 256
+MAX_WAIT = 0.002  # seconds
 
 
 class GroupCommit(Generic[I, R]):
@@ -57,6 +66,8 @@ class GroupCommit(Generic[I, R]):
         batch: list[tuple[I, AsyncResult[R]]] = []
         try:
             while self._waiting:
+                if len(self._waiting) < self._max_batch:
+                    self._until_idle()
                 batch = self._waiting[: self._max_batch]
                 del self._waiting[: self._max_batch]
                 self.batches += 1
@@ -75,6 +86,19 @@ class GroupCommit(Generic[I, R]):
                 raise
         finally:
             self._flusher = None
+
+    def _until_idle(self) -> None:
+        """Return once the loop has no other watcher pending, or after ``MAX_WAIT``."""
+        loop = gevent.get_hub().loop
+        waiter: Waiter[None] = Waiter()
+        idle, timer = loop.idle(), loop.timer(MAX_WAIT)
+        idle.start(waiter.switch, None)
+        timer.start(waiter.switch, None)
+        try:
+            waiter.get()
+        finally:
+            idle.close()
+            timer.close()
 
 
 def _as_error(exc: BaseException) -> Exception:

@@ -3,6 +3,8 @@ caller gets its own outcome, only once Redis has run it."""
 
 from __future__ import annotations
 
+import time
+
 import gevent
 import pytest
 import redis
@@ -126,11 +128,47 @@ def test_items_that_arrive_while_a_batch_is_on_the_wire_go_in_the_next():
     recorder = Recorder()
     commit = GroupCommit(recorder.send)
     first = gevent.spawn(commit.call, 1)
-    gevent.sleep(0)  # the first batch [1] is sent
+    while not recorder.batches:  # the first batch [1] is sent
+        gevent.sleep(0.0001)
     later = [gevent.spawn(commit.call, item) for item in (2, 3)]
     gevent.joinall([first, *later], raise_error=True)
 
     assert recorder.batches == [[1], [2, 3]]
+
+
+def busy_for(seconds: float) -> None:
+    """Work that keeps the worker's loop from ever being idle: a greenlet always ready."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        gevent.sleep(0)
+
+
+def test_a_batch_waits_until_the_worker_has_nothing_else_ready():
+    recorder = Recorder()
+    commit = GroupCommit(recorder.send)
+    callers = []
+    for item in range(5):  # one per turn of the loop, as requests parsed one by one
+        callers.append(gevent.spawn(commit.call, item))
+        gevent.sleep(0)
+    gevent.joinall(callers, raise_error=True)
+
+    assert recorder.batches == [[0, 1, 2, 3, 4]]
+
+
+def test_a_worker_that_stays_busy_still_sends_its_batch_soon():
+    recorder = Recorder()
+    commit = GroupCommit(recorder.send)
+    busy = gevent.spawn(busy_for, 2.0)
+    started = time.monotonic()
+    caller = gevent.spawn(commit.call, 7)
+    caller.join()
+    answered = time.monotonic() - started
+    busy.kill()
+
+    assert caller.value == 70
+    # MAX_WAIT (2 ms) or gevent's next look at its timers (every switch interval, 5 ms,
+    # while callbacks keep it busy), with a wide margin for a loaded test machine.
+    assert answered < 0.5
 
 
 def test_a_failed_send_fails_its_whole_batch_and_only_it():
@@ -157,7 +195,8 @@ def test_items_waiting_behind_a_failed_batch_fail_with_it_unsent():
 
     commit = GroupCommit(send)
     first = gevent.spawn(commit.call, 1)
-    gevent.sleep(0)  # [1] is on the wire
+    while not sent:  # [1] is on the wire
+        gevent.sleep(0.0001)
     behind = [gevent.spawn(commit.call, item) for item in (2, 3)]
     gevent.joinall([first, *behind])
 
