@@ -5,6 +5,8 @@ medians, since on a shared 2-core machine one run's ratio moves more than most c
 
 Each argument is a ``latest.json`` or a directory holding one (``--out`` of a run). A run
 counts for what it measured: a fan-out size both b and e ran, and heartbeats (c and e).
+Where the runs carry the speed probe's figures (``speed_probe.py``), a run is *steady* when
+both sides met about the same host speed, and the steady runs' median is given apart.
 """
 
 from __future__ import annotations
@@ -42,9 +44,24 @@ def load(paths: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
     return runs
 
 
-# Where a fan-out's and a heartbeat run's Redis calls and connection spread are kept.
-_FANOUT_KEYS = ("store_calls_per_event", "ack_connections_per_worker")
-_HEARTBEAT_KEYS = ("store_calls_per_request", "connections_per_worker")
+# Where a fan-out's and a heartbeat run's Redis calls, connection spread and CPU figures
+# (with the speed probe's, bench/speed_probe.py) are kept.
+_FANOUT_KEYS = ("store_calls_per_event", "ack_connections_per_worker", "total_cpu")
+_HEARTBEAT_KEYS = ("store_calls_per_request", "connections_per_worker", "cpu")
+
+
+# Runs whose two sides' speed probes differ by more than this met a host that changed
+# speed between them; the median of the others is given apart.
+STEADY = 1.2
+
+
+def steady(row: Row) -> bool | None:
+    """Whether both sides of a run met about the same host speed; None: a run from before
+    the speed probe."""
+    probes = (row["memory_probe"], row["redis_probe"])
+    if None in probes:
+        return None
+    return bool(max(probes) <= STEADY * min(probes))
 
 
 def run_rows(name: str, doc: dict[str, Any]) -> list[Row]:
@@ -55,7 +72,7 @@ def run_rows(name: str, doc: dict[str, Any]) -> list[Row]:
         if redis is None or memory is None:
             continue
         fanout = pair.size is not None
-        calls_key, spread_key = _FANOUT_KEYS if fanout else _HEARTBEAT_KEYS
+        calls_key, spread_key, cpu_key = _FANOUT_KEYS if fanout else _HEARTBEAT_KEYS
         rows.append(
             {
                 "run": name,
@@ -66,6 +83,8 @@ def run_rows(name: str, doc: dict[str, Any]) -> list[Row]:
                 "redis": redis,
                 "calls": get(pair.redis, calls_key),
                 "spread": get(pair.redis, spread_key),
+                "redis_probe": get(pair.redis, cpu_key, "probe", "mean_ms"),
+                "memory_probe": get(pair.memory, cpu_key, "probe", "mean_ms"),
             }
         )
     return rows
@@ -78,6 +97,7 @@ def summary(rows: Sequence[Row]) -> list[Row]:
         mine = [row for row in rows if row["operation"] == operation]
         memory = statistics.median(row["memory"] for row in mine)
         redis = statistics.median(row["redis"] for row in mine)
+        at_one_speed = [row["redis"] / row["memory"] for row in mine if steady(row)]
         out.append(
             {
                 "operation": operation,
@@ -86,30 +106,46 @@ def summary(rows: Sequence[Row]) -> list[Row]:
                 "redis": redis,
                 "ratio": redis / memory,
                 "ratios": [row["redis"] / row["memory"] for row in mine],
+                "steady_runs": len(at_one_speed),
+                "steady_ratio": statistics.median(at_one_speed) if at_one_speed else None,
             }
         )
     return out
 
 
+_STEADY_TEXT = {True: "yes", False: "no", None: "-"}
+
+
+def _optional(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
 def render(rows: Sequence[Row], totals: Sequence[Row]) -> str:
     lines = [
-        "| run | operation | memory 1 worker (µs) | Redis (µs) | ÷ | Redis calls per op | spread |",
-        "|---|---|---|---|---|---|---|",
+        "| run | operation | memory 1 worker (µs) | Redis (µs) | ÷ | probe memory / Redis (ms)"
+        " | steady | Redis calls per op | spread |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         spread = " / ".join(map(str, row["spread"])) if row["spread"] else "-"
-        calls = "-" if row["calls"] is None else f"{row['calls']:.3f}"
+        probes = f"{_optional(row['memory_probe'], 2)} / {_optional(row['redis_probe'], 2)}"
         lines.append(
             f"| {row['run']} | {row['operation']} | {row['memory']:.1f} | {row['redis']:.1f} "
-            f"| {row['redis'] / row['memory']:.2f} | {calls} | {spread} |"
+            f"| {row['redis'] / row['memory']:.2f} | {probes} | {_STEADY_TEXT[steady(row)]} "
+            f"| {_optional(row['calls'], 3)} | {spread} |"
         )
-    lines += ["", "| operation | runs | median memory (µs) | median Redis (µs) | ÷ | ratios |"]
-    lines.append("|---|---|---|---|---|---|")
+    lines += [
+        "",
+        "| operation | runs | median memory (µs) | median Redis (µs) | ÷ | ratios "
+        "| steady runs: median ÷ |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for total in totals:
         ratios = ", ".join(f"{r:.2f}" for r in total["ratios"])
         lines.append(
             f"| {total['operation']} | {total['runs']} | {total['memory']:.1f} "
-            f"| {total['redis']:.1f} | {total['ratio']:.2f} | {ratios} |"
+            f"| {total['redis']:.1f} | {total['ratio']:.2f} | {ratios} "
+            f"| {total['steady_runs']}: {_optional(total['steady_ratio'], 2)} |"
         )
     return "\n".join(lines)
 

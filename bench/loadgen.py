@@ -24,6 +24,7 @@ from .load_scenarios.fanout import scenario_fanout
 from .load_scenarios.heartbeat import scenario_heartbeat
 from .load_scenarios.idle import scenario_idle
 from .metering import Meter, own_cpu_seconds
+from .speed_probe import SpeedProbe
 
 SCENARIOS = {"idle": scenario_idle, "fanout": scenario_fanout, "heartbeat": scenario_heartbeat}
 
@@ -37,9 +38,14 @@ def raise_nofile() -> tuple[int, int]:
 
 async def run(spec: dict[str, Any]) -> dict[str, Any]:
     loopback_only(spec["host"])
-    meter = Meter(spec["server_pids"], spec.get("extra_pids", {}), spec.get("store_port"))
     started, cpu0 = now(), own_cpu_seconds()
-    result = await asyncio.wait_for(SCENARIOS[spec["kind"]](spec, meter), spec["overall_timeout_s"])
+    with SpeedProbe() as probe:
+        meter = Meter(
+            spec["server_pids"], spec.get("extra_pids", {}), spec.get("store_port"), probe
+        )
+        result = await asyncio.wait_for(
+            SCENARIOS[spec["kind"]](spec, meter), spec["overall_timeout_s"]
+        )
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result["loadgen"] = {
         "cpu_s": round(own_cpu_seconds() - cpu0, 3),

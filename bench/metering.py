@@ -16,6 +16,8 @@ from typing import Any
 
 import redis
 
+from .speed_probe import SpeedProbe
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 now = time.monotonic
@@ -99,9 +101,14 @@ class Meter:
     (``store_port``: a Redis store) the calls redis-server answered."""
 
     def __init__(
-        self, server_pids: Sequence[int], extra_pids: dict[str, int], store_port: int | None = None
+        self,
+        server_pids: Sequence[int],
+        extra_pids: dict[str, int],
+        store_port: int | None = None,
+        probe: SpeedProbe | None = None,
     ) -> None:
         self.server_pids = list(server_pids)
+        self._probe = probe
         self.extra_pids = dict(extra_pids)
         # One connection for every snapshot: a new one each time would be counted work too.
         self._store = None if store_port is None else redis.Redis(host="127.0.0.1", port=store_port)
@@ -121,8 +128,7 @@ class Meter:
     def rss_kb(self) -> int:
         return sum(proc_rss_kb(pid) or 0 for pid in self.server_pids)
 
-    @staticmethod
-    def delta(start: dict[str, Any], end: dict[str, Any]) -> dict[str, Any]:
+    def delta(self, start: dict[str, Any], end: dict[str, Any]) -> dict[str, Any]:
         wall = max(end["t"] - start["t"], 1e-9)
         own = end["own"] - start["own"]
         server = end["server"] - start["server"]
@@ -150,6 +156,8 @@ class Meter:
                 if start["store_calls"] is None
                 else {"store_calls": end["store_calls"] - start["store_calls"]}
             ),
+            # How fast the cores ran meanwhile (speed_probe.py): the CPU ms of a fixed work.
+            **({} if self._probe is None else {"probe": self._probe.window(start["t"], end["t"])}),
         }
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench.compare import load, main, run_rows, summary
+from bench.compare import load, main, run_rows, steady, summary
 
 
 def run(memory_event: float, redis_event: float, memory_hb: float, redis_hb: float) -> Any:
@@ -68,6 +68,22 @@ def test_runs_are_read_from_their_files_or_directories(
     out = capsys.readouterr().out
     assert "| fan-out event and its ack, N = 2,000 | 2 | 320.0 | 395.0 | 1.23 |" in out
     assert "| 24 / 41 |" in out
+
+
+def test_a_run_is_steady_when_both_sides_met_about_the_same_speed() -> None:
+    doc = run(200, 300, 100, 130)
+    sc = doc["scenarios"]
+    sc["b"]["2000"]["real"]["total_cpu"] = {"probe": {"mean_ms": 1.5, "samples": 40}}
+    sc["e"]["fanout"]["2000"]["total_cpu"] = {"probe": {"mean_ms": 1.7, "samples": 50}}
+    sc["c"]["real"]["cpu"] = {"probe": {"mean_ms": 1.5, "samples": 80}}
+    sc["e"]["heartbeat"]["cpu"] = {"probe": {"mean_ms": 2.9, "samples": 80}}
+    fanout, heartbeat = run_rows("r", doc)
+    older = run_rows("old", run(200, 300, 100, 130))
+
+    assert (steady(fanout), steady(heartbeat), steady(older[0])) == (True, False, None)
+    fanouts, heartbeats = summary([fanout, heartbeat, *older])
+    assert (fanouts["steady_runs"], fanouts["steady_ratio"]) == (1, pytest.approx(1.5))
+    assert (heartbeats["steady_runs"], heartbeats["steady_ratio"]) == (0, None)
 
 
 def test_runs_with_nothing_to_compare_are_an_error(tmp_path: Path) -> None:
