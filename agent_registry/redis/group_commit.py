@@ -10,11 +10,11 @@ A batch goes out when the worker has nothing else ready to run (a libev idle wat
 the wire, the items that arrive wait for the next. An idle worker sends at once, so under
 light load a batch is a single item and waits no longer than it would have. A busy one
 first parses every request it has ready: sending as soon as the loop came round (as it
-did before) sent about one item per round trip to a saturated worker, whose requests take
-longer to handle than a round trip lasts (docs/performance.md, "Send when idle"). The
-bound keeps a worker that never runs out of work from holding a batch: 2 ms, or
-gevent's next look at its timers, which it takes every switch interval (5 ms) while
-callbacks keep it busy.
+did before) sent small batches from a saturated worker, whose requests take longer to
+handle than a round trip lasts (docs/performance.md, "Send when idle"). The
+bound keeps a worker that never runs out of work from holding a batch: the batch goes out
+at the first turn of the loop after ``MAX_WAIT``, which a turn that runs many callbacks
+(each request a few hundred microseconds) can take some milliseconds to reach.
 
 A caller returns only once Redis has executed its batch, so an answer sent after ``call``
 returns (a heartbeat's ``204``) is never lost when the worker dies right after.
@@ -93,7 +93,9 @@ class GroupCommit(Generic[I, R]):
         waiter: Waiter[None] = Waiter()
         idle, timer = loop.idle(), loop.timer(MAX_WAIT)
         idle.start(waiter.switch, None)
-        timer.start(waiter.switch, None)
+        # From the loop's time now: a flusher resumed by its socket's watcher would count
+        # from the start of a turn that may have run longer than MAX_WAIT already.
+        timer.start(waiter.switch, None, update=True)
         try:
             waiter.get()
         finally:

@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from agent_registry.core.models import Agent, AgentState, HeartbeatOutcome
+from agent_registry.redis import group_commit
 from agent_registry.redis.agents import RedisAgentStore
 from agent_registry.redis.group_commit import GroupCommit
 from harness.clock import T0
@@ -153,6 +154,15 @@ def test_a_batch_waits_until_the_worker_has_nothing_else_ready():
     gevent.joinall(callers, raise_error=True)
 
     assert recorder.batches == [[0, 1, 2, 3, 4]]
+
+
+def test_an_idle_worker_sends_at_once_not_after_the_bound(monkeypatch):
+    monkeypatch.setattr(group_commit, "MAX_WAIT", 30.0)
+    recorder = Recorder()
+    commit = GroupCommit(recorder.send)
+    with gevent.Timeout(5):  # only the idle watcher can send it in time
+        assert commit.call(4) == 40
+    assert recorder.batches == [[4]]
 
 
 def test_a_worker_that_stays_busy_still_sends_its_batch_soon():
