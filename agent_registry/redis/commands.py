@@ -67,6 +67,7 @@ return marked
 """
 )
 _MARK_BATCH = 1000
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # what json.dumps(separators=) builds anew
 
 # KEYS: each target's agent-cmds sorted set. ARGV: command id, created-at. One call indexes
 # a command under all its targets (redis-py's work per ZADD was a fan-out's largest cost).
@@ -203,7 +204,8 @@ def _decode_command(fields: dict[str, str]) -> Command | None:
 
 @dataclass(frozen=True, slots=True)
 class _Ack:
-    """One ack: what the script takes (3 keys, 6 args), and what its outcome is built from."""
+    """One ack: what the script takes (its command's 3 keys, and a row of the batch), and
+    what its outcome is built from."""
 
     command_id: str
     agent_id: str
@@ -215,14 +217,15 @@ class _Ack:
         cid = self.command_id
         return [command_key(cid), deliveries_key(cid), in_flight_key(cid)]
 
-    def script_args(self) -> list[EncodableT]:
+    def script_row(self, place: int) -> list[object]:
         # ``num(now)`` is also its JSON text (a float's repr), stored as acknowledgedAt.
         return [
+            place,
             self.command_id,
             self.agent_id,
             self.result.status.delivery_status.value,
             num(self.now),
-            json.dumps(_result_fields(self.result), separators=(",", ":")),
+            _COMPACT.encode(_result_fields(self.result)),
             num(self.retain_until),
         ]
 
@@ -299,11 +302,18 @@ class RedisCommandStore(ReportsOutages):
 
     def _acknowledge_all(self, acks: builtins.list[_Ack]) -> builtins.list[AckOutcome | None]:
         """All of them in one call of the script, which reads each command once."""
-        keys = [key for ack in acks for key in ack.script_keys()]
-        args = [arg for ack in acks for arg in ack.script_args()]
-        # The script reads 3 keys and 6 args per ack: out of step, it would misread all.
-        assert len(keys) == 3 * len(acks) and len(args) == 6 * len(acks)
-        answers, flat_commands = self._acknowledge(keys, args, self._ack_connection())
+        places: dict[str, int] = {}
+        keys: builtins.list[str] = []
+        rows = []
+        for ack in acks:
+            place = places.get(ack.command_id)
+            if place is None:
+                place = places[ack.command_id] = len(places) + 1
+                keys += ack.script_keys()
+            rows.append(ack.script_row(place))
+        answers, flat_commands = self._acknowledge(
+            keys, [_COMPACT.encode(rows)], self._ack_connection()
+        )
         commands = [
             _decode_command(dict(zip(flat[::2], flat[1::2], strict=True))) for flat in flat_commands
         ]

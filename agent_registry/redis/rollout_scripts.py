@@ -129,12 +129,15 @@ return replaced
 )
 
 # Agents' acks, any number in one call (core/acknowledgement.py's rules, restated). Per
-# ack, KEYS: command hash, deliveries hash, in-flight set; ARGV: command id, agent id,
-# wanted status, now (its exact text, which is also the acknowledgedAt JSON), result (JSON,
-# as the delivery stores it), retain-until. Answers {verdict, delivery JSON as found ('' when
-# none), n, ...} with n the command's place in the second answer, each command's HGETALL
-# once (n is 0 for 'none': no such command or delivery). Each ack is judged as if it had
-# been sent alone, in order.
+# command of the batch, KEYS: command hash, deliveries hash, in-flight set. ARGV[1]: the
+# acks as one JSON array (one argument, not six per ack: redis-py's encoding of each
+# argument was the largest part of a batch's cost in the worker), each [k, command id,
+# agent id, wanted status, now (its exact text, which is also the acknowledgedAt JSON),
+# result (JSON text, as the delivery stores it), retain-until], k the command's place in
+# KEYS (1, 2, ...). Answers {verdict, delivery JSON as found ('' when none), n, ...} with n
+# the command's place in the second answer, each command's HGETALL once (n is 0 for
+# 'none': no such command or delivery). Each ack is judged as if it had been sent alone,
+# in order.
 ACKNOWLEDGE = (
     _PRELUDE
     + """
@@ -152,9 +155,11 @@ local answers, commands, fields_of, place_of = {}, {}, {}, {}
 -- What the recorded acks closed, by the command's place: one closed() per command, not per
 -- ack; the verdicts read neither the counts nor the indexes it updates.
 local closing = {}
-for i = 0, #KEYS / 3 - 1 do
-  local k, a = i * 3, i * 6
-  local command_key, agent, wanted = KEYS[k + 1], ARGV[a + 2], ARGV[a + 3]
+for _, ack in ipairs(cjson.decode(ARGV[1])) do
+  local k = (ack[1] - 1) * 3
+  local cid, agent, wanted, now, result, retain_until =
+    ack[2], ack[3], ack[4], ack[5], ack[6], ack[7]
+  local command_key = KEYS[k + 1]
   local place = place_of[command_key]
   if place == nil then
     place = 0
@@ -180,22 +185,22 @@ for i = 0, #KEYS / 3 - 1 do
       verdict = 'already'
     elseif status == 'CANCELLED' then
       verdict = 'cancelled'
-    elseif status == 'EXPIRED' or (deadline and tonumber(ARGV[a + 4]) >= deadline) then
+    elseif status == 'EXPIRED' or (deadline and tonumber(now) >= deadline) then
       verdict = 'expired'
     else
       verdict = 'recorded'
       local delivered_at = string.match(current, '"deliveredAt":([^,}]+)')
       redis.call('HSET', KEYS[k + 2], agent,
-                 delivery_json(wanted, delivered_at, ARGV[a + 4], ARGV[a + 5], current))
+                 delivery_json(wanted, delivered_at, now, result, current))
       local c = closing[place]
       if c == nil then
-        c = {cid = ARGV[a + 1], key = command_key, in_flight = KEYS[k + 3], agents = {},
+        c = {cid = cid, key = command_key, in_flight = KEYS[k + 3], agents = {},
              failures = 0}
         closing[place] = c
       end
       c.agents[#c.agents + 1] = agent
       if wanted == 'FAILED' then c.failures = c.failures + 1 end
-      c.retain_until = ARGV[a + 6]
+      c.retain_until = retain_until
     end
   end
   answers[#answers + 1] = verdict

@@ -110,6 +110,30 @@ def test_one_batch_over_two_commands_answers_each_ack_with_its_own_command(store
     assert store.get("c1").summary()["acknowledged"] == 2
 
 
+def test_a_result_crosses_the_batch_exactly_and_a_missing_command_shifts_nothing(store):
+    """The acks travel as one JSON argument: text that needs escaping, and numbers JSON
+    could round, come back as sent; an unknown command's place is skipped, not reused."""
+    tricky = AckResult(
+        AckStatus.FAILURE,
+        'a "quoted" \\ back\\slash,\nnewline and ünïcödé ✓',
+        {"elapsedMs": 0.1 + 0.2, "big": 2**60 + 1, "nested": {"k": ["v", None, True]}},
+    )
+    acks = [
+        gevent.spawn(store.acknowledge, "ghost", "a001", SUCCESS, T0 + 1, T0 + 3600),
+        gevent.spawn(store.acknowledge, "c1", "a003", tricky, T0 + 1.000000001, T0 + 3600),
+    ]
+    gevent.joinall(acks, raise_error=True)
+
+    ghost, recorded = (a.value for a in acks)
+    assert ghost is None
+    assert recorded is not None and recorded.verdict is AckVerdict.RECORDED
+    snapshot = store.get("c1")
+    assert snapshot is not None
+    stored = next(d for d in snapshot.deliveries if d.agent_id == "a003")
+    assert stored == recorded.delivery
+    assert stored.result == tricky and stored.acknowledged_at == T0 + 1.000000001
+
+
 def dump(client: redis.Redis) -> dict[str, object]:
     """Every key's type and content."""
     read = {
