@@ -23,6 +23,7 @@ from ..core.models import Agent, AgentState, HeartbeatOutcome, Outage, SweepNote
 from .client import (
     REPLY_TIMEOUT,
     ReportsOutages,
+    compact_json,
     guard_public_methods,
     num,
     outage_as_unavailable,
@@ -77,15 +78,18 @@ redis.call('ZADD', p .. 'agent-deadlines', ARGV[8], id)
 return {created, registered, changed, string.format('%d', generation)}
 """
 
-# Heartbeats, one or many (a group commit). KEYS: the agents' hashes. ARGV: for each,
-# id, now, deadline, expected generation or ''. Returns one outcome per agent: 0 for an
+# Heartbeats, one or many (a group commit). ARGV[1]: a JSON array with, for each, [id,
+# now, deadline, expected generation or ''] (all text): one argument for the batch, since
+# redis-py's encoding of each argument cost more than the script; the agents' hashes are
+# named here, as the state sets are. Returns one outcome per agent: 0 for an
 # unknown agent, 2 when the generation is not the agent's, 1 when recorded, 3 when recorded
 # and the agent was STALE or DEAD (revived). A heartbeat clears the grace mark (why:
 # core/grace.py).
 _HEARTBEATS = """
 local outcomes = {}
-for i, key in ipairs(KEYS) do
-  local id, now, deadline, expected = ARGV[4*i-3], ARGV[4*i-2], ARGV[4*i-1], ARGV[4*i]
+for i, beat in ipairs(cjson.decode(ARGV[1])) do
+  local id, now, deadline, expected = beat[1], beat[2], beat[3], beat[4]
+  local key = 'ar:agent:' .. id
   local current = redis.call('HMGET', key, 'state', 'generation', 'graceThrough')
   local state = current[1]
   if not state then
@@ -224,7 +228,7 @@ return added
 """
 
 # One heartbeat as the script takes it: id, now, deadline, expected generation or ''.
-_Heartbeat = tuple[str, str, str, int | str]
+_Heartbeat = tuple[str, str, str, str]
 
 _HEARTBEAT_OUTCOMES = (
     HeartbeatOutcome.UNKNOWN,
@@ -325,16 +329,17 @@ class RedisAgentStore(ReportsOutages):
     def heartbeat(
         self, agent_id: str, now: float, deadline: float, generation: int | None = None
     ) -> HeartbeatOutcome:
-        heartbeat = (agent_id, num(now), num(deadline), "" if generation is None else generation)
+        heartbeat = (
+            agent_id,
+            num(now),
+            num(deadline),
+            "" if generation is None else str(generation),
+        )
         outcome = send_one(self.heartbeat_batches, self._record_heartbeats, heartbeat)
         return _HEARTBEAT_OUTCOMES[outcome]
 
     def _record_heartbeats(self, heartbeats: builtins.list[_Heartbeat]) -> builtins.list[int]:
-        outcomes = self._heartbeats(
-            [agent_key(heartbeat[0]) for heartbeat in heartbeats],
-            [field for heartbeat in heartbeats for field in heartbeat],
-            self._heartbeat_connection(),
-        )
+        outcomes = self._heartbeats([], [compact_json(heartbeats)], self._heartbeat_connection())
         return [int(outcome) for outcome in outcomes]
 
     def get(self, agent_id: str) -> Agent | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -116,6 +117,11 @@ def guard_public_methods(cls: type[T]) -> type[T]:
 def num(value: float) -> str:
     """A float as Redis stores it: ``repr`` round-trips exactly, so CAS can compare text."""
     return repr(float(value))
+
+
+# Compact JSON text, from one encoder: ``json.dumps(separators=...)`` builds a new one per
+# call, which the per-ack and per-heartbeat batches would pay each time.
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 # connect() sets decode_responses=True, so every reply is text. redis-py's annotations

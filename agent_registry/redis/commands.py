@@ -32,7 +32,7 @@ from ..core.models import (
     TargetKind,
 )
 from ..core.rollout import RolloutPlan
-from .client import ReportsOutages, guard_public_methods, num, text_hash, texts
+from .client import ReportsOutages, compact_json, guard_public_methods, num, text_hash, texts
 from .group_commit import GroupCommit, group_commit_if, held_connection_if, send_one
 from .rollout_scripts import (
     ACKNOWLEDGE,
@@ -67,7 +67,6 @@ return marked
 """
 )
 _MARK_BATCH = 1000
-_COMPACT = json.JSONEncoder(separators=(",", ":"))  # what json.dumps(separators=) builds anew
 
 # KEYS: each target's agent-cmds sorted set. ARGV: command id, created-at. One call indexes
 # a command under all its targets (redis-py's work per ZADD was a fan-out's largest cost).
@@ -225,7 +224,7 @@ class _Ack:
             self.agent_id,
             self.result.status.delivery_status.value,
             num(self.now),
-            _COMPACT.encode(_result_fields(self.result)),
+            compact_json(_result_fields(self.result)),
             num(self.retain_until),
         ]
 
@@ -312,7 +311,7 @@ class RedisCommandStore(ReportsOutages):
                 keys += ack.script_keys()
             rows.append(ack.script_row(place))
         answers, flat_commands = self._acknowledge(
-            keys, [_COMPACT.encode(rows)], self._ack_connection()
+            keys, [compact_json(rows)], self._ack_connection()
         )
         commands = [
             _decode_command(dict(zip(flat[::2], flat[1::2], strict=True))) for flat in flat_commands
