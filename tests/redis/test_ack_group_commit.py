@@ -111,8 +111,10 @@ def test_one_batch_over_two_commands_answers_each_ack_with_its_own_command(store
 
 
 def test_a_result_crosses_the_batch_exactly_and_a_missing_command_shifts_nothing(store):
-    """The acks travel as one JSON argument: text that needs escaping, and numbers JSON
-    could round, come back as sent; an unknown command's place is skipped, not reused."""
+    """The acks travel as one JSON argument: text that needs escaping and times with 17
+    significant digits come back as sent; an unknown command's place is skipped, not
+    reused."""
+    at = T0 + 0.123456789  # 1773224130.1234567: 17 digits, which Lua would round to 14
     tricky = AckResult(
         AckStatus.FAILURE,
         'a "quoted" \\ back\\slash,\nnewline and ünïcödé ✓',
@@ -120,7 +122,7 @@ def test_a_result_crosses_the_batch_exactly_and_a_missing_command_shifts_nothing
     )
     acks = [
         gevent.spawn(store.acknowledge, "ghost", "a001", SUCCESS, T0 + 1, T0 + 3600),
-        gevent.spawn(store.acknowledge, "c1", "a003", tricky, T0 + 1.000000001, T0 + 3600),
+        gevent.spawn(store.acknowledge, "c1", "a003", tricky, at, T0 + 3600),
     ]
     gevent.joinall(acks, raise_error=True)
 
@@ -131,7 +133,7 @@ def test_a_result_crosses_the_batch_exactly_and_a_missing_command_shifts_nothing
     assert snapshot is not None
     stored = next(d for d in snapshot.deliveries if d.agent_id == "a003")
     assert stored == recorded.delivery
-    assert stored.result == tricky and stored.acknowledged_at == T0 + 1.000000001
+    assert stored.result == tricky and stored.acknowledged_at == at
 
 
 def dump(client: redis.Redis) -> dict[str, object]:
