@@ -133,11 +133,11 @@ return replaced
 # acks as one JSON array (one argument, not six per ack: redis-py's encoding of each
 # argument was the largest part of a batch's cost in the worker), each [k, command id,
 # agent id, wanted status, now (its exact text, which is also the acknowledgedAt JSON),
-# result (JSON text, as the delivery stores it), retain-until], k the command's place in
-# KEYS (1, 2, ...). Answers {verdict, delivery JSON as found ('' when none), n, ...} with n
-# the command's place in the second answer, each command's HGETALL once (n is 0 for
-# 'none': no such command or delivery). Each ack is judged as if it had been sent alone,
-# in order.
+# result (JSON text, as the delivery stores it), retain-until], k the command's number in
+# the batch (1, 2, ...), whose keys are KEYS[3k-2..3k]. Answers {verdict, delivery JSON as
+# found ('' when none), n, ...} with n the command's place in the second answer, each
+# command's HGETALL once (n is 0 for 'none': no such command or delivery). Each ack is
+# judged as if it had been sent alone, in order.
 ACKNOWLEDGE = (
     _PRELUDE
     + """
