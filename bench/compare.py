@@ -81,6 +81,7 @@ def run_rows(name: str, doc: dict[str, Any]) -> list[Row]:
                 else "heartbeat",
                 "memory": memory,
                 "redis": redis,
+                "ratio": redis / memory,
                 "calls": get(pair.redis, calls_key),
                 "spread": get(pair.redis, spread_key),
                 "redis_probe": get(pair.redis, cpu_key, "probe", "mean_ms"),
@@ -97,7 +98,7 @@ def summary(rows: Sequence[Row]) -> list[Row]:
         mine = [row for row in rows if row["operation"] == operation]
         memory = statistics.median(row["memory"] for row in mine)
         redis = statistics.median(row["redis"] for row in mine)
-        at_one_speed = [row["redis"] / row["memory"] for row in mine if steady(row)]
+        at_one_speed = [row["ratio"] for row in mine if steady(row)]
         out.append(
             {
                 "operation": operation,
@@ -105,7 +106,7 @@ def summary(rows: Sequence[Row]) -> list[Row]:
                 "memory": memory,
                 "redis": redis,
                 "ratio": redis / memory,
-                "ratios": [row["redis"] / row["memory"] for row in mine],
+                "ratios": [row["ratio"] for row in mine],
                 "steady_runs": len(at_one_speed),
                 "steady_ratio": statistics.median(at_one_speed) if at_one_speed else None,
             }
@@ -131,7 +132,7 @@ def render(rows: Sequence[Row], totals: Sequence[Row]) -> str:
         probes = f"{_optional(row['memory_probe'], 2)} / {_optional(row['redis_probe'], 2)}"
         lines.append(
             f"| {row['run']} | {row['operation']} | {row['memory']:.1f} | {row['redis']:.1f} "
-            f"| {row['redis'] / row['memory']:.2f} | {probes} | {_STEADY_TEXT[steady(row)]} "
+            f"| {row['ratio']:.2f} | {probes} | {_STEADY_TEXT[steady(row)]} "
             f"| {_optional(row['calls'], 3)} | {spread} |"
         )
     lines += [

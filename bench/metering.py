@@ -108,8 +108,8 @@ class Meter:
         probe: SpeedProbe | None = None,
     ) -> None:
         self.server_pids = list(server_pids)
-        self._probe = probe
         self.extra_pids = dict(extra_pids)
+        self._probe = probe
         # One connection for every snapshot: a new one each time would be counted work too.
         self._store = None if store_port is None else redis.Redis(host="127.0.0.1", port=store_port)
 

@@ -2,15 +2,16 @@
 
 On a shared VM the CPU time one operation costs can change by up to 2x within seconds (a
 busy neighbour on the host's other hyperthread, say); measured here, the same pure-Python
-work took 13-15 ms of CPU or 25-31 ms. A memory run and a Redis run a minute apart can
-then meet different speeds, and their CPU per operation compares the host, not the code.
+work took 12.8-31.8 ms of CPU, mostly 13-15 or 24-31. A memory run and a Redis run a
+minute apart can then meet different speeds, and their CPU per operation compares the
+host, not the code.
 
 ``python -m bench.speed_probe FILE PID`` runs that work every ``INTERVAL`` seconds on each
 core it may use (the load generator's), in turn, and appends one line per sample to FILE:
 the monotonic time (shared by all processes of the machine) and the CPU milliseconds the
 work took. It stops when its parent, process PID, is gone (even before it started).
 ``SpeedProbe`` starts it; ``probe_ms`` summarises the samples of a window. A sample took
-1.4-1.7 ms of CPU on a quiet machine and about 2.8 ms under load: 1.5-3 % of one core.
+1.4-2.8 ms of CPU, as fast or slow as the host was: 1.5-3 % of one core.
 
 The probe does not correct a figure: the server's code slowed less than the probe did in
 the runs measured (docs/performance.md, "Send when idle"). It tells which runs met the

@@ -120,7 +120,8 @@ def num(value: float) -> str:
 
 
 # Compact JSON text, from one encoder: ``json.dumps(separators=...)`` builds a new one per
-# call, which the per-ack and per-heartbeat batches would pay each time.
+# call, which the per-ack and per-heartbeat batches would pay each time. Every compact
+# JSON text the Redis store writes comes from here.
 compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 

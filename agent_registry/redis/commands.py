@@ -114,7 +114,7 @@ def _encode_delivery(delivery: Delivery) -> str:
     }
     if delivery.sent_at is not None:  # a rollout's, once sent: text, read back exactly
         data["sentAt"] = num(delivery.sent_at)
-    return json.dumps(data, separators=(",", ":"))
+    return compact_json(data)
 
 
 def _encode_deliveries(deliveries: Sequence[Delivery]) -> dict[EncodableT, EncodableT]:
@@ -154,7 +154,7 @@ def _encode_command(command: Command, open_count: int) -> dict[EncodableT, Encod
     fields: dict[EncodableT, EncodableT] = {
         "id": command.id,
         "type": command.type.value,
-        "payload": json.dumps(command.payload, separators=(",", ":")),
+        "payload": compact_json(command.payload),
         "targetKind": command.target.kind.value,
         "targetValue": command.target.value or "",
         "createdAt": num(command.created_at),
