@@ -23,7 +23,7 @@ from .targets import judge
 
 log = logging.getLogger("bench")
 
-SCENARIOS = ("a", "b", "c", "d", "e")
+SCENARIOS = ("a", "b", "c", "d", "e", "f")
 
 
 def _ints(text: str) -> list[int]:
@@ -44,7 +44,7 @@ def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, Params]:
     parser.add_argument(
         "--scenarios",
         default=",".join(SCENARIOS),
-        help="comma-separated subset of a,b,c,d,e (default: all)",
+        help="comma-separated subset of a,b,c,d,e,f (default: all)",
     )
     parser.add_argument(
         "--streams", type=_ints, help="stream counts for a and b (default 1000,5000,10000)"
@@ -78,6 +78,11 @@ def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, Params]:
     parser.add_argument("--sweep-deliveries", type=int)
     parser.add_argument("--redis-streams", type=_ints, help="stream counts for e (default 10000)")
     parser.add_argument("--redis-workers", type=int)
+    parser.add_argument("--pair-streams", type=int, help="f: each side's fleet (default 2000)")
+    parser.add_argument("--pair-rounds", type=int, help="f: fan-out rounds (default 10)")
+    parser.add_argument(
+        "--pair-heartbeat-rounds", type=int, help="f: heartbeat rounds (default 10)"
+    )
     parser.add_argument(
         "--server-log-level",
         help="AGENT_REGISTRY_LOG_LEVEL for the server (default info, as deployed)",
@@ -103,6 +108,8 @@ def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, Params]:
         params.sweep_quiet_repeats = 200
         params.sweep_due_steps = 5
         params.settle_seconds = 0.5
+        params.pair_rounds = 4
+        params.pair_heartbeat_rounds = 4
     overrides = {
         "streams": args.streams,
         "max_streams": args.max_streams,
@@ -117,6 +124,9 @@ def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, Params]:
         "sweep_deliveries": args.sweep_deliveries,
         "redis_streams": args.redis_streams,
         "redis_workers": args.redis_workers,
+        "pair_streams": args.pair_streams,
+        "pair_rounds": args.pair_rounds,
+        "pair_heartbeat_rounds": args.pair_heartbeat_rounds,
         "server_log_level": args.server_log_level,
         "hold_seconds": args.hold_seconds,
     }
@@ -158,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         "c": run.heartbeats,
         "d": run.sweeps,
         "e": run.redis,
+        "f": run.paired,
     }
     scenarios: dict[str, object] = {}
     for name in SCENARIOS:

@@ -4,7 +4,8 @@ medians, since on a shared 2-core machine one run's ratio moves more than most c
     python -m bench.compare RESULTS_DIR_OR_JSON...
 
 Each argument is a ``latest.json`` or a directory holding one (``--out`` of a run). A run
-counts for what it measured: a fan-out size both b and e ran, and heartbeats (c and e).
+counts for what it measured: a fan-out size both b and e ran, heartbeats (c and e), and
+f's side-by-side blocks of both.
 Where the runs carry the speed probe's figures (``speed_probe.py``), a run is *steady* when
 both sides met about the same host speed, and the steady runs' median is given apart.
 """
@@ -88,6 +89,27 @@ def run_rows(name: str, doc: dict[str, Any]) -> list[Row]:
                 "memory_probe": get(pair.memory, cpu_key, "probe", "mean_ms"),
             }
         )
+    f = doc.get("scenarios", {}).get("f") or {}
+    for key, operation in (("fanout", "fan-out event and its ack"), ("heartbeat", "heartbeat")):
+        figures = f.get(key) or {}
+        redis = get(figures, "redis", "cpu_us_per_operation")
+        memory = get(figures, "memory", "cpu_us_per_operation")
+        if not figures.get("valid") or redis is None or memory is None:
+            continue
+        rows.append(
+            {
+                "run": name,
+                "operation": f"{operation}, side by side (f)",
+                "memory": memory,
+                "redis": redis,
+                "ratio": redis / memory,
+                "calls": None,
+                "spread": None,
+                # Both sides ran at once, in alternated blocks: one host speed by design.
+                "redis_probe": None,
+                "memory_probe": None,
+            }
+        )
     return rows
 
 
@@ -161,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error(str(exc))
     rows = [row for name, doc in runs for row in run_rows(name, doc)]
     if not rows:
-        parser.error("no run measured an operation on both stores (scenarios b or c, and e)")
+        parser.error("no run measured an operation on both stores (b or c, and e; or f)")
     print(render(rows, summary(rows)))
 
 

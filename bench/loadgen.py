@@ -23,10 +23,16 @@ from .http_client import loopback_only, now
 from .load_scenarios.fanout import scenario_fanout
 from .load_scenarios.heartbeat import scenario_heartbeat
 from .load_scenarios.idle import scenario_idle
+from .load_scenarios.paired import scenario_paired
 from .metering import Meter, own_cpu_seconds
 from .speed_probe import SpeedProbe
 
-SCENARIOS = {"idle": scenario_idle, "fanout": scenario_fanout, "heartbeat": scenario_heartbeat}
+SCENARIOS = {
+    "idle": scenario_idle,
+    "fanout": scenario_fanout,
+    "heartbeat": scenario_heartbeat,
+    "paired": scenario_paired,
+}
 
 
 def raise_nofile() -> tuple[int, int]:

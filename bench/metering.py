@@ -113,6 +113,12 @@ class Meter:
         # One connection for every snapshot: a new one each time would be counted work too.
         self._store = None if store_port is None else redis.Redis(host="127.0.0.1", port=store_port)
 
+    def alike(
+        self, server_pids: Sequence[int], extra_pids: dict[str, int], store_port: int | None
+    ) -> Meter:
+        """A meter of other processes that shares this one's speed probe."""
+        return Meter(server_pids, extra_pids, store_port, self._probe)
+
     def snapshot(self) -> dict[str, Any]:
         busy, total = machine_cpu()
         return {

