@@ -68,11 +68,27 @@ return marked
 )
 _MARK_BATCH = 1000
 
-# KEYS: each target's agent-cmds sorted set. ARGV: command id, created-at. One call indexes
-# a command under all its targets (redis-py's work per ZADD was a fan-out's largest cost).
+# KEYS: each target's agent-cmds sorted set. ARGV: command id, its index score. One call
+# indexes a command under all its targets (redis-py's work per ZADD was a fan-out's largest
+# cost).
 _INDEX_FOR_AGENTS = """
 for i = 1, #KEYS do redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1]) end
 """
+# Index scores below this were written in seconds, by versions before index_score: read
+# apart, so that an upgrade loses none of the commands indexed before it.
+_SECONDS_SCORES_BELOW = 10**11
+
+
+def index_score(created_at: float) -> int:
+    """A command's score in an agent's index: its creation time in whole microseconds.
+
+    An agent's index is small, so Redis keeps it as a listpack and, to insert, compares the
+    new score with each one it holds; a score with a fraction is stored as text and parsed
+    at each comparison, an integer is not. With 30 to 60 commands per agent, 2 000 ZADDs
+    cost redis-server 4.0-4.2 µs each with scores in seconds and 1.5 µs in microseconds
+    (scratch, one process).
+    """
+    return round(created_at * 1_000_000)
 
 
 def command_key(command_id: str) -> str:
@@ -255,7 +271,7 @@ class RedisCommandStore(ReportsOutages):
         pipe.hset(deliveries_key(command.id), mapping=_encode_deliveries(deliveries))
         self._index_for_agents(
             keys=[agent_commands_key(delivery.agent_id) for delivery in deliveries],
-            args=[command.id, num(command.created_at)],
+            args=[command.id, index_score(command.created_at)],
             client=pipe,
         )
         if command.expires_at is not None:
@@ -418,10 +434,7 @@ class RedisCommandStore(ReportsOutages):
         statuses: Collection[DeliveryStatus] | None = None,
         since: float | None = None,
     ) -> list[tuple[Command, Delivery]]:
-        oldest = "-inf" if since is None else num(since)
-        command_ids = texts(
-            self._redis.zrevrangebyscore(agent_commands_key(agent_id), "+inf", oldest)
-        )
+        command_ids = self._indexed(agent_commands_key(agent_id), since)
         pipe = self._redis.pipeline(transaction=False)
         for command_id in command_ids:
             pipe.hgetall(command_key(command_id))
@@ -436,6 +449,17 @@ class RedisCommandStore(ReportsOutages):
             if not statuses or delivery.status in statuses:
                 found.append((command, delivery))
         return found
+
+    def _indexed(self, key: str, since: float | None) -> builtins.list[str]:
+        """Command ids in an agent's index, newest first (``since``: created then or later);
+        those scored in seconds by an older version come after the rest, being older."""
+        if since is None:
+            return texts(self._redis.zrevrange(key, 0, -1))
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zrevrangebyscore(key, "+inf", index_score(since))
+        pipe.zrevrangebyscore(key, f"({_SECONDS_SCORES_BELOW}", num(since))
+        newer, in_seconds = pipe.execute()
+        return texts(newer) + texts(in_seconds)
 
     def due_expiries(self, now: float, limit: int) -> list[Command]:
         command_ids = texts(

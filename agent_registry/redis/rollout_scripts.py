@@ -141,13 +141,15 @@ return replaced
 ACKNOWLEDGE = (
     _PRELUDE
     + """
-local function deadline_of(fields, delivery)
+-- ``current``: the delivery's JSON, PENDING or DELIVERED (so no result, whose details could
+-- hold a "sentAt" of their own). Its sentAt is text (exact), or null.
+local function deadline_of(fields, current)
   if fields['window'] == nil then
     if fields['expiresAt'] == '' then return nil end
     return tonumber(fields['expiresAt'])
   end
-  local sent = delivery['sentAt']
-  if sent == nil or sent == cjson.null then return nil end
+  local sent = string.match(current, '"sentAt":"([^"]+)"')
+  if sent == nil then return nil end
   return tonumber(sent) + tonumber(fields['expiry'])
 end
 
@@ -176,16 +178,19 @@ for _, ack in ipairs(cjson.decode(ARGV[1])) do
   local current = place > 0 and redis.call('HGET', KEYS[k + 2], agent)
   local verdict = 'none'
   if current then
-    local delivery = cjson.decode(current)
-    local status = delivery['status']
-    local deadline = deadline_of(fields_of[place], delivery)
+    -- Read as text, not decoded (cjson cost a decode per ack): the first "status" is the
+    -- delivery's own. A delivery with a result was written by Python or by this script,
+    -- status first; one without has no other "status".
+    local status = string.match(current, '"status":"(%u+)"')
     if status == wanted then
       verdict = 'repeated'
     elseif status == 'ACKNOWLEDGED' or status == 'FAILED' then
       verdict = 'already'
     elseif status == 'CANCELLED' then
       verdict = 'cancelled'
-    elseif status == 'EXPIRED' or (deadline and tonumber(now) >= deadline) then
+    elseif status == 'EXPIRED' then
+      verdict = 'expired'
+    elseif (deadline_of(fields_of[place], current) or math.huge) <= tonumber(now) then
       verdict = 'expired'
     else
       verdict = 'recorded'
