@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.procfs import established_per_process
+
 from ..http_client import Client, now, source_addresses
 from ..metering import Meter
 from .acks import Acker
@@ -71,11 +73,19 @@ async def scenario_paired(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
             if opened["opened"] < count:
                 result["error"] = f"{side.name}: only {opened['opened']} of {count} streams opened"
                 return result
+            pids = side.spec["server_pids"]
+            streams = established_per_process(side.spec["port"], pids)
             side.acker = Acker(
                 side.spec["host"], side.spec["port"], spec["ack_connections"], sources, inline=True
             )
             side.fleet.on_command = side.acker.on_command
             await side.acker.open()
+            # How the ack connections spread over the workers: a worker batches only its own
+            # acks' round trips to a Redis store.
+            held = established_per_process(side.spec["port"], pids)
+            result[f"{side.name}_ack_connections_per_worker"] = sorted(
+                held[pid] - streams[pid] for pid in pids
+            )
             side.poster = Client(side.spec["host"], side.spec["port"], sources[0])
         result["fanout"] = await _fanout_blocks(spec, sides)
         result["heartbeat"] = await _heartbeat_blocks(spec, sides)
@@ -207,6 +217,7 @@ def _summary(sides: Sequence[Side], key: str) -> dict[str, Any]:
             "cpu_us_per_operation": _per(cpu_s, operations),
             # The workers' part of it (the rest is the store's own processes: redis-server).
             "workers_cpu_us_per_operation": _per(workers_s, operations),
+            **_store_calls(side.blocks, operations),
             "blocks": [
                 {
                     "operations": b[key],
@@ -228,6 +239,14 @@ def _summary(sides: Sequence[Side], key: str) -> dict[str, Any]:
     out["round_ratios"] = ratios
     out["median_round_ratio"] = round(statistics.median(ratios), 3) if ratios else None
     return out
+
+
+def _store_calls(blocks: Sequence[dict[str, Any]], operations: int) -> dict[str, float]:
+    """Redis calls per operation, when the side's meter counts them."""
+    calls = [b["cpu"]["store_calls"] for b in blocks if "store_calls" in b["cpu"]]
+    if not calls or not operations:
+        return {}
+    return {"store_calls_per_operation": round(sum(calls) / operations, 3)}
 
 
 def _per(cpu_s: float, operations: int) -> float | None:

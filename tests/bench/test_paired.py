@@ -102,6 +102,8 @@ def test_every_counted_event_is_acknowledged_and_each_block_metered(tmp_path: Pa
         assert heartbeat[name]["operations"] > 0
         assert set(heartbeat[name]["statuses"]) == {"204"}
     assert fanout["valid"] and heartbeat["valid"]
+    assert result["memory_ack_connections_per_worker"] == [2]
+    assert "store_calls_per_operation" not in fanout["memory"]  # no Redis to count calls of
 
 
 def test_the_cost_targets_come_from_f_when_it_ran_and_only_when_every_answer_was_right():
