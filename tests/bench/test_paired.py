@@ -6,9 +6,12 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bench.load_scenarios.fleet import Fleet
 from bench.load_scenarios.paired import Side, _orders, _summary, scenario_paired
 from bench.metering import Meter
+from bench.scenarios import Params, Run
 from bench.targets import targets
 from harness.gunicorn import GunicornServer
 
@@ -122,3 +125,33 @@ def test_the_cost_targets_come_from_f_when_it_ran_and_only_when_every_answer_was
     f["fanout"] = {**figures, "valid": False}
     fanout = next(t for t in targets(doc) if "side by side: CPU per event" in t["target"])
     assert fanout["status"] == "not measured"
+
+
+@pytest.mark.redis
+@pytest.mark.e2e
+def test_run_paired_measures_memory_and_redis_side_by_side(tmp_path: Path) -> None:
+    params = Params(
+        pair_streams=6,
+        pair_rounds=2,
+        pair_broadcasts_per_block=1,
+        pair_heartbeat_rounds=2,
+        pair_heartbeat_block_seconds=0.2,
+        ack_connections=2,
+        heartbeat_connections=2,
+        register_connections=4,
+        open_concurrency=8,
+        settle_seconds=0,
+        server_log_level="warning",
+    )
+
+    out = Run(params, tmp_path).paired()
+
+    assert out["available"], out.get("error") or out.get("reason")
+    assert sorted(out["sides"]) == ["memory", "redis"]
+    assert out["fanout"]["valid"] and out["heartbeat"]["valid"]
+    assert out["fanout"]["redis"]["operations"] == 2 * 6
+    # The Redis side's CPU counts redis-server's, and its calls to it are counted.
+    redis_side = out["fanout"]["redis"]
+    assert redis_side["cpu_us_per_operation"] >= redis_side["workers_cpu_us_per_operation"]
+    assert redis_side["store_calls_per_operation"] > 0
+    assert sum(out["redis_ack_connections_per_worker"]) == 2
