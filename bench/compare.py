@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .figures import get
+from .figures import PAIRED_OPERATIONS, get
 from .targets import same_operations
 
 Row = dict[str, Any]
@@ -90,12 +90,13 @@ def run_rows(name: str, doc: dict[str, Any]) -> list[Row]:
             }
         )
     f = doc.get("scenarios", {}).get("f") or {}
-    for key, operation in (("fanout", "fan-out event and its ack"), ("heartbeat", "heartbeat")):
+    for key, operation in PAIRED_OPERATIONS:
         figures = f.get(key) or {}
         redis = get(figures, "redis", "cpu_us_per_operation")
         memory = get(figures, "memory", "cpu_us_per_operation")
         if not figures.get("valid") or redis is None or memory is None:
             continue
+        spread = f.get("redis_ack_connections_per_worker") if key == "fanout" else None
         rows.append(
             {
                 "run": name,
@@ -103,8 +104,8 @@ def run_rows(name: str, doc: dict[str, Any]) -> list[Row]:
                 "memory": memory,
                 "redis": redis,
                 "ratio": redis / memory,
-                "calls": None,
-                "spread": None,
+                "calls": get(figures, "redis", "store_calls_per_operation"),
+                "spread": spread or get(figures, "redis", "connections_per_worker"),
                 # Both sides ran at once, in alternated blocks: one host speed by design.
                 "redis_probe": None,
                 "memory_probe": None,

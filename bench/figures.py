@@ -11,6 +11,9 @@ KB = 1000  # the memory target is 25 KB = 25 000 bytes per open stream
 METRICS_OFF = "real_metrics_off"
 AUTH_ON = "real_auth_on"
 
+# f's operations (load_scenarios/paired.py): each one's key in its results, and its name.
+PAIRED_OPERATIONS = (("fanout", "fan-out event and its ack"), ("heartbeat", "heartbeat"))
+
 
 def fmt(value: Any, digits: int = 1) -> str:
     if value is None:

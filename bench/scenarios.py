@@ -428,9 +428,13 @@ class Run:
             on_redis = self.server("real", p.redis_workers, env, f"pair-redis-{p.redis_workers}w")
             servers.append(on_redis)
             n = p.pair_streams
+            fanout = self.fanout_spec(memory, n, "real")
             spec = {
-                **self.fanout_spec(memory, n, "real"),
+                **_base_spec(memory, p, n),
+                **{key: fanout[key] for key in _PAIRED_FROM_FANOUT},
                 "kind": "paired",
+                "n": n,
+                # Each side is metered apart; these are the load generator's run as a whole.
                 "server_pids": memory.worker_pids() + on_redis.worker_pids(),
                 "extra_pids": {"redis": redis.pid},
                 "sides": [
@@ -464,6 +468,10 @@ class Run:
             for server in servers:
                 server.stop()
             redis.stop()
+
+
+# What f takes of b's spec: the broadcast, the ack pool and the time bounds.
+_PAIRED_FROM_FANOUT = ("payload", "ack_connections", "delivery_timeout_s", "ack_timeout_s")
 
 
 def _side(name: str, server: GunicornServer, prefix: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 from .figures import (
     AUTH_ON,
     METRICS_OFF,
+    PAIRED_OPERATIONS,
     error_of,
     fmt,
     fmt_ratio,
@@ -363,7 +364,7 @@ def paired_rows(doc: dict[str, Any]) -> list[list[str]]:
     """f: each operation's CPU on both servers over their alternated blocks."""
     f = doc["scenarios"].get("f") or {}
     rows = []
-    for key, name in (("fanout", "fan-out event and its ack"), ("heartbeat", "heartbeat")):
+    for key, name in PAIRED_OPERATIONS:
         figures = f.get(key)
         if not figures:
             continue

@@ -68,11 +68,14 @@ class Acker:
             self.times.append(done)
             self.queue.task_done()
 
-    async def settle(self, timeout: float) -> None:
-        """Wait (up to ``timeout``) until every ack queued so far was answered; the pool
-        stays open for more."""
-        with contextlib.suppress(TimeoutError):
+    async def settle(self, timeout: float) -> bool:
+        """Wait (up to ``timeout``) until every ack queued so far was answered; whether they
+        were. The pool stays open for more."""
+        try:
             await asyncio.wait_for(self.queue.join(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     async def drain(self, timeout: float) -> float:
         """Send what was deferred, wait (up to ``timeout``) for every ack; seconds it took."""

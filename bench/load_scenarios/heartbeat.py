@@ -49,7 +49,9 @@ async def scenario_heartbeat(spec: dict[str, Any], meter: Meter) -> dict[str, An
     return result
 
 
-async def _heartbeat(client: Client, agent_id: str, headers: Headers) -> str:
+async def heartbeat_once(client: Client, agent_id: str, headers: Headers) -> str:
+    """One heartbeat: its status, or the error's name (after a short pause, so that a
+    broken connection does not spin)."""
     try:
         status, _ = await client.request(
             "POST", f"/api/v1/agents/{agent_id}/heartbeat", headers=headers
@@ -98,7 +100,7 @@ async def _first_use(
         while pending:
             agent_id = pending.pop()
             t0 = now()
-            key = await _heartbeat(client, agent_id, headers.get(agent_id, ()))
+            key = await heartbeat_once(client, agent_id, headers.get(agent_id, ()))
             latencies.append(now() - t0)
             statuses[key] = statuses.get(key, 0) + 1
 
@@ -129,7 +131,7 @@ async def _steady(
             agent_id = agents[counter % len(agents)]
             counter += 1
             t0 = now()
-            key = await _heartbeat(client, agent_id, headers.get(agent_id, ()))
+            key = await heartbeat_once(client, agent_id, headers.get(agent_id, ()))
             if measuring:
                 latencies.append(now() - t0)
                 statuses[key] = statuses.get(key, 0) + 1

@@ -24,6 +24,7 @@ from ..metering import Meter
 from .acks import Acker
 from .fanout import broadcast, delivery_figures
 from .fleet import Fleet, agent_names, register_all, wait_settled
+from .heartbeat import heartbeat_once
 
 
 @dataclass
@@ -116,11 +117,14 @@ async def _fanout_blocks(spec: dict[str, Any], sides: Sequence[Side]) -> dict[st
             side.fleet.expect(side.fleet.received + spec["n"])
             sent = await broadcast(side.poster, payload, side.fleet, spec["delivery_timeout_s"])
             side.broadcasts.append(sent)
-        await side.acker.settle(spec["ack_timeout_s"])
+        settled = await side.acker.settle(spec["ack_timeout_s"])
         cpu = side.meter.delta(snap, side.meter.snapshot())
         return {
             "operations": side.fleet.received - received,
             "acks_ok": side.acker.statuses.get("200", 0) - acked,
+            # Its acks all answered before the next block began: none of its work is
+            # metered in another block.
+            "settled": settled,
             "cpu": cpu,
         }
 
@@ -131,14 +135,20 @@ async def _fanout_blocks(spec: dict[str, Any], sides: Sequence[Side]) -> dict[st
             side.blocks.append(await block(side))
     out = _summary(sides, "operations")
     for side in sides:
+        assert side.acker is not None
         figures = delivery_figures(side.fleet, side.broadcasts, len(side.broadcasts))
+        statuses = dict(side.acker.statuses)
         out[side.name].update(
+            # These three count the warm-up block too.
             exactly_once=figures["exactly_once"],
             latency_ms=figures["latency_ms"],
-            # Every counted event acknowledged with 200, and no broadcast short of its fleet.
-            all_acked=sum(b["acks_ok"] for b in side.blocks) == out[side.name]["operations"]
+            ack_statuses=statuses,
+            # Every event acknowledged with 200, each block's before the next began, and no
+            # broadcast short of its fleet.
+            all_acked=statuses == {"200": side.fleet.received}
+            and all(b["settled"] for b in side.blocks)
+            and sum(b["acks_ok"] for b in side.blocks) == out[side.name]["operations"]
             and not any(b["timed_out"] for b in side.broadcasts),
-            ack_statuses=dict(side.acker.statuses) if side.acker else {},
         )
         side.blocks.clear()
     out["valid"] = all(out[s.name]["exactly_once"] and out[s.name]["all_acked"] for s in sides)
@@ -155,8 +165,17 @@ async def _heartbeat_blocks(spec: dict[str, Any], sides: Sequence[Side]) -> dict
         for side in sides
     }
     statuses: dict[str, dict[str, int]] = {side.name: {} for side in sides}
+    spread: dict[str, list[int]] = {}
     try:
-        await asyncio.gather(*(c.open() for group in clients.values() for c in group))
+        for side in sides:
+            # One at a time, each answered before the next connects (as the acker's): in a
+            # burst, one worker could take most of them, and a worker batches only its own.
+            pids = side.spec["server_pids"]
+            before = established_per_process(side.spec["port"], pids)
+            for client in clients[side.name]:
+                await client.request("GET", "/healthz")
+            held = established_per_process(side.spec["port"], pids)
+            spread[side.name] = sorted(held[pid] - before[pid] for pid in pids)
 
         async def block(side: Side) -> dict[str, Any]:
             counter = 0
@@ -168,13 +187,7 @@ async def _heartbeat_blocks(spec: dict[str, Any], sides: Sequence[Side]) -> dict
                 while now() < stop_at:
                     agent_id = side.agents[counter % agents]
                     counter += 1
-                    try:
-                        status, _ = await client.request(
-                            "POST", f"/api/v1/agents/{agent_id}/heartbeat"
-                        )
-                        key = str(status)
-                    except (OSError, ConnectionError) as exc:
-                        key = type(exc).__name__
+                    key = await heartbeat_once(client, agent_id, ())
                     ok += key == "204"
                     seen = statuses[side.name]
                     seen[key] = seen.get(key, 0) + 1
@@ -196,6 +209,7 @@ async def _heartbeat_blocks(spec: dict[str, Any], sides: Sequence[Side]) -> dict
     out = _summary(sides, "operations")
     for side in sides:
         out[side.name]["statuses"] = statuses[side.name]
+        out[side.name]["connections_per_worker"] = spread[side.name]
         side.blocks.clear()
     out["valid"] = all(set(statuses[s.name]) == {"204"} for s in sides)
     return out
@@ -236,6 +250,7 @@ def _summary(sides: Sequence[Side], key: str) -> dict[str, Any]:
         if first["cpu_us_per_operation"] and last["cpu_us_per_operation"]
         else None
     )
+    out["ratio_of"] = f"{sides[-1].name} ÷ {sides[0].name}"
     out["round_ratios"] = ratios
     out["median_round_ratio"] = round(statistics.median(ratios), 3) if ratios else None
     return out

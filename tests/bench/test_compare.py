@@ -106,10 +106,14 @@ def test_a_file_that_is_not_a_result_is_named_in_a_usage_error(
 
 def test_f_is_compared_as_its_own_operation_and_only_when_every_answer_was_right() -> None:
     doc = run(300, 390, 180, 200)
-    side = {"memory": {"cpu_us_per_operation": 150.0}, "redis": {"cpu_us_per_operation": 165.0}}
+    side = {
+        "memory": {"cpu_us_per_operation": 150.0},
+        "redis": {"cpu_us_per_operation": 165.0, "store_calls_per_operation": 0.04},
+    }
     doc["scenarios"]["f"] = {
         "fanout": {**side, "valid": True},
         "heartbeat": {**side, "valid": False},
+        "redis_ack_connections_per_worker": [30, 34],
     }
 
     rows = run_rows("r", doc)
@@ -119,3 +123,4 @@ def test_f_is_compared_as_its_own_operation_and_only_when_every_answer_was_right
         ("fan-out event and its ack, side by side (f)", pytest.approx(1.1))
     ]
     assert steady(paired[0]) is None
+    assert (paired[0]["calls"], paired[0]["spread"]) == (0.04, [30, 34])
