@@ -34,6 +34,21 @@ def proc_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def proc_preemptions(pid: int) -> int:
+    """How often the kernel took the CPU from a process that could have gone on running
+    (``nonvoluntary_ctxt_switches``, all its threads); 0 for a process that is gone."""
+    total = 0
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/status") as handle:
+                for line in handle:
+                    if line.startswith("nonvoluntary_ctxt_switches:"):
+                        total += int(line.split()[1])
+    except OSError:
+        return total
+    return total
+
+
 def proc_rss_kb(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/status") as handle:
@@ -128,6 +143,9 @@ class Meter:
             "extra": {name: proc_cpu_seconds(pid) or 0.0 for name, pid in self.extra_pids.items()},
             "busy": busy,
             "total": total,
+            "preemptions": sum(
+                proc_preemptions(pid) for pid in [*self.server_pids, *self.extra_pids.values()]
+            ),
             "store_calls": None if self._store is None else store_calls(self._store),
         }
 
@@ -157,6 +175,9 @@ class Meter:
             "machine_busy_pct_of_all_cores": round(
                 100 * busy / max(end["total"] - start["total"], 1e-9), 1
             ),
+            # Times the server's processes (and the store's) were preempted: they share the
+            # cores with each other and the load generator.
+            "server_and_store_preemptions": end["preemptions"] - start["preemptions"],
             **(
                 {}
                 if start["store_calls"] is None

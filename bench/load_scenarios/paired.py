@@ -232,6 +232,11 @@ def _summary(sides: Sequence[Side], key: str) -> dict[str, Any]:
             # The workers' part of it (the rest is the store's own processes: redis-server).
             "workers_cpu_us_per_operation": _per(workers_s, operations),
             **_store_calls(side.blocks, operations),
+            "preemptions_per_operation": round(
+                sum(b["cpu"]["server_and_store_preemptions"] for b in side.blocks)
+                / max(operations, 1),
+                4,
+            ),
             "blocks": [
                 {
                     "operations": b[key],

@@ -3,14 +3,18 @@ transactions, one each from a worker, not the commands a script runs inside."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 import redis
 
-from bench.metering import Meter
+from bench.metering import Meter, proc_preemptions
 from bench.tables import summary_rows
 from harness.redis_server import RedisServer
+from harness.wait import wait_until
 
 pytestmark = pytest.mark.redis
 
@@ -64,3 +68,21 @@ def test_the_summary_shows_the_calls_per_operation_when_counted() -> None:
             "connections per worker: 32 / 32",
         ],
     ]
+
+
+def test_preemptions_count_a_process_that_shares_its_core_with_a_busy_one() -> None:
+    core = min(os.sched_getaffinity(0))
+    spin = [sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{core}}})\nwhile 1: pass"]
+    spinners = [subprocess.Popen(spin) for _ in range(2)]
+    try:
+        meter = Meter([spinners[0].pid], {"other": spinners[1].pid})
+        start = meter.snapshot()
+        assert wait_until(
+            lambda: meter.delta(start, meter.snapshot())["server_and_store_preemptions"] > 0,
+            within=10,
+        )
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+    assert proc_preemptions(spinners[0].pid) == 0  # gone: nothing to read

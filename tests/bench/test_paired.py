@@ -22,7 +22,12 @@ def _side(name: str, blocks: list[tuple[int, float]]) -> Side:
     side.blocks = [
         {
             "operations": ops,
-            "cpu": {"server_and_store_cpu_s": cpu, "server_cpu_s": cpu / 2, "wall_s": 1.0},
+            "cpu": {
+                "server_and_store_cpu_s": cpu,
+                "server_cpu_s": cpu / 2,
+                "server_and_store_preemptions": ops // 100,
+                "wall_s": 1.0,
+            },
         }
         for ops, cpu in blocks
     ]
@@ -46,6 +51,7 @@ def test_the_ratio_is_the_last_side_over_the_first_in_all_and_round_by_round() -
 
     assert out["memory"]["cpu_us_per_operation"] == 150.0
     assert out["memory"]["workers_cpu_us_per_operation"] == 75.0
+    assert out["redis"]["preemptions_per_operation"] == 0.01
     assert out["redis"]["cpu_us_per_operation"] == round(0.61e6 / 3000, 1)
     assert out["ratio"] == round(round(0.61e6 / 3000, 1) / 150.0, 3)
     assert out["round_ratios"] == [1.1, 1.25]
