@@ -13,7 +13,6 @@ from bench.load_scenarios.fleet import Fleet
 from bench.load_scenarios.paired import Side, _orders, _summary, scenario_paired
 from bench.metering import Meter
 from bench.scenarios import Params, Run, run_loadgen
-from bench.targets import targets
 from harness.gunicorn import GunicornServer
 
 
@@ -115,36 +114,6 @@ def test_every_counted_event_is_acknowledged_and_each_block_metered(tmp_path: Pa
     assert result["memory_ack_connections_per_worker"] == [2]
     assert heartbeat["memory"]["connections_per_worker"] == [2]
     assert fanout["ratio_of"] == "redis ÷ memory"
-
-
-def test_the_cost_targets_come_from_f_when_it_ran_and_only_when_every_answer_was_right():
-    figures = {"ratio": 1.1, "valid": True, "round_ratios": [1.0, 1.2], "median_round_ratio": 1.1}
-    f = {"available": True, "workers": 2, "fanout": figures, "heartbeat": dict(figures)}
-    # b, c and e measured the same operations a minute apart: not judged beside f.
-    doc = {
-        "scenarios": {
-            "b": {"2000": {"real": {"server_and_store_cpu_us_per_event": 300.0}}},
-            "c": {"real": {"server_and_store_cpu_us_per_request": 100.0}},
-            "e": {
-                "available": True,
-                "workers": 2,
-                "fanout": {"2000": {"server_and_store_cpu_us_per_event": 360.0}},
-                "heartbeat": {"server_and_store_cpu_us_per_request": 120.0},
-            },
-            "f": f,
-        }
-    }
-
-    cost = [t for t in targets(doc) if "CPU per" in t["target"]]
-
-    assert [(t["measured"], t["status"], t["where"]) for t in cost] == [
-        (1.1, "pass", "f"),
-        (1.1, "pass", "f"),
-    ]
-
-    f["fanout"] = {**figures, "valid": False}
-    fanout = next(t for t in targets(doc) if "side by side: CPU per event" in t["target"])
-    assert fanout["status"] == "not measured"
 
 
 @pytest.mark.redis

@@ -55,3 +55,22 @@ def test_an_unavailable_redis_leaves_the_cost_targets_not_measured_with_the_reas
 
     assert [t["status"] for t in cost] == ["not measured"]
     assert "no redis-server" in cost[0]["margin"]
+
+
+def test_the_cost_targets_come_from_f_when_it_ran_and_only_when_every_answer_was_right():
+    figures = {"ratio": 1.1, "valid": True, "round_ratios": [1.0, 1.2], "median_round_ratio": 1.1}
+    f = {"available": True, "workers": 2, "fanout": figures, "heartbeat": dict(figures)}
+    # b, c and e measured the same operations a minute apart: not judged beside f.
+    doc = _doc()
+    doc["scenarios"]["f"] = f
+
+    cost = [t for t in targets(doc) if "CPU per" in t["target"]]
+
+    assert [(t["measured"], t["status"], t["where"]) for t in cost] == [
+        (1.1, "pass", "f"),
+        (1.1, "pass", "f"),
+    ]
+
+    f["fanout"] = {**figures, "valid": False}
+    fanout = next(t for t in targets(doc) if "side by side: CPU per event" in t["target"])
+    assert fanout["status"] == "not measured"
