@@ -9,7 +9,7 @@ from typing import Any
 
 from ..http_client import Client, EventStream, now
 from ..metering import percentiles
-from .fleet import pool_clients, run_clients
+from .fleet import open_one_at_a_time, pool_clients, run_clients
 
 Ack = tuple[str, str, float]  # agent id, command id, when the event was read
 
@@ -42,8 +42,7 @@ class Acker:
     async def open(self) -> None:
         """Open the connections one at a time, then start acking what is queued. Each opens
         with a request, so that a worker has accepted it before the next one connects."""
-        for client in self.clients:
-            await client.request("GET", "/healthz")
+        await open_one_at_a_time(self.clients)
         self.task = asyncio.ensure_future(run_clients(self.clients, self._worker))
 
     def _ack_now(self, stream: EventStream, command_id: bytes, received_at: float) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, cast
+
+from harness.procfs import established_per_process
 
 from ..http_client import LOOPBACK, Client, EventStream, Headers, connect, now
 from ..metering import percentiles
@@ -45,6 +47,23 @@ async def run_clients(clients: Sequence[Client], work: Callable[[Client], Any]) 
     finally:
         for client in clients:
             client.close()
+
+
+async def open_one_at_a_time(clients: Sequence[Client]) -> None:
+    """Open each keep-alive connection with a request, answered before the next connects:
+    opened in a burst, one worker could accept most of them (docs/performance.md)."""
+    for client in clients:
+        await client.request("GET", "/healthz")
+
+
+async def opened_per_worker(port: int, pids: list[int], opening: Awaitable[None]) -> list[int]:
+    """Await ``opening`` (connections opened one at a time); how many of them each worker
+    accepted, fewest first (a worker batches only its own requests' round trips to a Redis
+    store)."""
+    before = established_per_process(port, pids)
+    await opening
+    after = established_per_process(port, pids)
+    return sorted(after[pid] - before[pid] for pid in pids)
 
 
 def bearer(token: str) -> Headers:

@@ -17,13 +17,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.procfs import established_per_process
-
 from ..http_client import Client, now, source_addresses
 from ..metering import Meter
 from .acks import Acker
 from .fanout import broadcast, delivery_figures
-from .fleet import Fleet, agent_names, register_all, wait_settled
+from .fleet import (
+    Fleet,
+    agent_names,
+    open_one_at_a_time,
+    opened_per_worker,
+    register_all,
+    wait_settled,
+)
 from .heartbeat import heartbeat_once
 
 
@@ -74,18 +79,12 @@ async def scenario_paired(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
             if opened["opened"] < count:
                 result["error"] = f"{side.name}: only {opened['opened']} of {count} streams opened"
                 return result
-            pids = side.spec["server_pids"]
-            streams = established_per_process(side.spec["port"], pids)
             side.acker = Acker(
                 side.spec["host"], side.spec["port"], spec["ack_connections"], sources, inline=True
             )
             side.fleet.on_command = side.acker.on_command
-            await side.acker.open()
-            # How the ack connections spread over the workers: a worker batches only its own
-            # acks' round trips to a Redis store.
-            held = established_per_process(side.spec["port"], pids)
-            result[f"{side.name}_ack_connections_per_worker"] = sorted(
-                held[pid] - streams[pid] for pid in pids
+            result[f"{side.name}_ack_connections_per_worker"] = await opened_per_worker(
+                side.spec["port"], side.spec["server_pids"], side.acker.open()
             )
             side.poster = Client(side.spec["host"], side.spec["port"], sources[0])
         result["fanout"] = await _fanout_blocks(spec, sides)
@@ -133,7 +132,7 @@ async def _fanout_blocks(spec: dict[str, Any], sides: Sequence[Side]) -> dict[st
     for order in _orders(sides, spec["rounds"]):
         for side in order:
             side.blocks.append(await block(side))
-    out = _summary(sides, "operations")
+    out = _summary(sides)
     for side in sides:
         assert side.acker is not None
         figures = delivery_figures(side.fleet, side.broadcasts, len(side.broadcasts))
@@ -168,14 +167,9 @@ async def _heartbeat_blocks(spec: dict[str, Any], sides: Sequence[Side]) -> dict
     spread: dict[str, list[int]] = {}
     try:
         for side in sides:
-            # One at a time, each answered before the next connects (as the acker's): in a
-            # burst, one worker could take most of them, and a worker batches only its own.
-            pids = side.spec["server_pids"]
-            before = established_per_process(side.spec["port"], pids)
-            for client in clients[side.name]:
-                await client.request("GET", "/healthz")
-            held = established_per_process(side.spec["port"], pids)
-            spread[side.name] = sorted(held[pid] - before[pid] for pid in pids)
+            spread[side.name] = await opened_per_worker(
+                side.spec["port"], side.spec["server_pids"], open_one_at_a_time(clients[side.name])
+            )
 
         async def block(side: Side) -> dict[str, Any]:
             counter = 0
@@ -206,7 +200,7 @@ async def _heartbeat_blocks(spec: dict[str, Any], sides: Sequence[Side]) -> dict
         for group in clients.values():
             for client in group:
                 client.close()
-    out = _summary(sides, "operations")
+    out = _summary(sides)
     for side in sides:
         out[side.name]["statuses"] = statuses[side.name]
         out[side.name]["connections_per_worker"] = spread[side.name]
@@ -215,14 +209,14 @@ async def _heartbeat_blocks(spec: dict[str, Any], sides: Sequence[Side]) -> dict
     return out
 
 
-def _summary(sides: Sequence[Side], key: str) -> dict[str, Any]:
+def _summary(sides: Sequence[Side]) -> dict[str, Any]:
     """Each side's total CPU per operation over its counted blocks, and the last side's ÷
     the first side's: over all blocks, and round by round (the blocks of a round met about
     the same host speed)."""
     out: dict[str, Any] = {}
     per_round: list[list[float | None]] = []
     for side in sides:
-        operations = sum(b[key] for b in side.blocks)
+        operations = sum(b["operations"] for b in side.blocks)
         cpu_s = sum(b["cpu"]["server_and_store_cpu_s"] for b in side.blocks)
         workers_s = sum(b["cpu"]["server_cpu_s"] for b in side.blocks)
         out[side.name] = {
@@ -239,8 +233,10 @@ def _summary(sides: Sequence[Side], key: str) -> dict[str, Any]:
             ),
             "blocks": [
                 {
-                    "operations": b[key],
-                    "cpu_us_per_operation": _per(b["cpu"]["server_and_store_cpu_s"], b[key]),
+                    "operations": b["operations"],
+                    "cpu_us_per_operation": _per(
+                        b["cpu"]["server_and_store_cpu_s"], b["operations"]
+                    ),
                     "wall_s": b["cpu"]["wall_s"],
                     "probe_ms": (b["cpu"].get("probe") or {}).get("mean_ms"),
                 }

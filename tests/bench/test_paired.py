@@ -46,7 +46,7 @@ def test_the_ratio_is_the_last_side_over_the_first_in_all_and_round_by_round() -
     memory = _side("memory", [(1000, 0.10), (1000, 0.20)])
     redis = _side("redis", [(1000, 0.11), (2000, 0.50)])
 
-    out = _summary([memory, redis], "operations")
+    out = _summary([memory, redis])
 
     assert out["memory"]["cpu_us_per_operation"] == 150.0
     assert out["memory"]["workers_cpu_us_per_operation"] == 75.0
