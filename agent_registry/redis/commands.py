@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import redis
 from redis.typing import EncodableT
 
-from ..core.acknowledgement import AckOutcome, AckVerdict, acknowledged
+from ..core.acknowledgement import AckOutcome, AckVerdict
 from ..core.models import (
     AckResult,
     AckStatus,
@@ -59,7 +59,7 @@ for i = 2, #ARGV do
   local current = redis.call('HGET', KEYS[1], ARGV[i])
   if current and string.match(current, '"status":"(%u+)"') == 'PENDING' then
     redis.call('HSET', KEYS[1], ARGV[i],
-               delivery_json('DELIVERED', ARGV[1], 'null', 'null', current))
+               delivery_json('DELIVERED', ARGV[1], 'null', 'null', sent_of(current)))
     marked = marked + 1
   end
 end
@@ -232,6 +232,18 @@ class _Ack:
         cid = self.command_id
         return [command_key(cid), deliveries_key(cid), in_flight_key(cid)]
 
+    def recorded(self, delivered_at: str, sent_at: str) -> Delivery:
+        """The delivery as this ack recorded it (``acknowledged()`` of the one it found),
+        from the JSON values of the times it kept, which is what the script answers."""
+        return Delivery(
+            agent_id=self.agent_id,
+            status=self.result.status.delivery_status,
+            delivered_at=None if delivered_at == "null" else float(delivered_at),
+            acknowledged_at=self.now,
+            result=self.result,
+            sent_at=None if sent_at == "null" else float(sent_at.strip('"')),
+        )
+
     def script_row(self, place: int) -> list[object]:
         # ``num(now)`` is also its JSON text (a float's repr), stored as acknowledgedAt.
         return [
@@ -339,15 +351,11 @@ class RedisCommandStore(ReportsOutages):
             if command is None:
                 outcomes.append(None)
                 continue
-            current = _decode_delivery(ack.agent_id, text)
-            recorded = verdict == AckVerdict.RECORDED
-            outcomes.append(
-                AckOutcome(
-                    AckVerdict(verdict),
-                    command,
-                    acknowledged(current, ack.result, ack.now) if recorded else current,
-                )
-            )
+            if verdict == AckVerdict.RECORDED:
+                delivery = ack.recorded(*text.split(" "))
+            else:
+                delivery = _decode_delivery(ack.agent_id, text)
+            outcomes.append(AckOutcome(AckVerdict(verdict), command, delivery))
         return outcomes
 
     def mark_delivered(self, command_id: str, agent_ids: Sequence[str], at: float) -> int:

@@ -18,13 +18,15 @@ and cjson keep 14).
 
 from __future__ import annotations
 
-# A delivery not final as Python's ``_encode_delivery`` writes it, from texts: the times'
-# exact text (cjson would round them to 14 digits) and the result's JSON; ``current`` is the
-# delivery's JSON as stored, whose ``sentAt`` is kept. Such a delivery has no result (whose
-# details could hold keys of any name), so the pattern meets only its own ``sentAt``.
+# A delivery as Python's ``_encode_delivery`` writes it, from texts: the times' exact text
+# (cjson would round them to 14 digits), the result's JSON, and ``sent``, the sentAt JSON
+# value to keep ('null' or nil: none), which ``sent_of`` reads from a delivery not final as
+# stored. Such a delivery has no result (whose details could hold keys of any name), so the
+# pattern meets only its own ``sentAt``.
 DELIVERY_JSON = """
-local function delivery_json(status, delivered_at, acknowledged_at, result, current)
-  local sent = string.match(current, '"sentAt":([^,}]+)')
+local function sent_of(current) return string.match(current, '"sentAt":([^,}]+)') or 'null' end
+
+local function delivery_json(status, delivered_at, acknowledged_at, result, sent)
   return '{"status":"' .. status .. '","deliveredAt":' .. delivered_at
     .. ',"acknowledgedAt":' .. acknowledged_at .. ',"result":' .. result
     .. ((sent == nil or sent == 'null') and '' or ',"sentAt":' .. sent) .. '}'
@@ -134,10 +136,13 @@ return replaced
 # argument was the largest part of a batch's cost in the worker), each [k, command id,
 # agent id, wanted status, now (its exact text, which is also the acknowledgedAt JSON),
 # result (JSON text, as the delivery stores it), retain-until], k the command's number in
-# the batch (1, 2, ...), whose keys are KEYS[3k-2..3k]. Answers {verdict, delivery JSON as
-# found ('' when none), n, ...} with n the command's place in the second answer, each
-# command's HGETALL once (n is 0 for 'none': no such command or delivery). Each ack is
-# judged as if it had been sent alone, in order.
+# the batch (1, 2, ...), whose keys are KEYS[3k-2..3k]. Answers {verdict, found, n, ...}
+# with n the command's place in the second answer, each command's HGETALL once (n is 0 for
+# 'none': no such command or delivery). ``found`` is the delivery's JSON as found ('' when
+# none), but for 'recorded' its deliveredAt and sentAt texts, space-separated (JSON
+# values): the rest of a recorded delivery is the ack's, and decoding the JSON it replaced
+# was most of what the worker spent on an ack's answer. Each ack is judged as if it had
+# been sent alone, in order.
 ACKNOWLEDGE = (
     _PRELUDE
     + """
@@ -176,7 +181,7 @@ for _, ack in ipairs(cjson.decode(ARGV[1])) do
     place_of[command_key] = place
   end
   local current = place > 0 and redis.call('HGET', KEYS[k + 2], agent)
-  local verdict = 'none'
+  local verdict, found = 'none', current or ''
   if current then
     -- Read as text, not decoded (cjson cost a decode per ack): the first "status" is the
     -- delivery's own. A delivery with a result was written by Python or by this script,
@@ -195,8 +200,10 @@ for _, ack in ipairs(cjson.decode(ARGV[1])) do
     else
       verdict = 'recorded'
       local delivered_at = string.match(current, '"deliveredAt":([^,}]+)')
+      local sent = sent_of(current)
       redis.call('HSET', KEYS[k + 2], agent,
-                 delivery_json(wanted, delivered_at, now, result, current))
+                 delivery_json(wanted, delivered_at, now, result, sent))
+      found = delivered_at .. ' ' .. sent
       local c = closing[place]
       if c == nil then
         c = {cid = cid, key = command_key, in_flight = KEYS[k + 3], agents = {},
@@ -209,7 +216,7 @@ for _, ack in ipairs(cjson.decode(ARGV[1])) do
     end
   end
   answers[#answers + 1] = verdict
-  answers[#answers + 1] = current or ''
+  answers[#answers + 1] = found
   answers[#answers + 1] = current and place or 0
 end
 for place = 1, #commands do
