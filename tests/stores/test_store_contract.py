@@ -365,6 +365,19 @@ def test_mark_delivered_changes_only_pending_deliveries(commands):
     assert commands.mark_delivered("nope", ["a"], T0) == 0
 
 
+def test_mark_delivered_counts_an_agent_listed_twice_once(commands):
+    commands.add(command("c1"), [Delivery("a"), Delivery("b")])
+    assert commands.mark_delivered("c1", ["a", "b", "a"], T0 + 1) == 2
+    assert commands.get_delivery("c1", "a")[1] == Delivery("a", DELIVERED, T0 + 1)
+
+
+def test_mark_delivered_marks_more_agents_than_one_script_call_takes(commands):
+    agents = [f"a{i:04d}" for i in range(2_500)]
+    commands.add(command("c1"), [Delivery(a) for a in agents])
+    assert commands.mark_delivered("c1", agents, T0 + 1) == 2_500
+    assert {d.status for d in commands.get("c1").deliveries} == {DELIVERED}
+
+
 def test_mark_delivered_keeps_the_time_exactly(commands):
     at = T0 + 0.123456789  # 17 significant digits: Lua's cjson would keep 14
     commands.add(command("c1"), [Delivery("a")])
