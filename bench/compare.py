@@ -106,12 +106,21 @@ def run_rows(name: str, doc: dict[str, Any]) -> list[Row]:
                 "ratio": redis / memory,
                 "calls": get(figures, "redis", "store_calls_per_operation"),
                 "spread": spread or get(figures, "redis", "connections_per_worker"),
-                # Both sides ran at once, in alternated blocks: one host speed by design.
-                "redis_probe": None,
-                "memory_probe": None,
+                "redis_probe": _blocks_probe(figures["redis"]),
+                "memory_probe": _blocks_probe(figures["memory"]),
             }
         )
     return rows
+
+
+def _blocks_probe(side: dict[str, Any]) -> float | None:
+    """The median speed probe over a side's blocks of f, or None from a run without it.
+
+    Both sides of f alternate blocks, so they meet about the same speed by design; the
+    figure tells how fast the host was in the run, which moves the ratio more than a
+    run's Redis calls did on 2026-12-07's host (docs/performance.md, "A slower host")."""
+    probes = [block["probe_ms"] for block in side.get("blocks", []) if block.get("probe_ms")]
+    return statistics.median(probes) if probes else None
 
 
 def summary(rows: Sequence[Row]) -> list[Row]:

@@ -124,3 +124,20 @@ def test_f_is_compared_as_its_own_operation_and_only_when_every_answer_was_right
     ]
     assert steady(paired[0]) is None
     assert (paired[0]["calls"], paired[0]["spread"]) == (0.04, [30, 34])
+
+
+def test_f_rows_carry_each_sides_median_speed_probe_over_its_blocks() -> None:
+    doc = run(300, 390, 180, 200)
+    blocks = [{"probe_ms": 2.0}, {"probe_ms": 2.6}, {"probe_ms": None}, {"probe_ms": 2.2}]
+    doc["scenarios"]["f"] = {
+        "fanout": {
+            "memory": {"cpu_us_per_operation": 200.0, "blocks": blocks},
+            "redis": {"cpu_us_per_operation": 240.0, "blocks": [{"probe_ms": 2.3}]},
+            "valid": True,
+        }
+    }
+
+    (paired,) = [row for row in run_rows("r", doc) if "side by side" in row["operation"]]
+
+    assert (paired["memory_probe"], paired["redis_probe"]) == (2.2, 2.3)
+    assert steady(paired) is True
