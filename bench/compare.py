@@ -114,12 +114,10 @@ def run_rows(name: str, doc: dict[str, Any]) -> list[Row]:
 
 
 def _blocks_probe(side: dict[str, Any]) -> float | None:
-    """The median speed probe over a side's blocks of f, or None from a run without it.
-
-    Both sides of f alternate blocks, so they meet about the same speed by design; the
-    figure tells how fast the host was in the run, which moves the ratio more than a
-    run's Redis calls did on 2026-12-07's host (docs/performance.md, "A slower host")."""
-    probes = [block["probe_ms"] for block in side.get("blocks", []) if block.get("probe_ms")]
+    """The median speed probe over a side's blocks of f, or None from a run without it:
+    how fast the host was in the run (docs/performance.md, "A slower host")."""
+    blocks = side.get("blocks", [])
+    probes = [block["probe_ms"] for block in blocks if block.get("probe_ms") is not None]
     return statistics.median(probes) if probes else None
 
 
