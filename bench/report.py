@@ -106,6 +106,17 @@ def _git() -> dict[str, Any]:
     return {"commit": run("rev-parse", "HEAD"), "uncommitted_changes": changed}
 
 
+def commit_text(git: dict[str, Any]) -> str:
+    """The code the figures measured. A run outside a git checkout (from a ``git archive``,
+    as when two versions are compared) has no commit to name, and says so."""
+    if not git["commit"]:
+        return "Commit unknown (not run from a git checkout)"
+    changed = git["uncommitted_changes"]
+    return f"Commit `{git['commit'][:12]}`" + (
+        f" with {len(changed)} uncommitted file(s)" if changed else ""
+    )
+
+
 def render(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     p = doc["parameters"]
@@ -128,13 +139,7 @@ def render(doc: dict[str, Any]) -> str:
             if get(doc, "scenarios", "e", "version")
             else ""
         )
-        + f". Commit `{m['git']['commit'][:12]}`"
-        + (
-            f" with {len(m['git']['uncommitted_changes'])} uncommitted file(s)"
-            if m["git"]["uncommitted_changes"]
-            else ""
-        )
-        + ".",
+        + f". {commit_text(m['git'])}.",
         "",
         f"**Background load**: the machine was {doc['background']['before_pct']} % busy "
         f"(all cores) just before the run and {doc['background'].get('after_pct', '-')} % "
