@@ -150,7 +150,6 @@ def _fanout_rows(label: str, real: Any, floor: Any, workers: int = 1) -> list[li
             "store_calls_per_event",
             "per event and its ack",
             "ack_connections",
-            "ack connections (and the one posting)",
         )
     )
     first_real = get(real, "broadcasts", 0, "window_s")
@@ -206,9 +205,7 @@ def _heartbeat_rows(label: str, real: Any, floor: Any, workers: int = 1) -> list
         limit=limit_of(get(real, "cpu"), workers),
     )
     rows.extend(
-        _store_call_rows(
-            label, real, "store_calls_per_request", "per request", "connections", "connections"
-        )
+        _store_call_rows(label, real, "store_calls_per_request", "per request", "connections")
     )
     rows.extend(_error_rows(label, real, floor))
     return rows
@@ -429,16 +426,14 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _store_call_rows(
-    label: str, real: Any, key: str, per: str, connections: str, connections_named: str
+    label: str, real: Any, key: str, per: str, connections: str
 ) -> list[list[str]]:
     """Redis's scripts and transactions per operation: the fewer, the larger the batches
     (a batch's round trip is most of what it costs). A worker batches only its own
-    requests, so how the load generator's connections spread over the workers is shown.
-    ``connections_named`` says what was counted: the fan-out's count holds the connection
-    that posts the broadcasts too."""
+    requests, so how the load generator's connections spread over the workers is shown."""
     calls = get(real, key)
     if calls is None:
         return []
     spread = get(real, f"{connections}_per_worker") or []
-    note = f"{connections_named} per worker: {' / '.join(map(str, spread))}"
+    note = f"{connections.replace('_', ' ')} per worker: {' / '.join(map(str, spread))}"
     return [[label, f"Redis calls {per} (scripts + transactions)", fmt(calls, 3), "-", "-", note]]

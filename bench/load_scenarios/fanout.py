@@ -7,12 +7,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from harness.procfs import established_per_process
-
 from ..http_client import Client, now, source_addresses
 from ..metering import Meter, percentiles
 from .acks import Acker
-from .fleet import Fleet, agent_names, register_all, wait_settled
+from .fleet import Fleet, agent_names, opened_per_worker, register_all, wait_settled
 
 
 async def scenario_fanout(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
@@ -34,15 +32,17 @@ async def scenario_fanout(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
         result["error"] = f"only {opened} of {count} streams opened"
         return result
 
-    pids = spec["server_pids"]
-    streams_per_worker = established_per_process(port, pids)
     acker = None
     if spec["ack"]:
         inline = spec.get("ack_mode", "inline") == "inline"
         acker = Acker(host, port, spec["ack_connections"], sources, inline)
         fleet.on_command = acker.on_command
         if inline:
-            await acker.open()
+            # How the ack connections spread over the workers: a worker batches only its
+            # own acks' round trips to a Redis store.
+            result["ack_connections_per_worker"] = await opened_per_worker(
+                port, spec["server_pids"], acker.open()
+            )
 
     poster = Client(host, port, sources[0])
     payload = json.dumps({"type": "deep-trace", "payload": spec["payload"]}).encode()
@@ -57,12 +57,6 @@ async def scenario_fanout(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
             break
     delivery_end = now()
     delivery_cpu = meter.delta(snap, meter.snapshot())
-    # How the ack connections (and the one posting) spread over the workers, while they are
-    # open: a worker batches only its own acks' round trips to a Redis store.
-    open_per_worker = established_per_process(port, pids)
-    result["ack_connections_per_worker"] = sorted(
-        open_per_worker[pid] - streams_per_worker[pid] for pid in pids
-    )
     ack_drain_s = await acker.drain(spec["ack_timeout_s"]) if acker else None
     total_cpu = meter.delta(snap, meter.snapshot())
     rss_peak = max(rss_peak, meter.rss_kb())

@@ -60,7 +60,7 @@ def test_the_summary_shows_the_calls_per_operation_when_counted() -> None:
         [
             "Redis calls per event and its ack (scripts + transactions)",
             "0.188",
-            "ack connections (and the one posting) per worker: 9 / 56",
+            "ack connections per worker: 9 / 56",
         ],
         [
             "Redis calls per request (scripts + transactions)",
