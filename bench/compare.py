@@ -45,10 +45,20 @@ def load(paths: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
     return runs
 
 
-# Where a fan-out's and a heartbeat run's Redis calls, connection spread and CPU figures
-# (with the speed probe's, bench/speed_probe.py) are kept.
-_FANOUT_KEYS = ("store_calls_per_event", "ack_connections_per_worker", "total_cpu")
-_HEARTBEAT_KEYS = ("store_calls_per_request", "connections_per_worker", "cpu")
+# Where a fan-out's and a heartbeat run's Redis calls, connection spread, CPU figures (with
+# the speed probe's, bench/speed_probe.py) and the workers' own CPU per operation are kept.
+_FANOUT_KEYS = (
+    "store_calls_per_event",
+    "ack_connections_per_worker",
+    "total_cpu",
+    "server_cpu_us_per_event",
+)
+_HEARTBEAT_KEYS = (
+    "store_calls_per_request",
+    "connections_per_worker",
+    "cpu",
+    "server_cpu_us_per_request",
+)
 
 
 # Runs whose two sides' speed probes differ by more than this met a host that changed
@@ -73,7 +83,7 @@ def run_rows(name: str, doc: dict[str, Any]) -> list[Row]:
         if redis is None or memory is None:
             continue
         fanout = pair.size is not None
-        calls_key, spread_key, cpu_key = _FANOUT_KEYS if fanout else _HEARTBEAT_KEYS
+        calls_key, spread_key, cpu_key, workers_key = _FANOUT_KEYS if fanout else _HEARTBEAT_KEYS
         rows.append(
             {
                 "run": name,
@@ -82,6 +92,7 @@ def run_rows(name: str, doc: dict[str, Any]) -> list[Row]:
                 else "heartbeat",
                 "memory": memory,
                 "redis": redis,
+                "store": _store_share(redis, get(pair.redis, workers_key)),
                 "ratio": redis / memory,
                 "calls": get(pair.redis, calls_key),
                 "spread": get(pair.redis, spread_key),
@@ -103,6 +114,7 @@ def run_rows(name: str, doc: dict[str, Any]) -> list[Row]:
                 "operation": f"{operation}, side by side (f)",
                 "memory": memory,
                 "redis": redis,
+                "store": _store_share(redis, get(figures, "redis", "workers_cpu_us_per_operation")),
                 "ratio": redis / memory,
                 "calls": get(figures, "redis", "store_calls_per_operation"),
                 "spread": spread or get(figures, "redis", "connections_per_worker"),
@@ -111,6 +123,12 @@ def run_rows(name: str, doc: dict[str, Any]) -> list[Row]:
             }
         )
     return rows
+
+
+def _store_share(redis: float, workers: float | None) -> float | None:
+    """What redis-server spent of a Redis operation's CPU (the rest is the workers'), or
+    None from a run that did not count the workers apart."""
+    return None if workers is None else redis - workers
 
 
 def _blocks_probe(side: dict[str, Any]) -> float | None:
@@ -153,16 +171,17 @@ def _optional(value: float | None, digits: int) -> str:
 
 def render(rows: Sequence[Row], totals: Sequence[Row]) -> str:
     lines = [
-        "| run | operation | memory 1 worker (µs) | Redis (µs) | ÷ | probe memory / Redis (ms)"
-        " | steady | Redis calls per op | spread |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| run | operation | memory 1 worker (µs) | Redis (µs) | of it redis-server (µs) | ÷ "
+        "| probe memory / Redis (ms) | steady | Redis calls per op | spread |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         spread = " / ".join(map(str, row["spread"])) if row["spread"] else "-"
         probes = f"{_optional(row['memory_probe'], 2)} / {_optional(row['redis_probe'], 2)}"
         lines.append(
             f"| {row['run']} | {row['operation']} | {row['memory']:.1f} | {row['redis']:.1f} "
-            f"| {row['ratio']:.2f} | {probes} | {_STEADY_TEXT[steady(row)]} "
+            f"| {_optional(row['store'], 1)} | {row['ratio']:.2f} | {probes} "
+            f"| {_STEADY_TEXT[steady(row)]} "
             f"| {_optional(row['calls'], 3)} | {spread} |"
         )
     lines += [

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench.compare import load, main, run_rows, steady, summary
+from bench.compare import load, main, render, run_rows, steady, summary
 
 
 def run(memory_event: float, redis_event: float, memory_hb: float, redis_hb: float) -> Any:
@@ -141,3 +141,22 @@ def test_f_rows_carry_each_sides_median_speed_probe_over_its_blocks() -> None:
 
     assert (paired["memory_probe"], paired["redis_probe"]) == (2.2, 2.3)
     assert steady(paired) is True
+
+
+def test_each_row_says_what_redis_server_spent_when_the_workers_were_counted_apart() -> None:
+    doc = run(300, 390, 180, 200)
+    doc["scenarios"]["e"]["fanout"]["2000"]["server_cpu_us_per_event"] = 350.0
+    doc["scenarios"]["f"] = {
+        "fanout": {
+            "memory": {"cpu_us_per_operation": 250.0},
+            "redis": {"cpu_us_per_operation": 277.5, "workers_cpu_us_per_operation": 254.0},
+            "valid": True,
+        }
+    }
+
+    rows = run_rows("r", doc)
+
+    assert [row["store"] for row in rows] == [pytest.approx(40.0), None, pytest.approx(23.5)]
+    out = render(rows, summary(rows))
+    assert "| 300.0 | 390.0 | 40.0 | 1.30 |" in out
+    assert "| 180.0 | 200.0 | - | 1.11 |" in out
