@@ -8,6 +8,7 @@ import time
 import gevent
 import pytest
 import redis
+from gevent.event import Event
 
 from agent_registry.core.models import Agent, AgentState, HeartbeatOutcome
 from agent_registry.redis import group_commit
@@ -197,10 +198,11 @@ def test_items_waiting_behind_a_failed_batch_fail_with_it_unsent():
     """As with a paused Redis: the batch on the wire fails after its timeout, and those
     that queued meanwhile are answered then, not after a second timeout."""
     sent: list[list[int]] = []
+    timed_out = Event()
 
     def send(items: list[int]) -> list[int]:
         sent.append(items)
-        gevent.sleep(0.01)
+        timed_out.wait()
         raise ConnectionError("no answer")
 
     commit = GroupCommit(send)
@@ -208,7 +210,11 @@ def test_items_waiting_behind_a_failed_batch_fail_with_it_unsent():
     while not sent:  # [1] is on the wire
         gevent.sleep(0.0001)
     behind = [gevent.spawn(commit.call, item) for item in (2, 3)]
-    gevent.joinall([first, *behind])
+    gevent.sleep(0)  # each of them runs until it waits for its answer
+    # The batch fails only now: a fixed wait in send() lost the race on a loaded machine
+    # (the callers queued after it had failed, and were sent as a batch of their own).
+    timed_out.set()
+    gevent.joinall([first, *behind], timeout=10)
 
     assert sent == [[1]]
     assert all(isinstance(caller.exception, ConnectionError) for caller in [first, *behind])
