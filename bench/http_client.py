@@ -323,6 +323,14 @@ class Client:
         assert conn is not None
         return conn
 
+    def local_address(self) -> tuple[str, int] | None:
+        """The host and port this client's open connection comes from; None: none open."""
+        conn = self.conn
+        if conn is None or conn.closed or conn.transport is None:
+            return None
+        host, port = conn.transport.get_extra_info("sockname")[:2]
+        return host, port
+
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()

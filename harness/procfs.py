@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import socket
+import sys
+from collections.abc import Iterable, Iterator
 
 _ESTABLISHED = "01"  # a socket's state in /proc/net/tcp
 
@@ -30,19 +32,25 @@ def _socket_inodes(pid: int) -> set[int]:
     return inodes
 
 
-def _tcp_sockets() -> Iterator[tuple[int, int, str, int]]:
-    """Each IPv4 TCP socket in ``/proc/net/tcp``: local port, remote port, state, inode."""
+def _tcp_sockets() -> Iterator[tuple[int, str, str, int]]:
+    """Each IPv4 TCP socket in ``/proc/net/tcp``: local port, remote address (as the table
+    writes it, ``_table_address``), state, inode."""
     with open("/proc/net/tcp") as table:
         next(table)
         for line in table:
             fields = line.split()
-            local, remote = fields[1], fields[2]
-            yield (
-                int(local.split(":")[1], 16),
-                int(remote.split(":")[1], 16),
-                fields[3],
-                int(fields[9]),
-            )
+            yield int(fields[1].split(":")[1], 16), fields[2], fields[3], int(fields[9])
+
+
+def _table_address(host: str, port: int) -> str:
+    """An IPv4 ``host:port`` as ``/proc/net/tcp`` writes it: the address's four bytes read
+    as one native integer, then the port, both in hex."""
+    address = int.from_bytes(socket.inet_aton(host), sys.byteorder)
+    return f"{address:08X}:{port:04X}"
+
+
+def _remote_port(address: str) -> int:
+    return int(address.split(":")[1], 16)
 
 
 def _tcp_inode(local_port: int, remote_port: int) -> int | None:
@@ -51,7 +59,7 @@ def _tcp_inode(local_port: int, remote_port: int) -> int | None:
         (
             inode
             for local, remote, _, inode in _tcp_sockets()
-            if (local, remote) == (local_port, remote_port)
+            if (local, _remote_port(remote)) == (local_port, remote_port)
         ),
         None,
     )
@@ -74,3 +82,18 @@ def established_per_process(server_port: int, pids: list[int]) -> dict[int, int]
         if state == _ESTABLISHED and local == server_port
     }
     return {pid: len(_socket_inodes(pid) & established) for pid in pids}
+
+
+def held_per_process(
+    server_port: int, clients: Iterable[tuple[str, int]], pids: list[int]
+) -> dict[int, int]:
+    """How many of the connections from ``clients`` (each one's local host and port) each
+    of ``pids`` holds the server end of. Only those connections count: others that open
+    or close meanwhile do not, as they do in a difference of ``established_per_process``."""
+    peers = {_table_address(host, port) for host, port in clients}
+    held = {
+        inode
+        for local, remote, state, inode in _tcp_sockets()
+        if state == _ESTABLISHED and local == server_port and remote in peers
+    }
+    return {pid: len(_socket_inodes(pid) & held) for pid in pids}

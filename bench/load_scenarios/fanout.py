@@ -10,7 +10,7 @@ from typing import Any
 from ..http_client import Client, now, source_addresses
 from ..metering import Meter, percentiles
 from .acks import Acker
-from .fleet import Fleet, agent_names, opened_per_worker, register_all, wait_settled
+from .fleet import Fleet, agent_names, held_per_worker, register_all, wait_settled
 
 
 async def scenario_fanout(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
@@ -40,8 +40,9 @@ async def scenario_fanout(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
         if inline:
             # How the ack connections spread over the workers: a worker batches only its
             # own acks' round trips to a Redis store.
-            result["ack_connections_per_worker"] = await opened_per_worker(
-                port, spec["server_pids"], acker.open()
+            await acker.open()
+            result["ack_connections_per_worker"] = held_per_worker(
+                port, spec["server_pids"], acker.clients
             )
 
     poster = Client(host, port, sources[0])

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, cast
 
-from harness.procfs import established_per_process
+from harness.procfs import held_per_process
 
 from ..http_client import LOOPBACK, Client, EventStream, Headers, connect, now
 from ..metering import percentiles
@@ -56,14 +56,14 @@ async def open_one_at_a_time(clients: Sequence[Client]) -> None:
         await client.request("GET", "/healthz")
 
 
-async def opened_per_worker(port: int, pids: list[int], opening: Awaitable[None]) -> list[int]:
-    """Await ``opening`` (connections opened one at a time); how many of them each worker
-    accepted, fewest first (a worker batches only its own requests' round trips to a Redis
-    store)."""
-    before = established_per_process(port, pids)
-    await opening
-    after = established_per_process(port, pids)
-    return sorted(after[pid] - before[pid] for pid in pids)
+def held_per_worker(port: int, pids: list[int], clients: Sequence[Client]) -> list[int]:
+    """How many of ``clients``' open connections each worker holds, fewest first (a worker
+    batches only its own requests' round trips to a Redis store). Each connection is found
+    by its own address: counting every connection before and after opening these took in
+    others that closed meanwhile (f's idle ack connections, closed by the server's
+    keep-alive timeout, gave spreads such as -35 / 35)."""
+    addresses = [address for client in clients if (address := client.local_address())]
+    return sorted(held_per_process(port, addresses, pids).values())
 
 
 def bearer(token: str) -> Headers:

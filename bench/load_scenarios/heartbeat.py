@@ -13,11 +13,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from harness.procfs import established_per_process
-
 from ..http_client import Client, Headers, now
 from ..metering import Meter, percentiles
-from .fleet import agent_names, bearer, register_all
+from .fleet import agent_names, bearer, held_per_worker, register_all
 
 
 async def scenario_heartbeat(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
@@ -39,8 +37,7 @@ async def scenario_heartbeat(spec: dict[str, Any], meter: Meter) -> dict[str, An
     try:
         await asyncio.gather(*(client.open() for client in clients))
         await asyncio.sleep(0.2)  # let the server accept them: not part of a measured phase
-        per_worker = established_per_process(port, spec["server_pids"])
-        result["connections_per_worker"] = sorted(per_worker.values())
+        result["connections_per_worker"] = held_per_worker(port, spec["server_pids"], clients)
         result["first_use"] = await _first_use(clients, agents, headers, meter)
         result.update(await _steady(spec, clients, agents, headers, meter))
     finally:

@@ -24,8 +24,8 @@ from .fanout import broadcast, delivery_figures
 from .fleet import (
     Fleet,
     agent_names,
+    held_per_worker,
     open_one_at_a_time,
-    opened_per_worker,
     register_all,
     wait_settled,
 )
@@ -83,8 +83,9 @@ async def scenario_paired(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
                 side.spec["host"], side.spec["port"], spec["ack_connections"], sources, inline=True
             )
             side.fleet.on_command = side.acker.on_command
-            result[f"{side.name}_ack_connections_per_worker"] = await opened_per_worker(
-                side.spec["port"], side.spec["server_pids"], side.acker.open()
+            await side.acker.open()
+            result[f"{side.name}_ack_connections_per_worker"] = held_per_worker(
+                side.spec["port"], side.spec["server_pids"], side.acker.clients
             )
             side.poster = Client(side.spec["host"], side.spec["port"], sources[0])
         result["fanout"] = await _fanout_blocks(spec, sides)
@@ -167,8 +168,9 @@ async def _heartbeat_blocks(spec: dict[str, Any], sides: Sequence[Side]) -> dict
     spread: dict[str, list[int]] = {}
     try:
         for side in sides:
-            spread[side.name] = await opened_per_worker(
-                side.spec["port"], side.spec["server_pids"], open_one_at_a_time(clients[side.name])
+            await open_one_at_a_time(clients[side.name])
+            spread[side.name] = held_per_worker(
+                side.spec["port"], side.spec["server_pids"], clients[side.name]
             )
 
         async def block(side: Side) -> dict[str, Any]:

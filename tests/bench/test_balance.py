@@ -6,7 +6,7 @@ import os
 import socket
 
 from bench.balance import render
-from harness.procfs import established_per_process
+from harness.procfs import established_per_process, held_per_process
 
 
 def test_only_the_server_ends_of_established_connections_to_the_port_are_counted():
@@ -21,6 +21,34 @@ def test_only_the_server_ends_of_established_connections_to_the_port_are_counted
         assert established_per_process(port, [os.getpid()]) == {os.getpid(): 2}
     finally:
         for sock in [*clients, *accepted, listener]:
+            sock.close()
+
+
+def test_only_the_named_clients_connections_are_counted_by_address_and_port():
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def connect(host: str, local_port: int = 0) -> socket.socket:
+        client = socket.socket()
+        client.bind((host, local_port))
+        client.connect(("127.0.0.1", port))
+        return client
+
+    others = [connect("127.0.0.1") for _ in range(2)]
+    named = [connect("127.0.0.2") for _ in range(3)]
+    # Another client from the same port as a named one, on another address.
+    twin = connect("127.0.0.3", named[0].getsockname()[1])
+    accepted = [listener.accept()[0] for _ in range(6)]
+    me = os.getpid()
+    try:
+        addresses = [client.getsockname() for client in named]
+        assert held_per_process(port, addresses, [me]) == {me: 3}
+        for client in others:
+            client.close()
+        assert held_per_process(port, addresses, [me]) == {me: 3}
+        assert held_per_process(port, [twin.getsockname()], [me]) == {me: 1}
+    finally:
+        for sock in [*named, twin, *accepted, listener]:
             sock.close()
 
 
