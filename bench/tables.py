@@ -145,11 +145,7 @@ def _fanout_rows(label: str, real: Any, floor: Any, workers: int = 1) -> list[li
     )
     rows.extend(
         _store_call_rows(
-            label,
-            real,
-            "store_calls_per_event",
-            "per event and its ack",
-            "ack_connections",
+            label, real, "store_calls_per_event", "per event and its ack", "ack_connections"
         )
     )
     first_real = get(real, "broadcasts", 0, "window_s")

@@ -32,6 +32,11 @@ def _socket_inodes(pid: int) -> set[int]:
     return inodes
 
 
+def _holders(inodes: set[int], pids: list[int]) -> dict[int, int]:
+    """How many of the sockets ``inodes`` each of ``pids`` has open."""
+    return {pid: len(_socket_inodes(pid) & inodes) for pid in pids}
+
+
 def _tcp_sockets() -> Iterator[tuple[int, str, str, int]]:
     """Each IPv4 TCP socket in ``/proc/net/tcp``: local port, remote address (as the table
     writes it, ``_table_address``), state, inode."""
@@ -81,7 +86,7 @@ def established_per_process(server_port: int, pids: list[int]) -> dict[int, int]
         for local, _, state, inode in _tcp_sockets()
         if state == _ESTABLISHED and local == server_port
     }
-    return {pid: len(_socket_inodes(pid) & established) for pid in pids}
+    return _holders(established, pids)
 
 
 def held_per_process(
@@ -96,4 +101,4 @@ def held_per_process(
         for local, remote, state, inode in _tcp_sockets()
         if state == _ESTABLISHED and local == server_port and remote in peers
     }
-    return {pid: len(_socket_inodes(pid) & held) for pid in pids}
+    return _holders(held, pids)

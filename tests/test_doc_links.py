@@ -5,6 +5,7 @@ section, and a section renamed or moved breaks those links silently otherwise.""
 from __future__ import annotations
 
 import re
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -38,10 +39,12 @@ def _prose_lines(page: Path) -> list[str]:
     return lines
 
 
-def anchors(page: Path) -> set[str]:
-    """The page's heading anchors, a repeated one numbered as GitHub numbers it."""
+@cache
+def anchors(page: Path) -> frozenset[str]:
+    """The page's heading anchors, a repeated one numbered as GitHub numbers it (read once
+    per page, however many links point into it)."""
     seen: dict[str, int] = {}
-    found = set()
+    found: set[str] = set()
     for line in _prose_lines(page):
         match = _HEADING.match(line)
         if not match:
@@ -50,7 +53,7 @@ def anchors(page: Path) -> set[str]:
         count = seen.get(slug, 0)
         seen[slug] = count + 1
         found.add(slug if count == 0 else f"{slug}-{count}")
-    return found
+    return frozenset(found)
 
 
 def broken_links(page: Path) -> list[str]:
